@@ -1,0 +1,921 @@
+//! App declarations into [`AppSpec`]s. One code path serves every source: the CLI turns its flags into
+//! a PM2-style JSON object, the JS API passes its object through, ecosystem files are parsed into the
+//! same objects; [`resolve_app`] then validates, applies PM2's defaults and aliases and makes paths
+//! absolute. Errors name the app, the field and the value.
+
+use crate::spec::{AppSpec, ExecMode, LogTarget};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What a declaration is resolved against: the client's working directory and environment.
+#[derive(Debug, Clone)]
+pub struct ResolveCtx {
+    /// The client's current directory (relative `cwd` and `script` resolve against it, as PM2 does).
+    pub cwd: PathBuf,
+    /// The client's environment, the base of every app's environment.
+    pub env: BTreeMap<String, String>,
+    /// `--env <name>`: merge `env_<name>` over `env`.
+    pub env_name: Option<String>,
+}
+
+/// Every option name rpm2 understands (canonical snake_case), for validation and "did you mean".
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "name",
+    "script",
+    "cwd",
+    "args",
+    "interpreter",
+    "node_args",
+    "instances",
+    "exec_mode",
+    "watch",
+    "ignore_watch",
+    "watch_delay",
+    "watch_options",
+    "max_memory_restart",
+    "env",
+    "log_date_format",
+    "error_file",
+    "out_file",
+    "log_file",
+    "merge_logs",
+    "pid_file",
+    "min_uptime",
+    "listen_timeout",
+    "kill_timeout",
+    "shutdown_with_message",
+    "wait_ready",
+    "max_restarts",
+    "restart_delay",
+    "exp_backoff_restart_delay",
+    "autorestart",
+    "autostart",
+    "cron_restart",
+    "vizion",
+    "stop_exit_codes",
+    "increment_var",
+    "instance_var",
+    "namespace",
+    "time",
+    "log_type",
+    "disable_logs",
+    "treekill",
+    "force",
+    "port",
+    "filter_env",
+    "append_env_to_name",
+    "name_prefix",
+    "source_map_support",
+    "disable_source_map_support",
+    "pmx",
+    "automation",
+    "trace",
+    "disable_trace",
+    "uid",
+    "gid",
+    "windowsHide",
+    "kill_retry_time",
+    "post_update",
+    "cluster_lb",
+    "max_size",
+    "retain",
+    "compress",
+    "kill_signal",
+    "username",
+    "execute_command",
+    "io",
+    "deep_monitoring",
+];
+
+/// Maps PM2's aliases to the canonical option name.
+fn canonical(key: &str) -> String {
+    let snake = camel_to_snake(key);
+    let c = match snake.as_str() {
+        "exec" | "cmd" | "command" => "script",
+        "exec_interpreter" => "interpreter",
+        "interpreter_args" => "node_args",
+        "error" | "err" | "err_file" | "err_log" | "error_log" => "error_file",
+        "out" | "output" | "out_log" => "out_file",
+        "log" => "log_file",
+        "combine_logs" => "merge_logs",
+        "pid" => "pid_file",
+        "cron" => "cron_restart",
+        "user" => "uid",
+        "windows_hide" => "windowsHide",
+        _ => return snake,
+    };
+    c.to_string()
+}
+
+fn camel_to_snake(s: &str) -> String {
+    if s == "windowsHide" || s.starts_with("env_") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 4);
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The result of resolving one declaration: the spec and any warnings (unknown options).
+#[derive(Debug)]
+pub struct Resolved {
+    /// The validated app.
+    pub spec: AppSpec,
+    /// Things the user should know but that did not stop the start (unknown options, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Resolves one PM2-style app object against `ctx`. Fails with a one-line error naming the app, the
+/// field and the value when anything is invalid; never starts anything.
+pub fn resolve_app(raw: &Value, ctx: &ResolveCtx) -> Result<Resolved> {
+    let obj = raw
+        .as_object()
+        .ok_or_else(|| anyhow!("an app declaration must be an object, got {}", short(raw)))?;
+    // Normalise keys to canonical names; later keys win, as in a JS object.
+    let mut o: Map<String, Value> = Map::new();
+    let mut warnings = Vec::new();
+    for (k, v) in obj {
+        let c = canonical(k);
+        if !c.starts_with("env_") && !KNOWN_OPTIONS.contains(&c.as_str()) {
+            let hint = closest(&c)
+                .map(|s| format!(" (did you mean '{s}'?)"))
+                .unwrap_or_default();
+            warnings.push(format!("unknown option '{k}' ignored{hint}"));
+            continue;
+        }
+        o.insert(c, v.clone());
+    }
+    let script_raw = match o.get("script") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(v) => bail!(
+            "field 'script' must be a non-empty string, got {}",
+            short(v)
+        ),
+        None => bail!("no 'script' given: say which file to run, e.g. {{\"script\": \"app.js\"}}"),
+    };
+    let app_label = match o.get("name") {
+        Some(Value::String(n)) if !n.is_empty() => n.clone(),
+        _ => script_raw.clone(),
+    };
+    resolve_inner(&o, &script_raw, ctx, warnings).with_context(|| format!("app '{app_label}'"))
+}
+
+fn resolve_inner(
+    o: &Map<String, Value>,
+    script_raw: &str,
+    ctx: &ResolveCtx,
+    warnings: Vec<String>,
+) -> Result<Resolved> {
+    let cwd = match o.get("cwd") {
+        None | Some(Value::Null) => ctx.cwd.clone(),
+        Some(Value::String(s)) => absolutize(&ctx.cwd, &expand_tilde(s)),
+        Some(v) => bail!("field 'cwd' must be a string, got {}", short(v)),
+    };
+    if !cwd.is_dir() {
+        bail!("cwd {} is not a directory", cwd.display());
+    }
+
+    // Script: a file relative to cwd, a command on PATH, or a command line with spaces (run by bash -c).
+    let mut args = string_list(o.get("args"), "args")?;
+    let mut interpreter_given = match o.get("interpreter") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(v) => bail!("field 'interpreter' must be a string, got {}", short(v)),
+    };
+    let candidate = absolutize(&cwd, &expand_tilde(script_raw));
+    let script: PathBuf;
+    let mut name_default = None;
+    if candidate.exists() {
+        if candidate.is_dir() {
+            bail!(
+                "script {} is a directory: give the file to run",
+                candidate.display()
+            );
+        }
+        script = candidate;
+    } else if script_raw.contains(' ') && interpreter_given.is_none() {
+        script = which("bash").unwrap_or_else(|| PathBuf::from("/bin/bash"));
+        let mut a = vec!["-c".to_string(), script_raw.to_string()];
+        a.append(&mut args);
+        args = a;
+        interpreter_given = Some("none".into());
+        name_default = Some(script_raw.to_string());
+    } else if !script_raw.contains('/') {
+        match which(script_raw) {
+            Some(p) => {
+                script = p;
+                if interpreter_given.is_none() {
+                    interpreter_given = Some("none".into());
+                }
+            }
+            None => bail!(
+                "script not found: {} (check the path, or --cwd)",
+                candidate.display()
+            ),
+        }
+    } else {
+        bail!(
+            "script not found: {} (check the path, or --cwd)",
+            candidate.display()
+        );
+    }
+
+    let name = match o.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
+        None | Some(Value::Null) => name_default.unwrap_or_else(|| default_name(&script)),
+        Some(v) => bail!("field 'name' must be a non-empty string, got {}", short(v)),
+    };
+    let name = match o.get("name_prefix") {
+        Some(Value::String(p)) if !p.is_empty() => format!("{p}:{name}"),
+        _ => name,
+    };
+    if name == "all" || name.parse::<i64>().is_ok() {
+        bail!("name '{name}' cannot be used: it would be confused with a target (all or an id)");
+    }
+
+    // Interpreter: explicit, else by extension, else node for text files and none for binaries.
+    let interpreter = match interpreter_given.as_deref() {
+        Some("none") => None,
+        Some(i) => Some(i.to_string()),
+        None => default_interpreter(&script),
+    };
+    if let Some(i) = &interpreter {
+        if which(i).is_none() && !Path::new(i).is_file() {
+            bail!("interpreter '{i}' is not installed (not found on PATH): install it or pass --interpreter");
+        }
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        let exec = std::fs::metadata(&script)
+            .map(|m| m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        if !exec {
+            bail!("{} is not executable and has no known interpreter: chmod +x it or pass --interpreter", script.display());
+        }
+    }
+    let node_args = string_list(o.get("node_args"), "node_args")?;
+
+    let is_node = interpreter.as_deref().map(|i| {
+        let b = Path::new(i)
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or(i);
+        b == "node" || b == "nodejs" || b == "bun"
+    }) == Some(true);
+    let instances_given = o.get("instances").filter(|v| !v.is_null());
+    let instances = match instances_given {
+        None => 1,
+        Some(v) => resolve_instances(v)?,
+    };
+    let exec_mode = match o.get("exec_mode") {
+        None | Some(Value::Null) => {
+            if instances_given.is_some()
+                && is_node
+                && !bool_field(o, "execute_command")?.unwrap_or(false)
+            {
+                ExecMode::Cluster
+            } else {
+                ExecMode::Fork
+            }
+        }
+        Some(Value::String(s)) => match s.as_str() {
+            "fork" | "fork_mode" => ExecMode::Fork,
+            "cluster" | "cluster_mode" => ExecMode::Cluster,
+            _ => bail!("field 'exec_mode' must be 'fork' or 'cluster', got '{s}'"),
+        },
+        Some(v) => bail!(
+            "field 'exec_mode' must be 'fork' or 'cluster', got {}",
+            short(v)
+        ),
+    };
+    if exec_mode == ExecMode::Cluster && !is_node {
+        bail!(
+            "cluster mode needs a Node.js app, but the interpreter is '{}': use fork mode (drop -i / exec_mode)",
+            interpreter.as_deref().unwrap_or("none")
+        );
+    }
+
+    // Environment: client env, then app env, then env_<name>.
+    let mut env = ctx.env.clone();
+    merge_env(&mut env, o.get("env"), "env")?;
+    if let Some(n) = &ctx.env_name {
+        let key = format!("env_{n}");
+        merge_env(&mut env, o.get(&key), &key)?;
+    }
+    if let Some(p) = o.get("port").filter(|v| !v.is_null()) {
+        env.insert("PORT".into(), scalar_string(p));
+    }
+    if interpreter
+        .as_deref()
+        .map(|i| i.contains("python"))
+        .unwrap_or(false)
+    {
+        env.insert("PYTHONUNBUFFERED".into(), "1".into());
+    }
+
+    let out_file = log_target(o.get("out_file"), &cwd, "out_file")?;
+    let error_file = log_target(o.get("error_file"), &cwd, "error_file")?;
+    let log_file = match o.get("log_file") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+        Some(Value::Bool(true)) => Some(LogTarget::Default),
+        v => Some(log_target(v, &cwd, "log_file")?),
+    };
+    let pid_file = match o.get("pid_file") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(absolutize(&cwd, &expand_tilde(s))),
+        Some(v) => bail!("field 'pid_file' must be a string, got {}", short(v)),
+    };
+    let merge_logs = bool_field(o, "merge_logs")?
+        .unwrap_or(exec_mode == ExecMode::Fork && instances_given.is_none());
+
+    let log_date_format = match o.get("log_date_format") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            if bool_field(o, "time")?.unwrap_or(false) {
+                Some("YYYY-MM-DDTHH:mm:ss".into())
+            } else {
+                None
+            }
+        }
+        Some(v) => bail!("field 'log_date_format' must be a string, got {}", short(v)),
+    };
+
+    let max_memory_restart =
+        match o.get("max_memory_restart") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(parse_size(v).with_context(|| {
+                format!("field 'max_memory_restart' has a bad value {}", short(v))
+            })?),
+        };
+    let cron_restart = match o.get("cron_restart") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_i64() == Some(0) => None,
+        Some(Value::String(s)) if s == "0" || s.is_empty() => None,
+        Some(Value::String(s)) => {
+            let n = s.split_whitespace().count();
+            if n != 5 && n != 6 {
+                bail!("field 'cron_restart' must have 5 or 6 fields, got '{s}'");
+            }
+            Some(s.clone())
+        }
+        Some(v) => bail!("field 'cron_restart' must be a string, got {}", short(v)),
+    };
+    let watch = match o.get("watch") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) | Some(Value::String(_)) | Some(Value::Array(_)) => true,
+        Some(v) => bail!(
+            "field 'watch' must be a boolean, a path or a list of paths, got {}",
+            short(v)
+        ),
+    };
+
+    let stop_exit_codes = match o.get("stop_exit_codes") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_i64().map(|n| n as i32).ok_or_else(|| {
+                    anyhow!(
+                        "field 'stop_exit_codes' must hold numbers, got {}",
+                        short(v)
+                    )
+                })
+            })
+            .collect::<Result<_>>()?,
+        Some(v) => vec![int_value(v, "stop_exit_codes")? as i32],
+    };
+
+    let mut extra = BTreeMap::new();
+    for k in [
+        "vizion",
+        "cluster_lb",
+        "ignore_watch",
+        "watch_delay",
+        "log_type",
+        "disable_logs",
+        "force",
+        "max_size",
+        "retain",
+        "compress",
+        "kill_signal",
+    ] {
+        if let Some(v) = o.get(k) {
+            extra.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(w) = o.get("watch") {
+        extra.insert("watch".into(), w.clone());
+    }
+
+    let spec = AppSpec {
+        namespace: match o.get("namespace") {
+            None | Some(Value::Null) => "default".into(),
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(v) => bail!(
+                "field 'namespace' must be a non-empty string, got {}",
+                short(v)
+            ),
+        },
+        name,
+        script,
+        args,
+        interpreter,
+        node_args,
+        cwd,
+        env,
+        exec_mode,
+        instances,
+        out_file,
+        error_file,
+        log_file,
+        pid_file,
+        merge_logs,
+        autorestart: bool_field(o, "autorestart")?.unwrap_or(true),
+        max_restarts: uint_field(o, "max_restarts")?.unwrap_or(16) as u32,
+        min_uptime: duration_field(o, "min_uptime")?.unwrap_or(1000),
+        restart_delay: uint_field(o, "restart_delay")?.unwrap_or(0),
+        exp_backoff_restart_delay: uint_field(o, "exp_backoff_restart_delay")?.filter(|v| *v > 0),
+        stop_exit_codes,
+        kill_timeout: uint_field(o, "kill_timeout")?.unwrap_or(1600),
+        listen_timeout: uint_field(o, "listen_timeout")?.unwrap_or(3000),
+        wait_ready: bool_field(o, "wait_ready")?.unwrap_or(false),
+        shutdown_with_message: bool_field(o, "shutdown_with_message")?.unwrap_or(false),
+        autostart: bool_field(o, "autostart")?.unwrap_or(true),
+        treekill: bool_field(o, "treekill")?.unwrap_or(true),
+        watch,
+        max_memory_restart,
+        cron_restart,
+        log_date_format,
+        instance_var: match o.get("instance_var") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => "NODE_APP_INSTANCE".into(),
+        },
+        increment_var: match o.get("increment_var") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        },
+        extra,
+    };
+    Ok(Resolved { spec, warnings })
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 {
+        format!(
+            "{}...",
+            &s[..s.char_indices().nth(57).map(|(i, _)| i).unwrap_or(s.len())]
+        )
+    } else {
+        s
+    }
+}
+
+fn expand_tilde(s: &str) -> String {
+    if let Some(rest) = s.strip_prefix("~/") {
+        if let Some(h) = std::env::var_os("HOME") {
+            return format!("{}/{}", h.to_string_lossy(), rest);
+        }
+    }
+    s.to_string()
+}
+
+/// `p` made absolute against `base`, with `.` and `..` folded.
+pub fn absolutize(base: &Path, p: &str) -> PathBuf {
+    let joined = if Path::new(p).is_absolute() {
+        PathBuf::from(p)
+    } else {
+        base.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Looks `cmd` up on `PATH` (or checks it directly when it contains a `/`).
+pub fn which(cmd: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        p.is_file()
+            && std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+    };
+    if cmd.contains('/') {
+        let p = PathBuf::from(cmd);
+        return if is_exec(&p) { Some(p) } else { None };
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|p| is_exec(p))
+}
+
+fn default_name(script: &Path) -> String {
+    let file = script.file_name().and_then(|s| s.to_str()).unwrap_or("app");
+    match file.rfind('.') {
+        Some(i) if i > 0 => file[..i].to_string(),
+        _ => file.to_string(),
+    }
+}
+
+fn default_interpreter(script: &Path) -> Option<String> {
+    let ext = script.extension().and_then(|s| s.to_str()).unwrap_or("");
+    match ext {
+        "js" | "mjs" | "cjs" => Some("node".into()),
+        "ts" | "tsx" | "mts" | "cts" => Some("node".into()),
+        "py" => Some(if which("python3").is_some() || which("python").is_none() {
+            "python3".into()
+        } else {
+            "python".into()
+        }),
+        "sh" => Some("bash".into()),
+        "rb" => Some("ruby".into()),
+        "php" => Some("php".into()),
+        "pl" => Some("perl".into()),
+        "coffee" => Some("coffee".into()),
+        _ => {
+            // A binary file runs as itself; a text file is assumed to be JavaScript, as PM2 does.
+            let head = std::fs::read(script)
+                .map(|b| b.into_iter().take(512).collect::<Vec<u8>>())
+                .unwrap_or_default();
+            if head.starts_with(b"\x7fELF") || head.contains(&0) || head.starts_with(b"#!") {
+                None
+            } else {
+                Some("node".into())
+            }
+        }
+    }
+}
+
+fn resolve_instances(v: &Value) -> Result<u32> {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1);
+    let n: i64 = match v {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| anyhow!("field 'instances' must be a whole number or 'max', got {n}"))?,
+        Value::String(s) if s == "max" => 0,
+        Value::String(s) => s.trim().parse().map_err(|_| {
+            anyhow!("field 'instances' must be a whole number or 'max', got \"{s}\"")
+        })?,
+        v => bail!(
+            "field 'instances' must be a whole number or 'max', got {}",
+            short(v)
+        ),
+    };
+    Ok(if n <= 0 {
+        (cpus + n).max(1) as u32
+    } else {
+        n as u32
+    })
+}
+
+fn string_list(v: Option<&Value>, field: &str) -> Result<Vec<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::String(s)) => {
+            shell_split(s).with_context(|| format!("field '{field}' has unbalanced quotes: {s}"))
+        }
+        Some(Value::Array(a)) => Ok(a.iter().map(scalar_string).collect()),
+        Some(v) => bail!(
+            "field '{field}' must be a string or a list of strings, got {}",
+            short(v)
+        ),
+    }
+}
+
+fn scalar_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn merge_env(env: &mut BTreeMap<String, String>, v: Option<&Value>, field: &str) -> Result<()> {
+    match v {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                env.insert(k.clone(), scalar_string(v));
+            }
+            Ok(())
+        }
+        Some(v) => bail!(
+            "field '{field}' must be an object of variables, got {}",
+            short(v)
+        ),
+    }
+}
+
+fn log_target(v: Option<&Value>, cwd: &Path, field: &str) -> Result<LogTarget> {
+    match v {
+        None | Some(Value::Null) => Ok(LogTarget::Default),
+        Some(Value::String(s)) if s == "NULL" || s == "/dev/null" => Ok(LogTarget::Null),
+        Some(Value::String(s)) if !s.is_empty() => {
+            Ok(LogTarget::File(absolutize(cwd, &expand_tilde(s))))
+        }
+        Some(v) => bail!("field '{field}' must be a file path, got {}", short(v)),
+    }
+}
+
+fn bool_field(o: &Map<String, Value>, field: &str) -> Result<Option<bool>> {
+    match o.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+        Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+        Some(v) => bail!("field '{field}' must be true or false, got {}", short(v)),
+    }
+}
+
+fn int_value(v: &Value, field: &str) -> Result<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| anyhow!("field '{field}' must be a whole number, got {}", short(v)))
+}
+
+fn uint_field(o: &Map<String, Value>, field: &str) -> Result<Option<u64>> {
+    match o.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let n = int_value(v, field)?;
+            if n < 0 {
+                bail!("field '{field}' must not be negative, got {n}");
+            }
+            Ok(Some(n as u64))
+        }
+    }
+}
+
+/// A duration in ms: a number, or `<n>h|m|s|ms` as PM2's `min_uptime` accepts.
+fn duration_field(o: &Map<String, Value>, field: &str) -> Result<Option<u64>> {
+    match o.get(field) {
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
+                (n, 1)
+            } else if let Some(n) = s.strip_suffix('h') {
+                (n, 3_600_000)
+            } else if let Some(n) = s.strip_suffix('m') {
+                (n, 60_000)
+            } else if let Some(n) = s.strip_suffix('s') {
+                (n, 1000)
+            } else {
+                (s, 1)
+            };
+            let n: u64 = num.parse().map_err(|_| {
+                anyhow!(
+                    "field '{field}' must be a duration like 1000, \"10s\" or \"1m\", got \"{s}\""
+                )
+            })?;
+            Ok(Some(n * mul))
+        }
+        _ => uint_field(o, field),
+    }
+}
+
+/// Parses a memory size as PM2 does: bytes, or `<n>K|M|G` (×1024ⁿ). `"60X"`, `"1.5G"` are errors.
+pub fn parse_size(v: &Value) -> Result<u64> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| anyhow!("a size must be a positive whole number of bytes")),
+        Value::String(s) => {
+            let s = s.trim();
+            let (num, mul) = match s.chars().last() {
+                Some('K') | Some('k') => (&s[..s.len() - 1], 1024u64),
+                Some('M') | Some('m') => (&s[..s.len() - 1], 1024 * 1024),
+                Some('G') | Some('g') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+                _ => (s, 1),
+            };
+            let n: u64 = num.parse().map_err(|_| {
+                anyhow!("'{s}' is not a size: use bytes or a number with K, M or G, e.g. \"60M\"")
+            })?;
+            Ok(n * mul)
+        }
+        _ => bail!("a size must be a number or a string like \"60M\""),
+    }
+}
+
+/// Splits a command line the way a POSIX shell splits words (quotes and backslashes; no expansion).
+pub fn shell_split(s: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => bail!("unterminated single quote"),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c)
+                            }
+                            None => bail!("unterminated double quote"),
+                        },
+                        Some(c) => cur.push(c),
+                        None => bail!("unterminated double quote"),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(c) = chars.next() {
+                    cur.push(c)
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c)
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The known option closest to `key`, if it is close enough to be a likely typo.
+pub fn closest(key: &str) -> Option<&'static str> {
+    KNOWN_OPTIONS
+        .iter()
+        .map(|k| (levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(dir: &Path) -> ResolveCtx {
+        ResolveCtx {
+            cwd: dir.to_path_buf(),
+            env: BTreeMap::from([("HOME".into(), "/h".into())]),
+            env_name: None,
+        }
+    }
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rpm2-cfg-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("app.js"), "console.log(1)").unwrap();
+        d
+    }
+
+    #[test]
+    fn defaults_like_pm2() {
+        let d = tmpdir("defaults");
+        let r = resolve_app(&json!({"script": "app.js"}), &ctx(&d)).unwrap();
+        let s = r.spec;
+        assert_eq!(s.name, "app");
+        assert_eq!(s.script, d.join("app.js"));
+        assert_eq!(s.exec_mode, ExecMode::Fork);
+        assert_eq!(s.kill_timeout, 1600);
+        assert_eq!(s.max_restarts, 16);
+        assert_eq!(s.min_uptime, 1000);
+        assert!(s.merge_logs && s.autorestart);
+        assert_eq!(s.interpreter.as_deref(), Some("node"));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn instances_imply_cluster_and_aliases_work() {
+        let d = tmpdir("cluster");
+        let r = resolve_app(&json!({"script": "app.js", "instances": "max", "nodeArgs": "--max-old-space-size=100", "combine_logs": false}), &ctx(&d)).unwrap();
+        assert_eq!(r.spec.exec_mode, ExecMode::Cluster);
+        assert!(r.spec.instances >= 1);
+        assert_eq!(r.spec.node_args, vec!["--max-old-space-size=100"]);
+        assert!(!r.spec.merge_logs);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let d = tmpdir("bad");
+        let e =
+            resolve_app(&json!({"script": "app.js", "instances": "lots"}), &ctx(&d)).unwrap_err();
+        assert!(format!("{e:#}").contains("instances"), "{e:#}");
+        let e = resolve_app(&json!({"script": "nope.js"}), &ctx(&d)).unwrap_err();
+        assert!(format!("{e:#}").contains("script not found"), "{e:#}");
+        let e = resolve_app(
+            &json!({"script": "app.js", "kill_timeout": "abc"}),
+            &ctx(&d),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("kill_timeout"), "{e:#}");
+        let e = resolve_app(
+            &json!({"script": "app.js", "interpreter": "no-such-interp-xyz"}),
+            &ctx(&d),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("not installed"), "{e:#}");
+        let e = resolve_app(
+            &json!({"script": "app.js", "max_memory_restart": "60X"}),
+            &ctx(&d),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("max_memory_restart"), "{e:#}");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn unknown_option_warns_with_suggestion() {
+        let d = tmpdir("unknown");
+        let r = resolve_app(&json!({"script": "app.js", "max_restart": 3}), &ctx(&d)).unwrap();
+        assert!(r.warnings[0].contains("max_restarts"), "{:?}", r.warnings);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn env_merges_in_order() {
+        let d = tmpdir("env");
+        let mut c = ctx(&d);
+        c.env_name = Some("production".into());
+        let r = resolve_app(&json!({"script": "app.js", "env": {"A": "dev", "B": 2}, "env_production": {"A": "prod"}}), &c).unwrap();
+        assert_eq!(r.spec.env["A"], "prod");
+        assert_eq!(r.spec.env["B"], "2");
+        assert_eq!(r.spec.env["HOME"], "/h");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn sizes_and_words() {
+        assert_eq!(parse_size(&json!("100M")).unwrap(), 104857600);
+        assert_eq!(parse_size(&json!("1K")).unwrap(), 1024);
+        assert_eq!(parse_size(&json!(5000)).unwrap(), 5000);
+        assert!(parse_size(&json!("1.5G")).is_err());
+        assert_eq!(
+            shell_split(r#"x "y z" 'a b' c\ d"#).unwrap(),
+            vec!["x", "y z", "a b", "c d"]
+        );
+        assert!(shell_split("'open").is_err());
+    }
+}

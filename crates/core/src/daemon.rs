@@ -1,0 +1,1207 @@
+//! The daemon (`rpm2d --daemon`): one per `RPM2_HOME`, guarded by a lock; serves the control socket,
+//! keeps the registry of apps (pm_id → supervisor handle), persists the app table atomically, samples
+//! CPU/memory, and fans events out to subscribers. Handlers never hold a lock across an await.
+
+use crate::fmt::{format_date, iso_utc, now_ms};
+use crate::paths::{write_atomic, Home};
+use crate::procinfo::{self, Sampler, Usage};
+use crate::protocol::{Request, Response, MAX_LINE, PROTOCOL_VERSION};
+use crate::spec::AppSpec;
+use crate::supervisor::{self, BusEvent, Control, Handle, ProcCtx, ProcState, Status};
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, Notify};
+
+/// Writes one line to the daemon log (the daemon's stderr is `RPM2_HOME/rpm2.log`).
+pub fn dlog(msg: impl std::fmt::Display) {
+    eprintln!(
+        "{}: rpm2: {msg}",
+        format_date(now_ms(), "YYYY-MM-DDTHH:mm:ss")
+    );
+}
+
+/// Entry point of `rpm2d --daemon`: takes the home's lock (exiting quietly when another daemon holds
+/// it), detaches into its own session, binds the socket and serves until killed. The parent process
+/// exits 0 once the daemon is ready to accept connections, or 1 with the reason on stderr.
+pub fn start_detached(home: Home) -> Result<()> {
+    home.ensure()?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(home.lock_file())
+        .with_context(|| format!("cannot open {}", home.lock_file().display()))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // Another daemon owns this home (or is starting): nothing to do.
+        return Ok(());
+    }
+    let (rd, wr) = nix::unistd::pipe().context("cannot create a pipe")?;
+    // SAFETY: no threads exist yet in this process (no runtime has been built), so fork is sound.
+    match unsafe { nix::unistd::fork() }.context("cannot fork the daemon")? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(wr);
+            drop(lock);
+            use std::io::Read;
+            let mut f = std::fs::File::from(rd);
+            let mut s = String::new();
+            let _ = f.read_to_string(&mut s);
+            if s.starts_with("ok") {
+                Ok(())
+            } else if s.is_empty() {
+                bail!(
+                    "the daemon exited before it was ready: see {}",
+                    home.daemon_log().display()
+                )
+            } else {
+                bail!("{}", s.trim())
+            }
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let _ = nix::unistd::setsid();
+            redirect_stdio(&home);
+            let ready = std::fs::File::from(wr);
+            let code = match run(home, Some(ready), lock) {
+                Ok(()) => 0,
+                Err(e) => {
+                    dlog(format!("daemon failed: {e:#}"));
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+    }
+}
+
+fn redirect_stdio(home: &Home) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(home.daemon_log());
+    let null = std::fs::File::open("/dev/null");
+    // SAFETY: dup2 onto the standard descriptors of this (single-threaded) process.
+    unsafe {
+        if let Ok(n) = &null {
+            libc::dup2(n.as_raw_fd(), 0);
+        }
+        if let Ok(l) = &log {
+            libc::dup2(l.as_raw_fd(), 1);
+            libc::dup2(l.as_raw_fd(), 2);
+        }
+    }
+}
+
+/// Runs the daemon in this process until `kill` or SIGTERM/SIGINT. `ready` receives `ok` once the
+/// socket accepts connections (or the error). `lock` must hold the home's flock.
+pub fn run(home: Home, ready: Option<std::fs::File>, lock: std::fs::File) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot build the runtime")?;
+    let res = rt.block_on(serve(home.clone(), ready));
+    let _ = std::fs::remove_file(home.socket());
+    let _ = std::fs::remove_file(home.pid_file());
+    drop(lock);
+    res
+}
+
+/// The persisted form of one process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedProc {
+    pm_id: u32,
+    instance: u32,
+    unique_id: String,
+    spec: AppSpec,
+    state: ProcState,
+    #[serde(default)]
+    pid_start: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedTable {
+    version: u32,
+    next_id: u32,
+    apps: Vec<SavedProc>,
+}
+
+struct Entry {
+    instance: u32,
+    unique_id: String,
+    handle: Handle,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: u32,
+    procs: BTreeMap<u32, Entry>,
+}
+
+struct Metrics {
+    sampler: Sampler,
+    last: Option<Instant>,
+    usage: HashMap<u32, Usage>,
+}
+
+/// Shared daemon state. The registry mutex guards only the id → handle map and is never held across
+/// an await; each process's state lives in its actor.
+struct Daemon {
+    home: Home,
+    registry: Mutex<Registry>,
+    bus: broadcast::Sender<BusEvent>,
+    changed: Arc<Notify>,
+    shutdown: Notify,
+    persist_enabled: std::sync::atomic::AtomicBool,
+    metrics: Mutex<Metrics>,
+    started_at: u64,
+}
+
+async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
+    let sock = home.socket();
+    let _ = std::fs::remove_file(&sock); // stale socket of a dead daemon: we hold the lock
+    let listener = match bind(&home) {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(mut r) = ready {
+                use std::io::Write;
+                let _ = writeln!(r, "{e:#}");
+            }
+            return Err(e);
+        }
+    };
+    std::fs::write(home.pid_file(), std::process::id().to_string()).ok();
+    let (bus, _) = broadcast::channel(4096);
+    let d = Arc::new(Daemon {
+        home: home.clone(),
+        registry: Mutex::new(Registry::default()),
+        bus,
+        changed: Arc::new(Notify::new()),
+        shutdown: Notify::new(),
+        persist_enabled: std::sync::atomic::AtomicBool::new(true),
+        metrics: Mutex::new(Metrics {
+            sampler: Sampler::new(),
+            last: None,
+            usage: HashMap::new(),
+        }),
+        started_at: now_ms(),
+    });
+    dlog(format!(
+        "--- rpm2d {} started (pid {}, home {}) ---",
+        crate::VERSION,
+        std::process::id(),
+        home.root().display()
+    ));
+    restore(&d).await;
+    tokio::spawn(persister(d.clone()));
+    tokio::spawn(sampler_task(d.clone()));
+    if let Some(mut r) = ready {
+        use std::io::Write;
+        let _ = r.write_all(b"ok\n");
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("signal handler")?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("signal handler")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("signal handler")?;
+    let mut usr2 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
+        .context("signal handler")?;
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => { tokio::spawn(connection(d.clone(), stream)); }
+                Err(e) => { dlog(format!("accept failed: {e}")); tokio::time::sleep(Duration::from_millis(50)).await; }
+            },
+            _ = d.shutdown.notified() => break,
+            _ = term.recv() => { dlog("SIGTERM: stopping every app, keeping the app table"); stop_all_keep(&d).await; break; }
+            _ = int.recv() => { dlog("SIGINT: stopping every app, keeping the app table"); stop_all_keep(&d).await; break; }
+            _ = hup.recv() => {}
+            _ = usr2.recv() => { for (_, h) in handles(&d) { h.tell(Control::ReloadLogs); } }
+        }
+    }
+    dlog("rpm2d stopped");
+    Ok(())
+}
+
+fn bind(home: &Home) -> Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let sock = home.socket();
+    // Create the socket with a restrictive umask so it is never reachable by others, even briefly.
+    // SAFETY: umask is process-wide but we are single-threaded at this point of start-up.
+    let old = unsafe { libc::umask(0o177) };
+    let l = UnixListener::bind(&sock);
+    unsafe { libc::umask(old) };
+    let l = l.with_context(|| format!("cannot listen on {}", sock.display()))?;
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).ok();
+    Ok(l)
+}
+
+fn handles(d: &Daemon) -> Vec<(u32, Handle)> {
+    match d.registry.lock() {
+        Ok(r) => r
+            .procs
+            .iter()
+            .map(|(id, e)| (*id, e.handle.clone()))
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+async fn stop_all_keep(d: &Arc<Daemon>) {
+    d.persist_enabled
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut set = tokio::task::JoinSet::new();
+    for (_, h) in handles(d) {
+        set.spawn(async move { h.call(Control::Stop).await });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+async fn persister(d: Arc<Daemon>) {
+    loop {
+        d.changed.notified().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if !d.persist_enabled.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        if let Err(e) = persist(&d) {
+            dlog(format!("cannot save the app table: {e:#}"));
+        }
+    }
+}
+
+fn persist(d: &Daemon) -> Result<()> {
+    let table = {
+        let r = d
+            .registry
+            .lock()
+            .map_err(|_| anyhow::anyhow!("registry poisoned"))?;
+        SavedTable {
+            version: 1,
+            next_id: r.next_id,
+            apps: r
+                .procs
+                .iter()
+                .map(|(id, e)| {
+                    let state = e.handle.state.borrow().clone();
+                    let spec = e.handle.spec.borrow().0.as_ref().clone();
+                    let pid_start = state.pid.and_then(procinfo::stat).map(|s| s.start_time);
+                    SavedProc {
+                        pm_id: *id,
+                        instance: e.instance,
+                        unique_id: e.unique_id.clone(),
+                        spec,
+                        state,
+                        pid_start,
+                    }
+                })
+                .collect(),
+        }
+    };
+    let data = serde_json::to_vec_pretty(&table)?;
+    write_atomic(&d.home.state_file(), &data, 0o600)
+}
+
+/// Brings back the apps of the persisted table: apps that were running are started again (a
+/// process left over from the previous daemon is stopped first, so nothing runs twice); stopped apps
+/// stay stopped.
+async fn restore(d: &Arc<Daemon>) {
+    let path = d.home.state_file();
+    let Ok(data) = std::fs::read(&path) else {
+        return;
+    };
+    let table: SavedTable = match serde_json::from_slice(&data) {
+        Ok(t) => t,
+        Err(e) => {
+            let bad = path.with_extension("json.corrupt");
+            let _ = std::fs::rename(&path, &bad);
+            dlog(format!(
+                "app table {} is unreadable ({e}); kept as {}",
+                path.display(),
+                bad.display()
+            ));
+            return;
+        }
+    };
+    let mut starts = Vec::new();
+    for p in table.apps {
+        if let (Some(pid), Some(st)) = (p.state.pid, p.pid_start) {
+            if procinfo::stat(pid).map(|s| s.start_time) == Some(st) {
+                dlog(format!(
+                    "App [{}:{}] left running by the previous daemon (pid {pid}); stopping it",
+                    p.spec.name, p.pm_id
+                ));
+                stop_orphan(pid, p.spec.kill_timeout).await;
+            }
+        }
+        let run = matches!(
+            p.state.status,
+            Status::Online | Status::Launching | Status::WaitingRestart | Status::Stopping
+        );
+        let mut state = p.state.clone();
+        state.pid = None;
+        state.status = Status::Stopped;
+        let h = register(d, p.pm_id, p.instance, p.unique_id, Arc::new(p.spec), state);
+        if run {
+            starts.push(h);
+        }
+    }
+    if let Ok(mut r) = d.registry.lock() {
+        r.next_id = r.next_id.max(table.next_id);
+    }
+    for h in starts {
+        h.tell(Control::Start(tokio::sync::oneshot::channel().0));
+    }
+}
+
+async fn stop_orphan(pid: u32, kill_timeout: u64) {
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    let _ = kill(Pid::from_raw(-(pid as i32)), Signal::SIGINT);
+    let deadline = Instant::now() + Duration::from_millis(kill_timeout);
+    while procinfo::is_alive(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
+}
+
+fn register(
+    d: &Arc<Daemon>,
+    pm_id: u32,
+    instance: u32,
+    unique_id: String,
+    spec: Arc<AppSpec>,
+    state: ProcState,
+) -> Handle {
+    let ctx = ProcCtx {
+        pm_id,
+        instance,
+        unique_id: unique_id.clone(),
+        home: d.home.clone(),
+        bus: d.bus.clone(),
+        changed: d.changed.clone(),
+    };
+    let handle = supervisor::spawn(spec, ctx, state, false);
+    if let Ok(mut r) = d.registry.lock() {
+        r.procs.insert(
+            pm_id,
+            Entry {
+                instance,
+                unique_id,
+                handle: handle.clone(),
+            },
+        );
+        r.next_id = r.next_id.max(pm_id + 1);
+    }
+    d.changed.notify_one();
+    handle
+}
+
+async fn sampler_task(d: Arc<Daemon>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let any_running = handles(&d)
+            .iter()
+            .any(|(_, h)| h.state.borrow().pid.is_some());
+        if any_running {
+            sample(&d, Duration::from_millis(0));
+        }
+    }
+}
+
+/// Refreshes the usage cache if it is older than `max_age`.
+fn sample(d: &Daemon, max_age: Duration) {
+    let pids: Vec<u32> = handles(d)
+        .iter()
+        .filter_map(|(_, h)| h.state.borrow().pid)
+        .collect();
+    if let Ok(mut m) = d.metrics.lock() {
+        let fresh = m.last.map(|t| t.elapsed() < max_age).unwrap_or(false);
+        let missing = pids.iter().any(|p| !m.usage.contains_key(p));
+        if fresh && !missing {
+            return;
+        }
+        m.usage = m.sampler.sample(&pids);
+        m.last = Some(Instant::now());
+    }
+}
+
+fn new_unique_id() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+async fn connection(d: Arc<Daemon>, stream: UnixStream) {
+    // Only the daemon's own user may talk to it.
+    match stream.peer_cred() {
+        Ok(c) if c.uid() == nix::unistd::getuid().as_raw() => {}
+        _ => {
+            dlog("refused a connection from another user");
+            return;
+        }
+    }
+    let (rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if wr.write_all(&line).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut reader = BufReader::new(rd);
+    let mut buf = Vec::new();
+    let mut hello = false;
+    let closed = Arc::new(Notify::new());
+    loop {
+        buf.clear();
+        let n = match (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if n > MAX_LINE {
+            let _ = tx.send(Response::err(0, "bad_request", "request line too long").to_line());
+            break;
+        }
+        let req: Request = match serde_json::from_slice(&buf) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(
+                    Response::err(0, "bad_request", format!("malformed request: {e}")).to_line(),
+                );
+                continue;
+            }
+        };
+        if req.method == "hello" {
+            let theirs = req
+                .params
+                .get("protocol")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            if theirs != PROTOCOL_VERSION as u64 {
+                let _ = tx.send(
+                    Response::err(
+                        req.id,
+                        "version_mismatch",
+                        format!("the running daemon speaks protocol {PROTOCOL_VERSION} but this client speaks {theirs}: run `rpm2 update` to restart the daemon with the installed version"),
+                    )
+                    .to_line(),
+                );
+                break;
+            }
+            hello = true;
+            let _ = tx.send(Response::ok(req.id, json!({"protocol": PROTOCOL_VERSION, "version": crate::VERSION, "pid": std::process::id(), "home": d.home.root()})).to_line());
+            continue;
+        }
+        if !hello {
+            let _ = tx.send(Response::err(req.id, "bad_request", "send hello first").to_line());
+            break;
+        }
+        let d = d.clone();
+        let tx = tx.clone();
+        let closed = closed.clone();
+        tokio::spawn(async move {
+            let id = req.id;
+            if req.method == "subscribe" {
+                subscribe(d, req, tx, closed).await;
+                return;
+            }
+            let resp = match handle(&d, req).await {
+                Ok(v) => Response::ok(id, v),
+                Err(e) => Response::err(id, e.code, e.message),
+            };
+            let _ = tx.send(resp.to_line());
+        });
+    }
+    closed.notify_waiters();
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// An error for the client: a stable code and a message for people.
+#[derive(Debug)]
+pub struct HandlerError {
+    code: &'static str,
+    message: String,
+}
+
+fn herr(code: &'static str, message: impl Into<String>) -> HandlerError {
+    HandlerError {
+        code,
+        message: message.into(),
+    }
+}
+
+type HResult = std::result::Result<Value, HandlerError>;
+
+async fn subscribe(
+    d: Arc<Daemon>,
+    req: Request,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    closed: Arc<Notify>,
+) {
+    let topics: Vec<String> = req
+        .params
+        .get("topics")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let filter: Option<Vec<String>> = req
+        .params
+        .get("targets")
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+        .filter(|t| !t.is_empty());
+    let ids: Option<Vec<u32>> = match filter {
+        Some(t) => match resolve_targets(&d, &t) {
+            Ok(ids) => Some(ids),
+            Err(e) => {
+                let _ = tx.send(Response::err(req.id, e.code, e.message).to_line());
+                return;
+            }
+        },
+        None => None,
+    };
+    let mut rx = d.bus.subscribe();
+    let _ = tx.send(Response::ok(req.id, json!({"subscribed": true})).to_line());
+    let matches = |topic: &str| {
+        topics.is_empty()
+            || topics.iter().any(|t| {
+                t == "*"
+                    || t == topic
+                    || (t.ends_with(":*") && topic.starts_with(&t[..t.len() - 1]))
+            })
+    };
+    loop {
+        tokio::select! {
+            _ = closed.notified() => break,
+            ev = rx.recv() => match ev {
+                Ok(ev) => {
+                    if !matches(&ev.topic) { continue; }
+                    if let Some(ids) = &ids {
+                        let id = ev.data.get("process").and_then(|p| p.get("pm_id")).and_then(|v| v.as_u64());
+                        if !id.map(|i| ids.contains(&(i as u32))).unwrap_or(false) { continue; }
+                    }
+                    if tx.send(Response::event(req.id, json!({"topic": ev.topic, "data": ev.data})).to_line()).is_err() { break; }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    let _ = tx.send(Response::event(req.id, json!({"topic": "rpm2:lagged", "data": {"dropped": n}})).to_line());
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+}
+
+fn targets_param(p: &Value) -> Vec<String> {
+    match p.get("targets") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Number(n)) => vec![n.to_string()],
+        _ => vec![],
+    }
+}
+
+/// Resolves targets (`all`, ids, names, namespaces) to pm_ids, in order, without duplicates.
+fn resolve_targets(d: &Daemon, targets: &[String]) -> std::result::Result<Vec<u32>, HandlerError> {
+    let all: Vec<(u32, String, String)> = handles(d)
+        .into_iter()
+        .map(|(id, h)| {
+            let s = h.spec.borrow();
+            (id, s.0.name.clone(), s.0.namespace.clone())
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in targets {
+        let t = t.trim();
+        let found: Vec<u32> = if t == "all" {
+            all.iter().map(|a| a.0).collect()
+        } else if let Ok(id) = t.parse::<u32>() {
+            if !all.iter().any(|a| a.0 == id) {
+                return Err(herr(
+                    "not_found",
+                    format!("no process with id {id}: run `rpm2 list` to see the ids"),
+                ));
+            }
+            vec![id]
+        } else {
+            let by_name: Vec<u32> = all.iter().filter(|a| a.1 == t).map(|a| a.0).collect();
+            if by_name.is_empty() {
+                all.iter().filter(|a| a.2 == t).map(|a| a.0).collect()
+            } else {
+                by_name
+            }
+        };
+        if found.is_empty() && t != "all" {
+            return Err(herr(
+                "not_found",
+                format!("no process or namespace named '{t}': run `rpm2 list` to see the apps"),
+            ));
+        }
+        for id in found {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn handle_of(d: &Daemon, id: u32) -> Option<Handle> {
+    d.registry
+        .lock()
+        .ok()
+        .and_then(|r| r.procs.get(&id).map(|e| e.handle.clone()))
+}
+
+/// The PM2 `jlist` object of one process.
+fn proc_json(d: &Daemon, id: u32, show_env: bool) -> Option<Value> {
+    let (instance, unique_id, h) = {
+        let r = d.registry.lock().ok()?;
+        let e = r.procs.get(&id)?;
+        (e.instance, e.unique_id.clone(), e.handle.clone())
+    };
+    let st = h.state.borrow().clone();
+    let (spec, paths) = h.spec.borrow().clone();
+    let usage = st
+        .pid
+        .and_then(|p| d.metrics.lock().ok().and_then(|m| m.usage.get(&p).copied()))
+        .unwrap_or_default();
+    let env: serde_json::Map<String, Value> = spec
+        .env
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                if show_env {
+                    Value::String(v.clone())
+                } else {
+                    Value::String("[hidden]".into())
+                },
+            )
+        })
+        .collect();
+    let p = |x: &Option<std::path::PathBuf>| {
+        x.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "/dev/null".into())
+    };
+    let mut pm2_env = json!({
+        "name": spec.name,
+        "namespace": spec.namespace,
+        "pm_id": id,
+        "status": st.status.as_str(),
+        "restart_time": st.restart_time,
+        "unstable_restarts": st.unstable_restarts,
+        "created_at": st.created_at,
+        "pm_uptime": st.pm_uptime,
+        "exec_mode": spec.exec_mode.pm2_name(),
+        "instances": spec.instances,
+        "exec_interpreter": spec.interpreter.clone().unwrap_or_else(|| "none".into()),
+        "pm_exec_path": spec.script,
+        "pm_cwd": spec.cwd,
+        "args": spec.args,
+        "node_args": spec.node_args,
+        "pm_out_log_path": p(&paths.out),
+        "pm_err_log_path": p(&paths.err),
+        "pm_pid_path": paths.pid,
+        "merge_logs": spec.merge_logs,
+        "autorestart": spec.autorestart,
+        "autostart": spec.autostart,
+        "watch": spec.watch,
+        "max_restarts": spec.max_restarts,
+        "min_uptime": spec.min_uptime,
+        "kill_timeout": spec.kill_timeout,
+        "listen_timeout": spec.listen_timeout,
+        "wait_ready": spec.wait_ready,
+        "shutdown_with_message": spec.shutdown_with_message,
+        "restart_delay": spec.restart_delay,
+        "treekill": spec.treekill,
+        "instance_var": spec.instance_var,
+        "NODE_APP_INSTANCE": instance,
+        "unique_id": unique_id,
+        "username": std::env::var("USER").unwrap_or_else(|_| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name).unwrap_or_default()),
+        "version": package_version(&spec.script),
+        "env": env,
+    });
+    let o = pm2_env.as_object_mut()?;
+    if let Some(c) = paths.combined {
+        o.insert("pm_log_path".into(), json!(c));
+    }
+    if let Some(v) = spec.exp_backoff_restart_delay {
+        o.insert("exp_backoff_restart_delay".into(), json!(v));
+        o.insert("prev_restart_delay".into(), json!(st.prev_restart_delay));
+    }
+    if !spec.stop_exit_codes.is_empty() {
+        o.insert("stop_exit_codes".into(), json!(spec.stop_exit_codes));
+    }
+    if let Some(v) = spec.max_memory_restart {
+        o.insert("max_memory_restart".into(), json!(v));
+    }
+    if let Some(v) = &spec.cron_restart {
+        o.insert("cron_restart".into(), json!(v));
+    }
+    if let Some(v) = &spec.log_date_format {
+        o.insert("log_date_format".into(), json!(v));
+    }
+    if let Some(v) = &spec.increment_var {
+        o.insert("increment_var".into(), json!(v));
+    }
+    if let Some(v) = st.exit_code {
+        o.insert("exit_code".into(), json!(v));
+    }
+    if let Some(v) = &st.restart_reason {
+        o.insert("restart_reason".into(), json!(v));
+    }
+    if let Some(v) = &st.axm_monitor {
+        o.insert("axm_monitor".into(), v.clone());
+    }
+    for (k, v) in &spec.extra {
+        o.entry(k.clone()).or_insert(v.clone());
+    }
+    Some(json!({
+        "pid": st.pid.unwrap_or(0),
+        "name": spec.name,
+        "pm_id": id,
+        "monit": {"memory": usage.memory, "cpu": usage.cpu},
+        "pm2_env": pm2_env,
+    }))
+}
+
+/// `version` of the nearest package.json above the script, or `N/A`.
+fn package_version(script: &std::path::Path) -> String {
+    let mut dir = script.parent();
+    while let Some(d) = dir {
+        if let Ok(t) = std::fs::read_to_string(d.join("package.json")) {
+            return serde_json::from_str::<Value>(&t)
+                .ok()
+                .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(String::from))
+                .unwrap_or_else(|| "N/A".into());
+        }
+        dir = d.parent();
+    }
+    "N/A".into()
+}
+
+fn list_json(d: &Daemon, ids: &[u32], show_env: bool) -> Value {
+    sample(d, Duration::from_millis(1000));
+    Value::Array(
+        ids.iter()
+            .filter_map(|id| proc_json(d, *id, show_env))
+            .collect(),
+    )
+}
+
+fn all_ids(d: &Daemon) -> Vec<u32> {
+    d.registry
+        .lock()
+        .map(|r| r.procs.keys().copied().collect())
+        .unwrap_or_default()
+}
+
+/// Runs `make` on every process in `ids` concurrently; fails with the first error (after all ran).
+async fn on_each(
+    d: &Daemon,
+    ids: &[u32],
+    make: impl Fn(u32) -> Option<Control>,
+) -> std::result::Result<(), HandlerError> {
+    let mut set = tokio::task::JoinSet::new();
+    for &id in ids {
+        let Some(h) = handle_of(d, id) else { continue };
+        let Some(c) = make(id) else { continue };
+        set.spawn(async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let c = with_reply(c, tx);
+            h.tell(c);
+            rx.await
+                .unwrap_or_else(|_| Err("the process supervisor has ended".into()))
+        });
+    }
+    let mut first_err = None;
+    while let Some(r) = set.join_next().await {
+        if let Ok(Err(e)) = r {
+            first_err.get_or_insert(e);
+        }
+    }
+    match first_err {
+        Some(e) => Err(herr("failed", e)),
+        None => Ok(()),
+    }
+}
+
+/// Puts `reply` into a control built with a placeholder reply.
+fn with_reply(c: Control, reply: supervisor::Reply) -> Control {
+    match c {
+        Control::Start(_) => Control::Start(reply),
+        Control::Stop(_) => Control::Stop(reply),
+        Control::Restart { spec, reason, .. } => Control::Restart {
+            spec,
+            reason,
+            reply,
+        },
+        Control::Delete(_) => Control::Delete(reply),
+        Control::Signal { signal, .. } => Control::Signal { signal, reply },
+        Control::Send { msg, .. } => Control::Send { msg, reply },
+        Control::Reset(_) => Control::Reset(reply),
+        Control::ReloadLogs => Control::ReloadLogs,
+    }
+}
+
+fn placeholder() -> supervisor::Reply {
+    tokio::sync::oneshot::channel().0
+}
+
+fn summary(d: &Daemon, ids: &[u32]) -> Value {
+    Value::Array(
+        ids.iter()
+            .filter_map(|id| {
+                let h = handle_of(d, *id)?;
+                let st = h.state.borrow().clone();
+                let spec = h.spec.borrow().0.clone();
+                Some(json!({"name": spec.name, "namespace": spec.namespace, "pm_id": id, "status": st.status.as_str(), "restart_time": st.restart_time, "pid": st.pid.unwrap_or(0)}))
+            })
+            .collect(),
+    )
+}
+
+fn parse_signal(s: &str) -> std::result::Result<Signal, HandlerError> {
+    use std::str::FromStr;
+    let up = s.trim().to_ascii_uppercase();
+    if let Ok(n) = up.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| herr("bad_request", format!("unknown signal {s}")));
+    }
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    Signal::from_str(&name).map_err(|_| {
+        herr(
+            "bad_request",
+            format!("unknown signal '{s}': use a name like SIGUSR2 or a number"),
+        )
+    })
+}
+
+async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
+    let p = &req.params;
+    match req.method.as_str() {
+        "ping" => Ok(json!({"msg": "pong"})),
+        "version" => Ok(json!(crate::VERSION)),
+        "info" => Ok(
+            json!({"version": crate::VERSION, "pid": std::process::id(), "home": d.home.root(), "started_at": d.started_at, "started_at_iso": iso_utc(d.started_at)}),
+        ),
+        "list" => {
+            let show_env = p.get("env").and_then(|v| v.as_bool()).unwrap_or(false);
+            Ok(list_json(d, &all_ids(d), show_env))
+        }
+        "describe" => {
+            let ids = resolve_targets(d, &targets_param(p))?;
+            let show_env = p.get("env").and_then(|v| v.as_bool()).unwrap_or(false);
+            Ok(list_json(d, &ids, show_env))
+        }
+        "start" => start(d, p).await,
+        "stop" | "restart" | "reload" | "delete" | "reset" => {
+            let targets = targets_param(p);
+            if targets.is_empty() {
+                return Err(herr(
+                    "bad_request",
+                    format!(
+                        "{} needs a target: an id, a name, a namespace or all",
+                        req.method
+                    ),
+                ));
+            }
+            let ids = resolve_targets(d, &targets)?;
+            if ids.is_empty() {
+                return Err(herr("not_found", "no process found: nothing to do"));
+            }
+            let update_env: Option<BTreeMap<String, String>> = if p
+                .get("update_env")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+            {
+                p.get("env")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+            } else {
+                None
+            };
+            let method = req.method.clone();
+            let new_spec: Option<Arc<AppSpec>> = match p.get("spec") {
+                Some(v) if !v.is_null() => Some(Arc::new(
+                    serde_json::from_value(v.clone())
+                        .map_err(|e| herr("bad_request", format!("malformed app: {e}")))?,
+                )),
+                _ => None,
+            };
+            let before = summary(d, &ids);
+            on_each(d, &ids, |id| {
+                Some(match method.as_str() {
+                    "stop" => Control::Stop(placeholder()),
+                    "delete" => Control::Delete(placeholder()),
+                    "reset" => Control::Reset(placeholder()),
+                    _ => {
+                        let spec = new_spec.clone().or_else(|| {
+                            update_env.as_ref().and_then(|env| {
+                                let h = handle_of(d, id)?;
+                                let mut s = h.spec.borrow().0.as_ref().clone();
+                                let mut merged = env.clone();
+                                for (k, v) in &s.env {
+                                    merged.entry(k.clone()).or_insert(v.clone());
+                                }
+                                // The new shell env wins over the stored one, as PM2's --update-env.
+                                for (k, v) in env {
+                                    merged.insert(k.clone(), v.clone());
+                                }
+                                s.env = merged;
+                                Some(Arc::new(s))
+                            })
+                        });
+                        Control::Restart {
+                            spec,
+                            reason: format!("{method} requested"),
+                            reply: placeholder(),
+                        }
+                    }
+                })
+            })
+            .await?;
+            if req.method == "delete" {
+                if let Ok(mut r) = d.registry.lock() {
+                    for id in &ids {
+                        r.procs.remove(id);
+                    }
+                    if r.procs.is_empty() {
+                        r.next_id = 0;
+                    }
+                }
+                d.changed.notify_one();
+                return Ok(before);
+            }
+            Ok(summary(d, &ids))
+        }
+        "signal" => {
+            let sig = parse_signal(p.get("signal").and_then(|v| v.as_str()).unwrap_or(""))?;
+            let ids = resolve_targets(d, &targets_param(p))?;
+            on_each(d, &ids, |_| {
+                Some(Control::Signal {
+                    signal: sig,
+                    reply: placeholder(),
+                })
+            })
+            .await?;
+            Ok(summary(d, &ids))
+        }
+        "send" => {
+            let id = p
+                .get("id")
+                .and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
+                .ok_or_else(|| herr("bad_request", "send needs a numeric process id"))?
+                as u32;
+            let packet = p.get("packet").cloned().unwrap_or(Value::Null);
+            if handle_of(d, id).is_none() {
+                return Err(herr(
+                    "not_found",
+                    format!("no process with id {id}: run `rpm2 list` to see the ids"),
+                ));
+            }
+            on_each(d, &[id], |_| {
+                Some(Control::Send {
+                    msg: packet.clone(),
+                    reply: placeholder(),
+                })
+            })
+            .await?;
+            Ok(json!({"success": true, "data": packet}))
+        }
+        "flush" => {
+            let targets = targets_param(p);
+            let ids = if targets.is_empty() {
+                all_ids(d)
+            } else {
+                resolve_targets(d, &targets)?
+            };
+            let mut files = Vec::new();
+            for id in ids {
+                if let Some(h) = handle_of(d, id) {
+                    let paths = h.spec.borrow().1.clone();
+                    for f in [paths.out, paths.err, paths.combined].into_iter().flatten() {
+                        if f.exists()
+                            && std::fs::OpenOptions::new()
+                                .write(true)
+                                .truncate(true)
+                                .open(&f)
+                                .is_ok()
+                        {
+                            files.push(f.display().to_string());
+                        }
+                    }
+                }
+            }
+            Ok(json!(files))
+        }
+        "reloadLogs" => {
+            for (_, h) in handles(d) {
+                h.tell(Control::ReloadLogs);
+            }
+            Ok(json!({}))
+        }
+        "kill" => {
+            let ids = all_ids(d);
+            on_each(d, &ids, |_| Some(Control::Delete(placeholder())))
+                .await
+                .ok();
+            if let Ok(mut r) = d.registry.lock() {
+                r.procs.clear();
+                r.next_id = 0;
+            }
+            if let Err(e) = persist(d) {
+                dlog(format!("cannot save the app table: {e:#}"));
+            }
+            d.persist_enabled
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            let d2 = d.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                d2.shutdown.notify_one();
+            });
+            Ok(json!({"success": true, "stopped": ids.len()}))
+        }
+        m => Err(herr("bad_request", format!("unknown method '{m}'"))),
+    }
+}
+
+/// Starts apps: params `{apps: [AppSpec], force?: bool}`. An app whose name already runs is refused
+/// unless `force`; one whose processes are all stopped is restarted with the new declaration.
+async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
+    let specs: Vec<AppSpec> = serde_json::from_value(p.get("apps").cloned().unwrap_or(Value::Null))
+        .map_err(|e| herr("bad_request", format!("malformed app list: {e}")))?;
+    let force = p.get("force").and_then(|v| v.as_bool()).unwrap_or(false);
+    // Validate everything first: nothing is started half-way.
+    let mut plan = Vec::new();
+    for spec in specs {
+        let existing: Vec<(u32, Status)> = handles(d)
+            .into_iter()
+            .filter(|(_, h)| h.spec.borrow().0.name == spec.name)
+            .map(|(id, h)| (id, h.state.borrow().status))
+            .collect();
+        if !existing.is_empty() && !force {
+            let running = existing
+                .iter()
+                .filter(|(_, s)| !matches!(s, Status::Stopped | Status::Errored))
+                .count();
+            if running > 0 {
+                let ids: Vec<String> = existing.iter().map(|(i, _)| i.to_string()).collect();
+                return Err(herr(
+                    "already_running",
+                    format!("app '{}' is already running (id {}): use `rpm2 restart {}`, or -f to start another copy", spec.name, ids.join(", "), spec.name),
+                ));
+            }
+            plan.push((
+                spec,
+                existing.into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
+            ));
+        } else {
+            plan.push((spec, vec![]));
+        }
+    }
+    let mut started = Vec::new();
+    let mut set = tokio::task::JoinSet::new();
+    for (spec, existing) in plan {
+        let spec = Arc::new(spec);
+        if !existing.is_empty() {
+            for id in existing {
+                if let Some(h) = handle_of(d, id) {
+                    let s = spec.clone();
+                    set.spawn(async move {
+                        h.call(|reply| Control::Restart {
+                            spec: Some(s),
+                            reason: "started again".into(),
+                            reply,
+                        })
+                        .await
+                    });
+                    started.push(id);
+                }
+            }
+            continue;
+        }
+        let unique_id = new_unique_id();
+        for _ in 0..spec.instances.max(1) {
+            let (pm_id, instance) = {
+                let Ok(mut r) = d.registry.lock() else {
+                    return Err(herr("internal", "registry unavailable"));
+                };
+                let pm_id = r.next_id;
+                r.next_id += 1;
+                let used: Vec<u32> = r
+                    .procs
+                    .values()
+                    .filter(|e| e.handle.spec.borrow().0.name == spec.name)
+                    .map(|e| e.instance)
+                    .collect();
+                let instance = (0..).find(|i| !used.contains(i)).unwrap_or(0);
+                // Reserve the slot so the next instance sees it.
+                (pm_id, instance)
+            };
+            let h = register(
+                d,
+                pm_id,
+                instance,
+                unique_id.clone(),
+                spec.clone(),
+                ProcState::new(),
+            );
+            started.push(pm_id);
+            if spec.autostart {
+                set.spawn(async move { h.call(Control::Start).await });
+            }
+        }
+    }
+    let mut errors = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(Err(e)) = r {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() && errors.len() == started.len() {
+        return Err(herr("start_failed", errors.join("; ")));
+    }
+    Ok(list_json(d, &started, false))
+}

@@ -1,0 +1,35 @@
+//! rpm2-core: every behaviour of rpm2 lives here. The daemon binary, the CLI and the napi addon are thin
+//! shells over this crate, so `cargo test` covers the core without Node.
+//!
+//! Modules, one responsibility each:
+//! - [`paths`]: where `RPM2_HOME` and its files are, created with safe permissions.
+//! - [`protocol`]: the client ⇄ daemon wire format (newline-delimited JSON, versioned hello).
+//! - [`config`]: app declarations (CLI flags, JS objects, ecosystem files) into validated [`spec::AppSpec`]s.
+//! - [`spec`]: the resolved, absolute app model the daemon runs.
+//! - [`policy`]: restart-policy maths (unstable restarts, delays, back-off).
+//! - [`client`]: connect to the daemon, starting it when needed; request/response and subscriptions.
+//! - [`daemon`]: the socket server, the registry of apps and persistence.
+//! - [`supervisor`]: one actor per managed process: spawn, exit detection, restart, stop.
+//! - [`ipc`]: Node's IPC channel (JSON lines over a socketpair).
+//! - [`logs`]: log file writers and tails.
+//! - [`procinfo`]: CPU and memory of a process tree, read from /proc.
+//! - [`cli`], [`table`], [`fmt`]: the command line and its output.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod fmt;
+#[path = "ipc_stub.rs"]
+pub mod ipc;
+pub mod logs;
+pub mod paths;
+pub mod policy;
+pub mod procinfo;
+pub mod protocol;
+pub mod spec;
+pub mod supervisor;
+pub mod table;
+
+/// The version of rpm2 (the crate version), printed by `rpm2 --version` and exchanged in the hello.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

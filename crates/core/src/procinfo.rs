@@ -1,0 +1,197 @@
+//! CPU and memory of process trees, read straight from `/proc` (no `ps`, no polling of exits).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// One process's figures from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// State letter (`R`, `S`, `Z`, ...).
+    pub state: char,
+    /// User + system CPU time, in clock ticks.
+    pub ticks: u64,
+    /// Resident set size, in bytes.
+    pub rss: u64,
+    /// Start time since boot, in clock ticks (identifies a pid across reuse).
+    pub start_time: u64,
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 {
+        v as u64
+    } else {
+        4096
+    }
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if v > 0 {
+        v as f64
+    } else {
+        100.0
+    }
+}
+
+/// Parses the text of `/proc/<pid>/stat`. Returns None on anything unexpected (never panics).
+pub fn parse_stat(text: &str, page: u64) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let rest: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
+    // rest[0] is field 3 (state).
+    let f = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
+    Some(Stat {
+        pid,
+        state: rest.first()?.chars().next()?,
+        ppid: f(4)? as u32,
+        ticks: f(14)? + f(15)?,
+        start_time: f(22)?,
+        rss: f(24)? * page,
+    })
+}
+
+/// Reads one process's stat; None when it does not exist (or cannot be read).
+pub fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text, page_size())
+}
+
+/// True when `pid` exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    matches!(stat(pid), Some(s) if s.state != 'Z' && s.state != 'X')
+}
+
+/// Every process on the machine (that we can read).
+pub fn all() -> Vec<Stat> {
+    let page = page_size();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    rd.filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .map(|s| s.bytes().all(|b| b.is_ascii_digit()))
+                .unwrap_or(false)
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|t| parse_stat(&t, page))
+        .collect()
+}
+
+/// CPU (%) and memory (bytes) of one app's process tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// RSS of the root and all its descendants, in bytes.
+    pub memory: u64,
+    /// CPU of the tree since the previous sample, in % of one core.
+    pub cpu: f64,
+}
+
+/// Samples process trees, remembering CPU ticks between calls to compute CPU %.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    prev: HashMap<u32, (u64, Instant)>,
+}
+
+impl Sampler {
+    /// A sampler with no history (the first sample of each tree reports 0% CPU).
+    pub fn new() -> Sampler {
+        Sampler::default()
+    }
+
+    /// Usage of each tree rooted at `roots`. Roots that no longer exist are left out.
+    pub fn sample(&mut self, roots: &[u32]) -> HashMap<u32, Usage> {
+        let mut out = HashMap::new();
+        if roots.is_empty() {
+            self.prev.clear();
+            return out;
+        }
+        let procs = all();
+        let mut children: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut by_pid: HashMap<u32, usize> = HashMap::new();
+        for (i, p) in procs.iter().enumerate() {
+            children.entry(p.ppid).or_default().push(i);
+            by_pid.insert(p.pid, i);
+        }
+        let now = Instant::now();
+        let hz = clock_ticks();
+        for &root in roots {
+            let Some(&ri) = by_pid.get(&root) else {
+                continue;
+            };
+            let (mut mem, mut ticks) = (0u64, 0u64);
+            let mut stack = vec![ri];
+            let mut seen = 0;
+            while let Some(i) = stack.pop() {
+                seen += 1;
+                if seen > 100_000 {
+                    break;
+                }
+                let p = &procs[i];
+                mem += p.rss;
+                ticks += p.ticks;
+                if let Some(c) = children.get(&p.pid) {
+                    stack.extend(c.iter().copied());
+                }
+            }
+            let cpu = match self.prev.get(&root) {
+                Some(&(pt, pi)) if ticks >= pt => {
+                    let secs = now.duration_since(pi).as_secs_f64();
+                    if secs > 0.0 {
+                        ((ticks - pt) as f64 / hz) / secs * 100.0
+                    } else {
+                        0.0
+                    }
+                }
+                _ => 0.0,
+            };
+            self.prev.insert(root, (ticks, now));
+            out.insert(
+                root,
+                Usage {
+                    memory: mem,
+                    cpu: (cpu * 10.0).round() / 10.0,
+                },
+            );
+        }
+        self.prev.retain(|k, _| roots.contains(k));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_spaces_in_name() {
+        let t = "1234 (my (weird) app) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 5555 1000000 25 18446744073709551615";
+        let s = parse_stat(t, 4096).unwrap();
+        assert_eq!(s.pid, 1234);
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.ticks, 10);
+        assert_eq!(s.start_time, 5555);
+        assert_eq!(s.rss, 25 * 4096);
+        assert!(parse_stat("garbage", 4096).is_none());
+    }
+
+    #[test]
+    fn samples_own_process() {
+        let me = std::process::id();
+        assert!(is_alive(me));
+        let mut s = Sampler::new();
+        let u = s.sample(&[me]);
+        assert!(u[&me].memory > 0);
+        assert!(s.sample(&[u32::MAX - 1]).is_empty());
+    }
+}

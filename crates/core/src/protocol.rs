@@ -1,0 +1,111 @@
+//! The client ⇄ daemon protocol: newline-delimited JSON over `RPM2_HOME/rpc.sock`.
+//!
+//! A request is `{"id":N,"method":"...","params":{...}}`; a reply is `{"id":N,"result":...}` or
+//! `{"id":N,"error":{"code":"...","message":"..."}}`. A subscription keeps sending
+//! `{"id":N,"event":{...}}` until the client closes. The first exchange is always `hello`, carrying
+//! [`PROTOCOL_VERSION`]; a mismatch is refused with code `version_mismatch`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The protocol version. Bumped on any incompatible change of a method's params or result.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest request line the daemon accepts (bytes). Longer lines are refused and the connection closed.
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// One request from a client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// Correlates replies; chosen by the client.
+    pub id: u64,
+    /// The method name, e.g. `start`, `list`, `stop`.
+    pub method: String,
+    /// Method parameters (an object; `null` when none).
+    #[serde(default)]
+    pub params: Value,
+}
+
+/// An error carried in a reply: a stable machine code and a message for people.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    /// Stable code: `not_found`, `bad_request`, `version_mismatch`, `internal`, ...
+    pub code: String,
+    /// One line that says what failed and what to do.
+    pub message: String,
+}
+
+/// One reply line from the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Response {
+    /// The id of the request this answers.
+    pub id: u64,
+    /// The result, on success.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result: Option<Value>,
+    /// The error, on failure.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<ErrorBody>,
+    /// A subscription event.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub event: Option<Value>,
+}
+
+impl Response {
+    /// A success reply.
+    pub fn ok(id: u64, result: Value) -> Response {
+        Response {
+            id,
+            result: Some(result),
+            ..Default::default()
+        }
+    }
+    /// An error reply.
+    pub fn err(id: u64, code: &str, message: impl Into<String>) -> Response {
+        Response {
+            id,
+            error: Some(ErrorBody {
+                code: code.into(),
+                message: message.into(),
+            }),
+            ..Default::default()
+        }
+    }
+    /// A subscription event.
+    pub fn event(id: u64, event: Value) -> Response {
+        Response {
+            id,
+            event: Some(event),
+            ..Default::default()
+        }
+    }
+    /// The reply as one JSON line, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
+        v.push(b'\n');
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_round_trip() {
+        let r = Response::err(7, "not_found", "no app named x");
+        let line = r.to_line();
+        assert_eq!(*line.last().unwrap(), b'\n');
+        let back: Response = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back.id, 7);
+        assert_eq!(back.error.unwrap().code, "not_found");
+        assert!(back.result.is_none());
+    }
+
+    #[test]
+    fn request_without_params() {
+        let r: Request = serde_json::from_str(r#"{"id":1,"method":"ping"}"#).unwrap();
+        assert_eq!(r.method, "ping");
+        assert!(r.params.is_null());
+    }
+}

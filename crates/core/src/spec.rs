@@ -1,0 +1,137 @@
+//! The resolved app model: what the daemon needs to run one app, with every path absolute and every
+//! default filled in. Built by [`crate::config`] from CLI flags, JS objects or ecosystem files.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// How an app's instances are run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ExecMode {
+    /// One child per instance, each on its own (PM2's `fork_mode`).
+    #[serde(rename = "fork_mode")]
+    Fork,
+    /// Node cluster workers with rpm2d as the primary (PM2's `cluster_mode`).
+    #[serde(rename = "cluster_mode")]
+    Cluster,
+}
+
+impl ExecMode {
+    /// PM2's name (`fork_mode` / `cluster_mode`).
+    pub fn pm2_name(self) -> &'static str {
+        match self {
+            ExecMode::Fork => "fork_mode",
+            ExecMode::Cluster => "cluster_mode",
+        }
+    }
+    /// The short name of the `mode` column (`fork` / `cluster`).
+    pub fn short(self) -> &'static str {
+        match self {
+            ExecMode::Fork => "fork",
+            ExecMode::Cluster => "cluster",
+        }
+    }
+}
+
+/// Where a log stream goes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogTarget {
+    /// The default file under `RPM2_HOME/logs`.
+    Default,
+    /// Discarded (`NULL` or `/dev/null`).
+    Null,
+    /// An explicit file (absolute).
+    File(PathBuf),
+}
+
+/// One app, fully resolved. Guarantees: `script`, `cwd` and explicit log paths are absolute; `name` is
+/// not empty; numbers are validated.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppSpec {
+    /// App name (not unique: all instances share it).
+    pub name: String,
+    /// Namespace (`default` unless given).
+    pub namespace: String,
+    /// Absolute path of the script (or of the executable for interpreter `none`).
+    pub script: PathBuf,
+    /// Arguments given to the script.
+    pub args: Vec<String>,
+    /// The interpreter command (`node`, `python3`, `bash`, a path) or `None` to exec the script itself.
+    pub interpreter: Option<String>,
+    /// Arguments for the interpreter, before the script (`node_args` / `interpreter_args`).
+    pub node_args: Vec<String>,
+    /// Working directory of the app (absolute).
+    pub cwd: PathBuf,
+    /// The environment captured at start: client env, then the app's `env` (and `env_<name>`).
+    pub env: BTreeMap<String, String>,
+    /// Fork or cluster.
+    pub exec_mode: ExecMode,
+    /// Number of instances requested (already resolved from `max` / negative values).
+    pub instances: u32,
+    /// stdout destination.
+    pub out_file: LogTarget,
+    /// stderr destination.
+    pub error_file: LogTarget,
+    /// Combined log (stdout + stderr), if any.
+    pub log_file: Option<LogTarget>,
+    /// Explicit pid file (the `-<pm_id>` suffix is inserted), or the default under `RPM2_HOME/pids`.
+    pub pid_file: Option<PathBuf>,
+    /// No `-<pm_id>` suffix on log files.
+    pub merge_logs: bool,
+    /// Restart the app when it exits on its own.
+    pub autorestart: bool,
+    /// Unstable restarts allowed before the app is put in `errored`.
+    pub max_restarts: u32,
+    /// An exit earlier than this (ms) after start counts as unstable.
+    pub min_uptime: u64,
+    /// Fixed delay (ms) before an automatic restart.
+    pub restart_delay: u64,
+    /// Exponential back-off base (ms), if enabled.
+    pub exp_backoff_restart_delay: Option<u64>,
+    /// Exit codes that do not trigger a restart.
+    pub stop_exit_codes: Vec<i32>,
+    /// Grace period (ms) between the stop signal/message and SIGKILL.
+    pub kill_timeout: u64,
+    /// How long (ms) to wait for `ready` / listening.
+    pub listen_timeout: u64,
+    /// Wait for `process.send('ready')` before `online`.
+    pub wait_ready: bool,
+    /// Stop by sending the IPC message `'shutdown'` instead of SIGINT.
+    pub shutdown_with_message: bool,
+    /// Start the app when it is declared (false: registered as stopped).
+    pub autostart: bool,
+    /// Signal the whole process group on stop (PM2's `treekill`).
+    pub treekill: bool,
+    /// Watch for file changes (parsed now; enforced by the watch module).
+    pub watch: bool,
+    /// Restart above this RSS (bytes), if set.
+    pub max_memory_restart: Option<u64>,
+    /// Restart on this cron pattern, if set.
+    pub cron_restart: Option<String>,
+    /// Date prefix format for log lines, if set.
+    pub log_date_format: Option<String>,
+    /// Name of the per-instance index variable (`NODE_APP_INSTANCE`).
+    pub instance_var: String,
+    /// Env var incremented per instance, if set.
+    pub increment_var: Option<String>,
+    /// Every option the declaration carried that rpm2 knows, as given (shown by `show`/`jlist`).
+    #[serde(default)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl AppSpec {
+    /// Whether the interpreter is Node (the app gets an IPC channel and may be a cluster worker).
+    pub fn is_node(&self) -> bool {
+        match &self.interpreter {
+            Some(i) => {
+                let base = std::path::Path::new(i)
+                    .file_name()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or(i);
+                base == "node" || base == "nodejs" || base.starts_with("node-") || base == "bun"
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,954 @@
+//! One actor (a tokio task) per managed process. The actor owns the child: it spawns it (own process
+//! group, pipes for stdout/stderr, an IPC channel for Node apps), learns of its exit from a waiter task
+//! (pidfd-based `wait`, never `ps` polling), applies the restart policy, and stops it (message or SIGINT
+//! to the group, SIGKILL after `kill_timeout`). Its state is published on a `watch` channel that `list`
+//! reads without locks; what happens is published on the daemon's event bus.
+
+use crate::daemon::dlog;
+use crate::fmt::now_ms;
+use crate::ipc::{self, ChannelEvent, ChannelTx};
+use crate::logs::{proc_paths, LogFiles, ProcPaths, Stream};
+use crate::paths::Home;
+use crate::policy::{self, Counters, Decision};
+use crate::spec::AppSpec;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
+use tokio::time::{sleep_until, Duration, Instant};
+
+/// PM2's status strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Spawned, waiting for `ready` (with `wait_ready`).
+    Launching,
+    /// Running.
+    Online,
+    /// Being stopped.
+    Stopping,
+    /// Not running, by request or policy.
+    Stopped,
+    /// Exited; an automatic restart is scheduled.
+    #[serde(rename = "waiting restart")]
+    WaitingRestart,
+    /// Too many unstable restarts, or could not be spawned.
+    Errored,
+}
+
+impl Status {
+    /// PM2's string for this status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Launching => "launching",
+            Status::Online => "online",
+            Status::Stopping => "stopping",
+            Status::Stopped => "stopped",
+            Status::WaitingRestart => "waiting restart",
+            Status::Errored => "errored",
+        }
+    }
+}
+
+/// The observable state of one managed process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcState {
+    /// Current status.
+    pub status: Status,
+    /// The running child's pid.
+    pub pid: Option<u32>,
+    /// Restarts (automatic and requested) since creation or reset.
+    pub restart_time: u32,
+    /// Fast exits counted by the crash-loop rule.
+    pub unstable_restarts: u32,
+    /// When the app was created (or last restarted by request), epoch ms.
+    pub created_at: u64,
+    /// When the current child was started, epoch ms.
+    pub pm_uptime: u64,
+    /// Exit code of the last exit.
+    pub exit_code: Option<i32>,
+    /// Signal name of the last exit, when killed by a signal.
+    pub exit_signal: Option<String>,
+    /// Why the app was last restarted.
+    pub restart_reason: Option<String>,
+    /// Custom metrics pushed with `axm:monitor`.
+    pub axm_monitor: Option<Value>,
+    /// The last back-off delay (ms).
+    pub prev_restart_delay: u64,
+}
+
+impl ProcState {
+    /// The state of a new, never started process.
+    pub fn new() -> ProcState {
+        ProcState {
+            status: Status::Stopped,
+            pid: None,
+            restart_time: 0,
+            unstable_restarts: 0,
+            created_at: now_ms(),
+            pm_uptime: 0,
+            exit_code: None,
+            exit_signal: None,
+            restart_reason: None,
+            axm_monitor: None,
+            prev_restart_delay: 0,
+        }
+    }
+}
+
+impl Default for ProcState {
+    fn default() -> Self {
+        ProcState::new()
+    }
+}
+
+/// An event for `launchBus` subscribers: a topic and its payload (PM2's shapes).
+#[derive(Debug, Clone)]
+pub struct BusEvent {
+    /// `process:event`, `process:msg`, `log:out`, `log:err`, or a custom type.
+    pub topic: String,
+    /// The payload.
+    pub data: Value,
+}
+
+/// Result of a control request: Ok, or a message for people.
+pub type Reply = oneshot::Sender<Result<(), String>>;
+
+/// Requests an actor understands.
+#[derive(Debug)]
+pub enum Control {
+    /// Start if not running.
+    Start(Reply),
+    /// Stop (graceful, then SIGKILL after kill_timeout).
+    Stop(Reply),
+    /// Stop if running, then start; an optional new spec is applied first.
+    Restart {
+        spec: Option<Arc<AppSpec>>,
+        reason: String,
+        reply: Reply,
+    },
+    /// Stop and end the actor.
+    Delete(Reply),
+    /// Send a signal to the main process.
+    Signal { signal: Signal, reply: Reply },
+    /// Send a message on the IPC channel.
+    Send { msg: Value, reply: Reply },
+    /// Zero the restart counters.
+    Reset(Reply),
+    /// Reopen the log files.
+    ReloadLogs,
+}
+
+enum Msg {
+    Ctl(Control),
+    Exited {
+        gen: u64,
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    Ipc {
+        gen: u64,
+        ev: ChannelEvent,
+    },
+}
+
+/// What an actor needs from the daemon.
+#[derive(Clone)]
+pub struct ProcCtx {
+    /// The process's pm_id.
+    pub pm_id: u32,
+    /// Its instance index (`NODE_APP_INSTANCE`).
+    pub instance: u32,
+    /// The start batch's id.
+    pub unique_id: String,
+    /// `RPM2_HOME`.
+    pub home: Home,
+    /// The daemon's event bus.
+    pub bus: broadcast::Sender<BusEvent>,
+    /// Notified on every state change (persistence).
+    pub changed: Arc<Notify>,
+}
+
+/// The daemon's handle on one actor.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::UnboundedSender<Msg>,
+    /// Latest state.
+    pub state: watch::Receiver<ProcState>,
+    /// Current spec and paths.
+    pub spec: watch::Receiver<(Arc<AppSpec>, ProcPaths)>,
+}
+
+impl Handle {
+    /// Sends a control request and waits for its reply. Fails when the actor is gone.
+    pub async fn call(&self, make: impl FnOnce(Reply) -> Control) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Ctl(make(tx))).is_err() {
+            return Err("the process supervisor has ended".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the process supervisor has ended".into()))
+    }
+    /// Sends a request that needs no reply.
+    pub fn tell(&self, c: Control) {
+        let _ = self.tx.send(Msg::Ctl(c));
+    }
+}
+
+/// Starts the actor for one process. With `start` it spawns the child at once.
+pub fn spawn(spec: Arc<AppSpec>, ctx: ProcCtx, initial: ProcState, start: bool) -> Handle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (state_tx, state_rx) = watch::channel(initial.clone());
+    let paths = proc_paths(&ctx.home, &spec, ctx.pm_id);
+    let (spec_tx, spec_rx) = watch::channel((spec.clone(), paths.clone()));
+    let logs = Arc::new(Mutex::new(LogFiles::open(
+        paths.clone(),
+        spec.log_date_format.clone(),
+    )));
+    let actor = Actor {
+        spec,
+        paths,
+        ctx,
+        st: initial,
+        counters: Counters::default(),
+        inbox: rx,
+        self_tx: tx.clone(),
+        state_tx,
+        spec_tx,
+        gen: 0,
+        running: None,
+        restart_at: None,
+        deferred: VecDeque::new(),
+        pending_exit: None,
+        logs,
+    };
+    tokio::spawn(actor.run(start));
+    Handle {
+        tx,
+        state: state_rx,
+        spec: spec_rx,
+    }
+}
+
+struct Running {
+    pid: u32,
+    ipc: Option<ChannelTx>,
+}
+
+struct Actor {
+    spec: Arc<AppSpec>,
+    paths: ProcPaths,
+    ctx: ProcCtx,
+    st: ProcState,
+    counters: Counters,
+    inbox: mpsc::UnboundedReceiver<Msg>,
+    self_tx: mpsc::UnboundedSender<Msg>,
+    state_tx: watch::Sender<ProcState>,
+    spec_tx: watch::Sender<(Arc<AppSpec>, ProcPaths)>,
+    gen: u64,
+    running: Option<Running>,
+    restart_at: Option<Instant>,
+    deferred: VecDeque<Control>,
+    pending_exit: Option<(Option<i32>, Option<i32>)>,
+    logs: Arc<Mutex<LogFiles>>,
+}
+
+fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("SIG{sig}"))
+}
+
+impl Actor {
+    fn label(&self) -> String {
+        format!("[{}:{}]", self.spec.name, self.ctx.pm_id)
+    }
+
+    fn process_json(&self) -> Value {
+        json!({"pm_id": self.ctx.pm_id, "name": self.spec.name, "namespace": self.spec.namespace, "rev": null})
+    }
+
+    fn emit(&self, topic: &str, data: Value) {
+        if self.ctx.bus.receiver_count() > 0 {
+            let _ = self.ctx.bus.send(BusEvent {
+                topic: topic.to_string(),
+                data,
+            });
+        }
+    }
+
+    fn event(&self, event: &str, manually: bool) {
+        let mut process = json!({
+            "name": self.spec.name, "namespace": self.spec.namespace, "pm_id": self.ctx.pm_id,
+            "status": self.st.status.as_str(), "restart_time": self.st.restart_time,
+            "pm_uptime": self.st.pm_uptime, "exec_mode": self.spec.exec_mode.pm2_name(),
+            "pm_exec_path": self.spec.script, "unstable_restarts": self.st.unstable_restarts,
+        });
+        if event == "exit" {
+            process["exit_code"] = json!(self.st.exit_code);
+            process["exit_signal"] = json!(self.st.exit_signal);
+        }
+        self.emit(
+            "process:event",
+            json!({"event": event, "manually": manually, "process": process, "at": now_ms()}),
+        );
+    }
+
+    fn publish(&mut self) {
+        self.state_tx.send_replace(self.st.clone());
+        self.ctx.changed.notify_one();
+    }
+
+    fn set_status(&mut self, s: Status) {
+        self.st.status = s;
+        self.publish();
+    }
+
+    async fn run(mut self, start: bool) {
+        if start {
+            let _ = self.start_now(false).await;
+        }
+        loop {
+            if let Some((code, signal)) = self.pending_exit.take() {
+                self.on_crash(code, signal).await;
+                continue;
+            }
+            let msg = if let Some(c) = self.deferred.pop_front() {
+                Msg::Ctl(c)
+            } else {
+                let timer = self.restart_at;
+                tokio::select! {
+                    m = self.inbox.recv() => match m { Some(m) => m, None => break },
+                    _ = async { match timer { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => {
+                        self.restart_at = None;
+                        self.st.restart_time += 1;
+                        let _ = self.start_now(false).await;
+                        continue;
+                    }
+                }
+            };
+            match msg {
+                Msg::Ctl(c) => {
+                    if !self.control(c).await {
+                        break;
+                    }
+                }
+                Msg::Exited { gen, code, signal } if gen == self.gen => {
+                    self.on_crash(code, signal).await
+                }
+                Msg::Exited { .. } => {}
+                Msg::Ipc { gen, ev } if gen == self.gen => {
+                    self.on_ipc(ev);
+                }
+                Msg::Ipc { .. } => {}
+            }
+        }
+    }
+
+    /// Handles one control request; false ends the actor.
+    async fn control(&mut self, c: Control) -> bool {
+        match c {
+            Control::Start(reply) => {
+                let r = if self.running.is_some() {
+                    Ok(())
+                } else {
+                    self.restart_at = None;
+                    self.st.created_at = now_ms();
+                    self.st.unstable_restarts = 0;
+                    self.counters = Counters::default();
+                    self.event("start", true);
+                    self.start_now(true).await
+                };
+                let _ = reply.send(r);
+            }
+            Control::Stop(reply) => {
+                self.restart_at = None;
+                self.stop_running().await;
+                self.set_status(Status::Stopped);
+                self.event("stop", true);
+                let _ = reply.send(Ok(()));
+            }
+            Control::Restart {
+                spec,
+                reason,
+                reply,
+            } => {
+                if let Some(s) = spec {
+                    self.apply_spec(s);
+                }
+                self.restart_at = None;
+                let was_running = self.running.is_some();
+                self.stop_running().await;
+                if was_running || self.st.status == Status::WaitingRestart {
+                    self.st.restart_time += 1;
+                }
+                self.st.created_at = now_ms();
+                self.st.unstable_restarts = 0;
+                self.counters = Counters::default();
+                self.st.restart_reason = Some(reason.clone());
+                dlog(format!("App {} restarting ({reason})", self.label()));
+                self.event("restart", true);
+                let r = self.start_now(true).await;
+                let _ = reply.send(r);
+            }
+            Control::Delete(reply) => {
+                self.restart_at = None;
+                self.stop_running().await;
+                self.st.status = Status::Stopped;
+                self.event("delete", true);
+                let _ = std::fs::remove_file(&self.paths.pid);
+                let _ = reply.send(Ok(()));
+                return false;
+            }
+            Control::Signal { signal, reply } => {
+                let r = match &self.running {
+                    Some(r) => kill(Pid::from_raw(r.pid as i32), signal).map_err(|e| {
+                        format!(
+                            "cannot send {signal} to {} (pid {}): {e}",
+                            self.label(),
+                            r.pid
+                        )
+                    }),
+                    None => Err(format!("app {} is not running", self.label())),
+                };
+                let _ = reply.send(r);
+            }
+            Control::Send { msg, reply } => {
+                let r = match self.running.as_ref().and_then(|r| r.ipc.as_ref()) {
+                    Some(tx) if tx.send(msg) => Ok(()),
+                    _ => Err(format!(
+                        "app {} has no open IPC channel (is it a running Node.js app?)",
+                        self.label()
+                    )),
+                };
+                let _ = reply.send(r);
+            }
+            Control::Reset(reply) => {
+                self.st.restart_time = 0;
+                self.st.unstable_restarts = 0;
+                self.st.created_at = now_ms();
+                self.counters = Counters::default();
+                self.publish();
+                let _ = reply.send(Ok(()));
+            }
+            Control::ReloadLogs => {
+                if let Ok(mut l) = self.logs.lock() {
+                    l.reopen();
+                }
+                self.report_log_errors();
+            }
+        }
+        true
+    }
+
+    fn apply_spec(&mut self, s: Arc<AppSpec>) {
+        self.paths = proc_paths(&self.ctx.home, &s, self.ctx.pm_id);
+        self.logs = Arc::new(Mutex::new(LogFiles::open(
+            self.paths.clone(),
+            s.log_date_format.clone(),
+        )));
+        self.spec = s;
+        self.spec_tx
+            .send_replace((self.spec.clone(), self.paths.clone()));
+        self.report_log_errors();
+    }
+
+    fn report_log_errors(&self) {
+        let errs = match self.logs.lock() {
+            Ok(mut l) => std::mem::take(&mut l.errors),
+            Err(_) => vec![],
+        };
+        for e in errs {
+            dlog(format!("App {}: {e}", self.label()));
+        }
+    }
+
+    fn child_env(&self) -> Vec<(String, String)> {
+        let s = &self.spec;
+        let mut env: Vec<(String, String)> = s
+            .env
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "NODE_CHANNEL_FD" | "NODE_CHANNEL_SERIALIZATION_MODE" | "NODE_UNIQUE_ID"
+                )
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let path_str = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "/dev/null".into())
+        };
+        let mut instance_value = self.ctx.instance.to_string();
+        if let Some(var) = &s.increment_var {
+            if let Some(base) = s.env.get(var).and_then(|v| v.parse::<i64>().ok()) {
+                env.push((var.clone(), (base + self.ctx.instance as i64).to_string()));
+            }
+        }
+        if s.instance_var != "NODE_APP_INSTANCE" {
+            env.push((s.instance_var.clone(), std::mem::take(&mut instance_value)));
+            instance_value = self.ctx.instance.to_string();
+        }
+        env.extend([
+            ("pm_id".to_string(), self.ctx.pm_id.to_string()),
+            ("name".into(), s.name.clone()),
+            ("namespace".into(), s.namespace.clone()),
+            ("NODE_APP_INSTANCE".into(), instance_value),
+            ("pm_exec_path".into(), s.script.display().to_string()),
+            ("pm_cwd".into(), s.cwd.display().to_string()),
+            ("pm_out_log_path".into(), path_str(&self.paths.out)),
+            ("pm_err_log_path".into(), path_str(&self.paths.err)),
+            ("pm_pid_path".into(), self.paths.pid.display().to_string()),
+            ("exec_mode".into(), s.exec_mode.pm2_name().into()),
+            (
+                "exec_interpreter".into(),
+                s.interpreter.clone().unwrap_or_else(|| "none".into()),
+            ),
+            ("instances".into(), s.instances.to_string()),
+            ("restart_time".into(), self.st.restart_time.to_string()),
+            (
+                "unstable_restarts".into(),
+                self.st.unstable_restarts.to_string(),
+            ),
+            ("created_at".into(), self.st.created_at.to_string()),
+            ("pm_uptime".into(), self.st.pm_uptime.to_string()),
+            ("status".into(), "launching".into()),
+            ("unique_id".into(), self.ctx.unique_id.clone()),
+            (
+                "RPM2_HOME".into(),
+                self.ctx.home.root().display().to_string(),
+            ),
+            ("RPM2_USAGE".into(), "CLI".into()),
+        ]);
+        env
+    }
+
+    /// Spawns the child. On failure the app is `errored` and the reason returned.
+    fn spawn_child(&mut self) -> Result<(), String> {
+        let s = self.spec.clone();
+        let mut cmd = match &s.interpreter {
+            Some(i) => {
+                let mut c = std::process::Command::new(i);
+                c.args(&s.node_args).arg(&s.script);
+                c
+            }
+            None => std::process::Command::new(&s.script),
+        };
+        cmd.args(&s.args)
+            .current_dir(&s.cwd)
+            .env_clear()
+            .envs(self.child_env())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        // Own process group: stop signals reach the whole tree, and the app is not hit by signals
+        // sent to the daemon's group.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut channel = None;
+        if s.is_node() {
+            match ipc::socketpair() {
+                Ok((ours, theirs)) => {
+                    let raw = theirs.as_raw_fd();
+                    for (k, v) in ipc::child_env() {
+                        cmd.env(k, v);
+                    }
+                    // SAFETY: install_child_fd only calls dup2/fcntl (async-signal-safe).
+                    unsafe {
+                        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                            ipc::install_child_fd(raw)
+                        });
+                    }
+                    channel = Some((ours, theirs));
+                }
+                Err(e) => dlog(format!(
+                    "App {}: cannot create IPC channel: {e}; starting without it",
+                    self.label()
+                )),
+            }
+        }
+        let mut tcmd = tokio::process::Command::from(cmd);
+        tcmd.kill_on_drop(false);
+        let spawned = tcmd.spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let what = s
+                    .interpreter
+                    .clone()
+                    .unwrap_or_else(|| s.script.display().to_string());
+                return Err(format!("cannot start {} ({what}): {e}", self.label()));
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        self.gen += 1;
+        let gen = self.gen;
+        let ipc_tx = channel.map(|(ours, theirs)| {
+            drop(theirs); // our copy of the child's end: closed so that EOF is seen when the child dies
+            let (tx, mut rx) = ipc::spawn(ours, self.label());
+            let inbox = self.self_tx.clone();
+            tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    let closed = matches!(ev, ChannelEvent::Closed);
+                    if inbox.send(Msg::Ipc { gen, ev }).is_err() || closed {
+                        break;
+                    }
+                }
+            });
+            tx
+        });
+        for (stream, pipe) in [
+            (Stream::Out, child.stdout.take().map(Pipe::Out)),
+            (Stream::Err, child.stderr.take().map(Pipe::Err)),
+        ] {
+            if let Some(pipe) = pipe {
+                let logs = self.logs.clone();
+                let bus = self.ctx.bus.clone();
+                let proc_json = self.process_json();
+                tokio::spawn(pump(pipe, stream, logs, bus, proc_json));
+            }
+        }
+        let inbox = self.self_tx.clone();
+        tokio::spawn(async move {
+            use std::os::unix::process::ExitStatusExt;
+            let (code, signal) = match child.wait().await {
+                Ok(st) => (st.code(), st.signal()),
+                Err(_) => (None, None),
+            };
+            let _ = inbox.send(Msg::Exited { gen, code, signal });
+        });
+        if let Err(e) = std::fs::write(&self.paths.pid, pid.to_string()) {
+            dlog(format!(
+                "App {}: cannot write pid file {}: {e}",
+                self.label(),
+                self.paths.pid.display()
+            ));
+        }
+        self.running = Some(Running { pid, ipc: ipc_tx });
+        self.st.pid = Some(pid);
+        self.st.pm_uptime = now_ms();
+        self.st.exit_code = None;
+        self.st.exit_signal = None;
+        self.report_log_errors();
+        Ok(())
+    }
+
+    /// Spawns and, with `wait_ready`, waits for `ready` (bounded by listen_timeout).
+    async fn start_now(&mut self, manually: bool) -> Result<(), String> {
+        dlog(format!(
+            "App {} starting in -{} mode-",
+            self.label(),
+            self.spec.exec_mode.short()
+        ));
+        if let Err(e) = self.spawn_child() {
+            dlog(&e);
+            self.st.pid = None;
+            self.set_status(Status::Errored);
+            self.event("errored", manually);
+            return Err(e);
+        }
+        if self.spec.wait_ready
+            && self
+                .running
+                .as_ref()
+                .map(|r| r.ipc.is_some())
+                .unwrap_or(false)
+        {
+            self.set_status(Status::Launching);
+            let deadline = Instant::now() + Duration::from_millis(self.spec.listen_timeout);
+            loop {
+                match self.next_event(deadline).await {
+                    Wait::Ready => break,
+                    Wait::Timeout => {
+                        dlog(format!("App {} did not send 'ready' within listen_timeout ({} ms); marking online", self.label(), self.spec.listen_timeout));
+                        break;
+                    }
+                    Wait::Exited(code, signal) => {
+                        self.pending_exit = Some((code, signal));
+                        return Err(format!(
+                            "app {} exited while launching (code {:?})",
+                            self.label(),
+                            code
+                        ));
+                    }
+                }
+            }
+        }
+        self.set_status(Status::Online);
+        dlog(format!("App {} online", self.label()));
+        self.event("online", manually);
+        Ok(())
+    }
+
+    /// Waits for the current child's exit, `ready`, or the deadline; handles IPC traffic meanwhile and
+    /// defers control requests until the current operation ends.
+    async fn next_event(&mut self, deadline: Instant) -> Wait {
+        loop {
+            tokio::select! {
+                m = self.inbox.recv() => match m {
+                    None => return Wait::Timeout,
+                    Some(Msg::Ctl(c)) => self.deferred.push_back(c),
+                    Some(Msg::Exited { gen, code, signal }) if gen == self.gen => return Wait::Exited(code, signal),
+                    Some(Msg::Exited { .. }) => {}
+                    Some(Msg::Ipc { gen, ev }) if gen == self.gen => {
+                        if self.on_ipc(ev) {
+                            return Wait::Ready;
+                        }
+                    }
+                    Some(Msg::Ipc { .. }) => {}
+                },
+                _ = sleep_until(deadline) => return Wait::Timeout,
+            }
+        }
+    }
+
+    /// Handles one IPC event; true when it was `ready`.
+    fn on_ipc(&mut self, ev: ChannelEvent) -> bool {
+        match ev {
+            ChannelEvent::Message(v) => self.on_message(v),
+            ChannelEvent::Handle { msg, .. } => {
+                dlog(format!(
+                    "App {} sent a handle on its IPC channel; it was closed",
+                    self.label()
+                ));
+                self.on_message(msg)
+            }
+            ChannelEvent::Fault(f) => {
+                dlog(format!("App {} IPC: {f}", self.label()));
+                false
+            }
+            ChannelEvent::Closed => {
+                if let Some(r) = &mut self.running {
+                    r.ipc = None;
+                }
+                false
+            }
+        }
+    }
+
+    fn on_message(&mut self, v: Value) -> bool {
+        let at = now_ms();
+        let process = self.process_json();
+        if v.as_str() == Some("ready") {
+            self.emit(
+                "process:msg",
+                json!({"at": at, "raw": "ready", "process": process}),
+            );
+            return true;
+        }
+        if let Some(o) = v.as_object() {
+            let truthy = |x: Option<&Value>| {
+                !matches!(x, None | Some(Value::Null) | Some(Value::Bool(false)))
+            };
+            if let (Some(Value::String(t)), true) = (o.get("type"), truthy(o.get("data"))) {
+                if t == "axm:monitor" {
+                    self.st.axm_monitor = o.get("data").cloned();
+                    self.publish();
+                }
+                self.emit(
+                    t,
+                    json!({"at": at, "data": o.get("data"), "process": process}),
+                );
+                return false;
+            }
+            if o.contains_key("node_version") {
+                return false;
+            }
+        }
+        self.emit(
+            "process:msg",
+            json!({"at": at, "raw": v, "process": process}),
+        );
+        false
+    }
+
+    /// An exit nobody asked for: apply the restart policy.
+    async fn on_crash(&mut self, code: Option<i32>, signal: Option<i32>) {
+        self.running = None;
+        let _ = std::fs::remove_file(&self.paths.pid);
+        self.st.pid = None;
+        self.st.exit_code = code;
+        self.st.exit_signal = signal.map(signal_name);
+        dlog(format!(
+            "App {} exited with code [{}] via signal [{}]",
+            self.label(),
+            code.map(|c| c.to_string()).unwrap_or_else(|| "null".into()),
+            self.st.exit_signal.clone().unwrap_or_else(|| "none".into())
+        ));
+        self.event("exit", false);
+        let now = now_ms();
+        self.counters.unstable_restarts = self.st.unstable_restarts;
+        let d = policy::on_exit(
+            &self.spec,
+            &mut self.counters,
+            code,
+            now,
+            self.st.created_at,
+            self.st.pm_uptime,
+        );
+        self.st.unstable_restarts = self.counters.unstable_restarts;
+        self.st.prev_restart_delay = self.counters.prev_restart_delay;
+        match d {
+            Decision::Stop => self.set_status(Status::Stopped),
+            Decision::Errored => {
+                dlog(format!(
+                    "Script {} had too many unstable restarts ({}). Stopped. \"errored\"",
+                    self.spec.script.display(),
+                    self.spec.max_restarts
+                ));
+                self.st.unstable_restarts = 0;
+                self.set_status(Status::Errored);
+                self.event("restart overlimit", false);
+                self.event("errored", false);
+            }
+            Decision::Restart { delay_ms } => {
+                self.st.restart_reason = Some(match (code, &self.st.exit_signal) {
+                    (Some(c), _) => format!("exited with code {c}"),
+                    (None, Some(s)) => format!("killed by {s}"),
+                    _ => "exited".into(),
+                });
+                if delay_ms == 0 {
+                    self.st.restart_time += 1;
+                    let _ = self.start_now(false).await;
+                } else {
+                    dlog(format!("App {} will restart in {delay_ms}ms", self.label()));
+                    self.restart_at = Some(Instant::now() + Duration::from_millis(delay_ms));
+                    self.set_status(Status::WaitingRestart);
+                }
+            }
+        }
+    }
+
+    /// Stops the running child, if any: `'shutdown'` message or SIGINT to the group, SIGKILL after
+    /// kill_timeout, and any group member left after the main process is gone is killed too.
+    async fn stop_running(&mut self) {
+        let Some(r) = self.running.take() else { return };
+        self.st.status = Status::Stopping;
+        self.publish();
+        let pid = r.pid as i32;
+        let target = if self.spec.treekill {
+            Pid::from_raw(-pid)
+        } else {
+            Pid::from_raw(pid)
+        };
+        let by_message = self.spec.shutdown_with_message
+            && r.ipc
+                .as_ref()
+                .map(|t| t.send(json!("shutdown")))
+                .unwrap_or(false);
+        if !by_message {
+            let _ = kill(target, Signal::SIGINT);
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.spec.kill_timeout);
+        let mut exit = None;
+        match self.next_event_exit(deadline).await {
+            Some(e) => exit = Some(e),
+            None => {
+                dlog(format!(
+                    "App {} still alive after {}ms, sending SIGKILL",
+                    self.label(),
+                    self.spec.kill_timeout
+                ));
+                let _ = kill(target, Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                if let Some(e) = self
+                    .next_event_exit(Instant::now() + Duration::from_secs(10))
+                    .await
+                {
+                    exit = Some(e);
+                }
+            }
+        }
+        if self.spec.treekill {
+            // Descendants that outlived the main process: give them until the deadline, then SIGKILL.
+            while kill(Pid::from_raw(-pid), None).is_ok() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        }
+        if let Some(r) = r.ipc {
+            r.close();
+        }
+        let (code, signal) = exit.unwrap_or((None, None));
+        self.st.exit_code = code;
+        self.st.exit_signal = signal.map(signal_name);
+        self.st.pid = None;
+        let _ = std::fs::remove_file(&self.paths.pid);
+        dlog(format!(
+            "App {} stopped (code {:?}, signal {:?})",
+            self.label(),
+            code,
+            self.st.exit_signal
+        ));
+    }
+
+    async fn next_event_exit(&mut self, deadline: Instant) -> Option<(Option<i32>, Option<i32>)> {
+        loop {
+            match self.next_event(deadline).await {
+                Wait::Exited(c, s) => return Some((c, s)),
+                Wait::Timeout => return None,
+                Wait::Ready => {}
+            }
+        }
+    }
+}
+
+enum Wait {
+    Ready,
+    Timeout,
+    Exited(Option<i32>, Option<i32>),
+}
+
+enum Pipe {
+    Out(tokio::process::ChildStdout),
+    Err(tokio::process::ChildStderr),
+}
+
+impl Pipe {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Pipe::Out(p) => p.read(buf).await,
+            Pipe::Err(p) => p.read(buf).await,
+        }
+    }
+}
+
+/// Copies a child's pipe to its log files and the bus until EOF. Reading only as fast as the files
+/// take the data is the back-pressure: a child that writes faster than the disk blocks in write().
+async fn pump(
+    mut pipe: Pipe,
+    stream: Stream,
+    logs: Arc<Mutex<LogFiles>>,
+    bus: broadcast::Sender<BusEvent>,
+    process: Value,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let topic = if stream == Stream::Out {
+        "log:out"
+    } else {
+        "log:err"
+    };
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let written = match logs.lock() {
+            Ok(mut l) => l.write(stream, &buf[..n]),
+            Err(_) => buf[..n].to_vec(),
+        };
+        if bus.receiver_count() > 0 {
+            let data = String::from_utf8_lossy(&written).into_owned();
+            let _ = bus.send(BusEvent {
+                topic: topic.into(),
+                data: json!({"process": process, "at": now_ms(), "data": data}),
+            });
+        }
+    }
+}

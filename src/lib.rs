@@ -1,0 +1,1 @@
+//! napi bindings (placeholder until the JS API lands).
