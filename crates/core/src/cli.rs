@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Start an app (a script, a command, or an ecosystem file), or restart one by name or id.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// List every process.
     #[command(visible_aliases = ["ls", "l", "status", "ps"])]
     List,
@@ -160,11 +160,7 @@ struct StartArgs {
     cwd: Option<String>,
     #[arg(long)]
     interpreter: Option<String>,
-    #[arg(
-        long = "node-args",
-        alias = "interpreter-args",
-        allow_hyphen_values = true
-    )]
+    #[arg(long = "node-args", alias = "interpreter-args", allow_hyphen_values = true)]
     node_args: Option<String>,
     /// Watch for file changes (optionally given paths).
     #[arg(short = 'w', long, num_args = 0..)]
@@ -262,11 +258,7 @@ impl Ui {
         let exe = std::env::current_exe().context("cannot find the rpm2 executable")?;
         let c = Client::connect_or_start(&self.home, &exe)?;
         if c.started_daemon && !self.silent {
-            println!(
-                "{} Spawned the rpm2 daemon (home {})",
-                self.paint.cyan("[rpm2]"),
-                self.home.root().display()
-            );
+            println!("{} Spawned the rpm2 daemon (home {})", self.paint.cyan("[rpm2]"), self.home.root().display());
         }
         if c.daemon_version != crate::VERSION && !c.daemon_version.is_empty() {
             self.warn(&format!(
@@ -304,11 +296,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    let ui = Ui {
-        paint,
-        silent: cli.silent,
-        home,
-    };
+    let ui = Ui { paint, silent: cli.silent, home };
     let Some(cmd) = cli.cmd else {
         let _ = <Cli as clap::CommandFactory>::command().print_help();
         return 1;
@@ -347,16 +335,14 @@ fn is_tty(fd: i32) -> bool {
 
 fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
     match cmd {
-        Cmd::Start(a) => start(ui, a),
+        Cmd::Start(a) => start(ui, *a),
         Cmd::List => {
             let mut c = ui.client()?;
             print_list(ui, &mut c)?;
             Ok(0)
         }
         Cmd::Stop(t) => action(ui, "stop", &t.targets, json!({})),
-        Cmd::Restart(a) | Cmd::Reload(a) | Cmd::GracefulReload(a)
-            if is_ecosystem(&a.targets[0]) =>
-        {
+        Cmd::Restart(a) | Cmd::Reload(a) | Cmd::GracefulReload(a) if is_ecosystem(&a.targets[0]) => {
             let sa = StartArgs {
                 script: Some(a.targets[0].clone()),
                 env: a.env.clone(),
@@ -388,11 +374,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
                 return Ok(0);
             }
             let mut c = Client::connect(&ui.home)?;
-            let pid = c
-                .call("info", json!({}))?
-                .get("pid")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0) as u32;
+            let pid = c.call("info", json!({}))?.get("pid").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
             let r = c.call("kill", json!({}))?;
             let n = r.get("stopped").and_then(|v| v.as_u64()).unwrap_or(0);
             // Wait for the daemon to be gone so the next command starts a fresh one.
@@ -409,10 +391,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Ping => {
             let mut c = ui.client()?;
             let r = c.call("ping", json!({}))?;
-            println!(
-                "{{ msg: '{}' }}",
-                r.get("msg").and_then(|v| v.as_str()).unwrap_or("")
-            );
+            println!("{{ msg: '{}' }}", r.get("msg").and_then(|v| v.as_str()).unwrap_or(""));
             Ok(0)
         }
         Cmd::SendSignal { signal, target } => {
@@ -430,10 +409,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
                 ui.info(f.as_str().unwrap_or(""));
             }
             if targets.is_empty() {
-                let _ = std::fs::OpenOptions::new()
-                    .write(true)
-                    .truncate(true)
-                    .open(ui.home.daemon_log());
+                let _ = std::fs::OpenOptions::new().write(true).truncate(true).open(ui.home.daemon_log());
             }
             ui.info("Logs flushed");
             Ok(0)
@@ -459,15 +435,8 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         }
         Cmd::Id { name } => {
             let mut c = ui.client()?;
-            let list = c
-                .call("describe", json!({"targets": [name]}))
-                .unwrap_or(json!([]));
-            let ids: Vec<String> = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| p["pm_id"].to_string())
-                .collect();
+            let list = c.call("describe", json!({"targets": [name]})).unwrap_or(json!([]));
+            let ids: Vec<String> = list.as_array().into_iter().flatten().map(|p| p["pm_id"].to_string()).collect();
             println!("[ {} ]", ids.join(", "));
             Ok(0)
         }
@@ -488,10 +457,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
 
 fn restart_like(ui: &Ui, method: &str, a: RestartArgs) -> Result<i32> {
     if a.env.is_some() {
-        bail!(
-            "--env needs an ecosystem file: `rpm2 {method} ecosystem.config.js --env {}`",
-            a.env.unwrap_or_default()
-        );
+        bail!("--env needs an ecosystem file: `rpm2 {method} ecosystem.config.js --env {}`", a.env.unwrap_or_default());
     }
     let mut params = json!({});
     if a.update_env {
@@ -506,18 +472,10 @@ fn restart_like(ui: &Ui, method: &str, a: RestartArgs) -> Result<i32> {
 fn action(ui: &Ui, method: &str, targets: &[String], mut params: Value) -> Result<i32> {
     let mut c = ui.client()?;
     params["targets"] = json!(targets);
-    ui.info(&format!(
-        "Applying action {method} on app [{}]",
-        targets.join(", ")
-    ));
+    ui.info(&format!("Applying action {method} on app [{}]", targets.join(", ")));
     let res = c.call(method, params)?;
     for p in res.as_array().into_iter().flatten() {
-        ui.info(&format!(
-            "[{}]({}) {}",
-            p["name"].as_str().unwrap_or(""),
-            p["pm_id"],
-            ui.paint.green("✓")
-        ));
+        ui.info(&format!("[{}]({}) {}", p["name"].as_str().unwrap_or(""), p["pm_id"], ui.paint.green("✓")));
     }
     if !ui.silent {
         print_list(ui, &mut c)?;
@@ -526,24 +484,12 @@ fn action(ui: &Ui, method: &str, targets: &[String], mut params: Value) -> Resul
 }
 
 fn client_env() -> std::collections::BTreeMap<String, String> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
 fn is_ecosystem(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
-    [
-        ".json",
-        ".json5",
-        ".yml",
-        ".yaml",
-        ".config.js",
-        ".config.cjs",
-        ".config.mjs",
-    ]
-    .iter()
-    .any(|e| lower.ends_with(e))
+    [".json", ".json5", ".yml", ".yaml", ".config.js", ".config.cjs", ".config.mjs"].iter().any(|e| lower.ends_with(e))
 }
 
 /// Turns `rpm2 start` flags into a PM2-style app object.
@@ -572,27 +518,15 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
     put("interpreter", a.interpreter.clone().map(Value::String));
     put("node_args", a.node_args.clone().map(Value::String));
     if let Some(w) = &a.watch {
-        put(
-            "watch",
-            Some(if w.is_empty() { json!(true) } else { json!(w) }),
-        );
+        put("watch", Some(if w.is_empty() { json!(true) } else { json!(w) }));
     }
     put("ignore_watch", a.ignore_watch.clone().map(|v| json!(v)));
     put("watch_delay", a.watch_delay.clone().map(Value::String));
-    put(
-        "max_memory_restart",
-        a.max_memory_restart.clone().map(Value::String),
-    );
+    put("max_memory_restart", a.max_memory_restart.clone().map(Value::String));
     put("kill_timeout", num("--kill-timeout", &a.kill_timeout)?);
-    put(
-        "listen_timeout",
-        num("--listen-timeout", &a.listen_timeout)?,
-    );
+    put("listen_timeout", num("--listen-timeout", &a.listen_timeout)?);
     put("restart_delay", num("--restart-delay", &a.restart_delay)?);
-    put(
-        "exp_backoff_restart_delay",
-        num("--exp-backoff-restart-delay", &a.exp_backoff_restart_delay)?,
-    );
+    put("exp_backoff_restart_delay", num("--exp-backoff-restart-delay", &a.exp_backoff_restart_delay)?);
     put("max_restarts", num("--max-restarts", &a.max_restarts)?);
     put("min_uptime", a.min_uptime.clone().map(Value::String));
     if a.no_autorestart {
@@ -607,10 +541,7 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
     if let Some(codes) = &a.stop_exit_codes {
         let mut v = Vec::new();
         for c in codes {
-            v.push(
-                c.parse::<i64>()
-                    .map_err(|_| anyhow!("--stop-exit-codes must be numbers, got '{c}'"))?,
-            );
+            v.push(c.parse::<i64>().map_err(|_| anyhow!("--stop-exit-codes must be numbers, got '{c}'"))?);
         }
         put("stop_exit_codes", Some(json!(v)));
     }
@@ -622,20 +553,12 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
     }
     put("out_file", a.output.clone().map(Value::String));
     put("error_file", a.error.clone().map(Value::String));
-    put(
-        "log_file",
-        a.log
-            .clone()
-            .map(|l| if l.is_empty() { json!(true) } else { json!(l) }),
-    );
+    put("log_file", a.log.clone().map(|l| if l.is_empty() { json!(true) } else { json!(l) }));
     put("pid_file", a.pid.clone().map(Value::String));
     if a.merge_logs {
         put("merge_logs", Some(json!(true)));
     }
-    put(
-        "log_date_format",
-        a.log_date_format.clone().map(Value::String),
-    );
+    put("log_date_format", a.log_date_format.clone().map(Value::String));
     if a.time {
         put("time", Some(json!(true)));
     }
@@ -656,10 +579,7 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
 /// Reads an ecosystem file into its list of app objects (JSON/JSON5 in Rust; JS through Node).
 pub fn load_ecosystem(path: &Path) -> Result<Vec<Value>> {
     let text_name = path.to_string_lossy().to_ascii_lowercase();
-    let v: Value = if text_name.ends_with(".js")
-        || text_name.ends_with(".cjs")
-        || text_name.ends_with(".mjs")
-    {
+    let v: Value = if text_name.ends_with(".js") || text_name.ends_with(".cjs") || text_name.ends_with(".mjs") {
         let script = r#"const p=require('path'),u=require('url');const f=p.resolve(process.argv[1]);
 (async()=>{let m;try{m=require(f)}catch(e){if(e&&e.code==='ERR_REQUIRE_ESM'||/\.mjs$/.test(f)){m=await import(u.pathToFileURL(f).href)}else{throw e}}
 if(m&&m.__esModule===undefined&&m.default&&!m.apps&&!Array.isArray(m))m=m.default;if(m&&m.default&&!m.apps)m=m.default;
@@ -672,17 +592,12 @@ process.stdout.write(JSON.stringify(m===undefined?null:m))})().catch(e=>{process
             .context("cannot run node to read the ecosystem file (is Node.js installed?)")?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let first = err
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("error");
+            let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("error");
             bail!("cannot load {}: {}", path.display(), first);
         }
-        serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("{} did not export an object", path.display()))?
+        serde_json::from_slice(&out.stdout).with_context(|| format!("{} did not export an object", path.display()))?
     } else {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         json5::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
     };
     let apps = match v {
@@ -692,10 +607,9 @@ process.stdout.write(JSON.stringify(m===undefined?null:m))})().catch(e=>{process
             Some(other) => vec![other],
             None => vec![Value::Object(o)],
         },
-        other => bail!(
-            "{} must export an object with `apps`, an array of apps or one app, got {other}",
-            path.display()
-        ),
+        other => {
+            bail!("{} must export an object with `apps`, an array of apps or one app, got {other}", path.display())
+        }
     };
     Ok(apps)
 }
@@ -713,37 +627,22 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
         }
     };
     let env = client_env();
-    let mut ctx = ResolveCtx {
-        cwd: cwd.clone(),
-        env,
-        env_name: a.env.clone(),
-    };
+    let mut ctx = ResolveCtx { cwd: cwd.clone(), env, env_name: a.env.clone() };
     let mut raws = Vec::new();
     let file_path = config::absolutize(&cwd, &script);
     if is_ecosystem(&script) && file_path.is_file() {
         let mut apps = load_ecosystem(&file_path)?;
         if let Some(only) = &a.only {
             let names: Vec<&str> = only.split(',').map(str::trim).collect();
-            apps.retain(|app| {
-                app.get("name")
-                    .and_then(|n| n.as_str())
-                    .map(|n| names.contains(&n))
-                    .unwrap_or(false)
-            });
+            apps.retain(|app| app.get("name").and_then(|n| n.as_str()).map(|n| names.contains(&n)).unwrap_or(false));
             if apps.is_empty() {
-                bail!(
-                    "--only {only}: no app of that name in {}",
-                    file_path.display()
-                );
+                bail!("--only {only}: no app of that name in {}", file_path.display());
             }
         }
         if let Some(n) = &a.env {
             let key = format!("env_{n}");
             if !apps.iter().any(|app| app.get(&key).is_some()) {
-                bail!(
-                    "--env {n}: no app in {} has an `{key}` block",
-                    file_path.display()
-                );
+                bail!("--env {n}: no app in {} has an `{key}` block", file_path.display());
             }
         }
         raws = apps;
@@ -752,11 +651,7 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
             ctx.env_name = None;
         }
         // Not a file: an existing app's name or id is restarted, as PM2 does.
-        if !file_path.exists()
-            && !script.contains('/')
-            && !script.contains(' ')
-            && config::which(&script).is_none()
-        {
+        if !file_path.exists() && !script.contains('/') && !script.contains(' ') && config::which(&script).is_none() {
             let mut c = ui.client()?;
             let known = c
                 .call("describe", json!({"targets": [script]}))
@@ -785,10 +680,7 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
             ui.warn(&format!("app '{}': {w}", r.spec.name));
         }
         if !names.insert(r.spec.name.clone()) {
-            bail!(
-                "two apps are named '{}': names in one file must be unique",
-                r.spec.name
-            );
+            bail!("two apps are named '{}': names in one file must be unique", r.spec.name);
         }
         specs.push(r.spec);
     }
@@ -831,23 +723,18 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
 fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
     let list = c.call("list", json!({}))?;
     let p = &ui.paint;
-    let header: Vec<String> = [
-        "App name", "id", "mode", "pid", "status", "restart", "uptime", "cpu", "memory", "watching",
-    ]
-    .iter()
-    .map(|h| p.bold(&p.cyan(h)))
-    .collect();
+    let header: Vec<String> =
+        ["App name", "id", "mode", "pid", "status", "restart", "uptime", "cpu", "memory", "watching"]
+            .iter()
+            .map(|h| p.bold(&p.cyan(h)))
+            .collect();
     let now = now_ms();
     let mut rows = Vec::new();
     for proc_ in list.as_array().into_iter().flatten() {
         let env = &proc_["pm2_env"];
         let status = env["status"].as_str().unwrap_or("");
         let online = status == "online" || status == "launching";
-        let mode = if env["exec_mode"] == "cluster_mode" {
-            "cluster"
-        } else {
-            "fork"
-        };
+        let mode = if env["exec_mode"] == "cluster_mode" { "cluster" } else { "fork" };
         rows.push(vec![
             p.bold(proc_["name"].as_str().unwrap_or("")),
             proc_["pm_id"].to_string(),
@@ -862,11 +749,7 @@ fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
             },
             format!("{}%", proc_["monit"]["cpu"].as_f64().unwrap_or(0.0)),
             human_bytes(proc_["monit"]["memory"].as_u64().unwrap_or(0)),
-            if env["watch"].as_bool().unwrap_or(false) {
-                p.green("enabled")
-            } else {
-                p.grey("disabled")
-            },
+            if env["watch"].as_bool().unwrap_or(false) { p.green("enabled") } else { p.grey("disabled") },
         ]);
     }
     let mut out = std::io::stdout().lock();
@@ -881,11 +764,7 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
     let mut c = ui.client()?;
     let list = match c.call("describe", json!({"targets": [target], "env": env})) {
         Ok(l) => l,
-        Err(e)
-            if e.downcast_ref::<RpcError>()
-                .map(|r| r.code == "not_found")
-                .unwrap_or(false) =>
-        {
+        Err(e) if e.downcast_ref::<RpcError>().map(|r| r.code == "not_found").unwrap_or(false) => {
             ui.warn(&format!("{target} doesn't exist"));
             return Err(Shown.into());
         }
@@ -901,11 +780,7 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
             Value::Array(a) if a.is_empty() => "N/A".into(),
             Value::Array(a) => a
                 .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(String::from)
-                        .unwrap_or_else(|| v.to_string())
-                })
+                .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
                 .collect::<Vec<_>>()
                 .join(" "),
             v => v.to_string(),
@@ -942,14 +817,7 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
             ("script id", proc_["pm_id"].to_string()),
             ("exec cwd", s("pm_cwd")),
             ("exec mode", s("exec_mode")),
-            (
-                "watch & reload",
-                if e["watch"].as_bool().unwrap_or(false) {
-                    p.green("✔")
-                } else {
-                    p.red("✘")
-                },
-            ),
+            ("watch & reload", if e["watch"].as_bool().unwrap_or(false) { p.green("✔") } else { p.red("✘") }),
             ("unstable restarts", s("unstable_restarts")),
             ("created at", iso_utc(e["created_at"].as_u64().unwrap_or(0))),
         ];
@@ -959,20 +827,12 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
         if let Some(c) = e["exit_code"].as_i64() {
             rows.push(("last exit code", c.to_string()));
         }
-        for k in [
-            "kill_timeout",
-            "max_memory_restart",
-            "cron_restart",
-            "pm_log_path",
-        ] {
+        for k in ["kill_timeout", "max_memory_restart", "cron_restart", "pm_log_path"] {
             if !e[k].is_null() {
                 rows.push((k, s(k)));
             }
         }
-        let table_rows: Vec<Vec<String>> = rows
-            .into_iter()
-            .map(|(k, v)| vec![k.to_string(), v])
-            .collect();
+        let table_rows: Vec<Vec<String>> = rows.into_iter().map(|(k, v)| vec![k.to_string(), v]).collect();
         let t = crate::table::render(&["key".into(), "value".into()], &table_rows);
         // Drop the header row: PM2's describe table has none.
         let lines: Vec<&str> = t.lines().collect();
@@ -984,7 +844,7 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
             out.push_str(l);
             out.push('\n');
         }
-        print!("{}", out.replacen("┌", "┌", 1));
+        print!("{out}");
         if let Some(m) = e["axm_monitor"].as_object() {
             println!(" Code metrics value ");
             let rows: Vec<Vec<String>> = m
@@ -993,19 +853,12 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
                     vec![
                         k.clone(),
                         v.get("value")
-                            .map(|x| {
-                                x.as_str()
-                                    .map(String::from)
-                                    .unwrap_or_else(|| x.to_string())
-                            })
+                            .map(|x| x.as_str().map(String::from).unwrap_or_else(|| x.to_string()))
                             .unwrap_or_else(|| v.to_string()),
                     ]
                 })
                 .collect();
-            print!(
-                "{}",
-                crate::table::render(&["metric".into(), "value".into()], &rows)
-            );
+            print!("{}", crate::table::render(&["metric".into(), "value".into()], &rows));
         }
         if env {
             println!(" Environment ");
@@ -1013,10 +866,7 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
                 println!("  {k}: {}", v.as_str().unwrap_or(""));
             }
         }
-        println!(
-            " Use `rpm2 logs {} [--lines 1000]` to display logs",
-            proc_["name"].as_str().unwrap_or("")
-        );
+        println!(" Use `rpm2 logs {} [--lines 1000]` to display logs", proc_["name"].as_str().unwrap_or(""));
     }
     Ok(0)
 }
@@ -1053,11 +903,7 @@ fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
         let tag = format!("{id}|{name}");
         let tag = format!("{tag:<10}");
         let code = colors[(id as usize) % colors.len()];
-        let pipe = if err {
-            ui.paint.red("|")
-        } else {
-            "|".to_string()
-        };
+        let pipe = if err { ui.paint.red("|") } else { "|".to_string() };
         if ui.paint.enabled {
             format!("\x1b[{code}m{tag}\x1b[0m {pipe} ")
         } else {
@@ -1089,10 +935,7 @@ fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
             }
             let lines = crate::logs::tail_lines(Path::new(path), a.lines).unwrap_or_default();
             if !a.raw && !a.json {
-                println!(
-                    "{}",
-                    ui.paint.grey(&format!("{path} last {} lines:", a.lines))
-                );
+                println!("{}", ui.paint.grey(&format!("{path} last {} lines:", a.lines)));
             }
             for l in lines {
                 if a.json {
@@ -1139,12 +982,7 @@ fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
                 let ts = a
                     .timestamp
                     .as_ref()
-                    .map(|f| {
-                        format!(
-                            "{} ",
-                            crate::fmt::format_date(data["at"].as_u64().unwrap_or(0), f)
-                        )
-                    })
+                    .map(|f| format!("{} ", crate::fmt::format_date(data["at"].as_u64().unwrap_or(0), f)))
                     .unwrap_or_default();
                 let _ = writeln!(out, "{ts}{}{line}", prefix(id, name, is_err));
             }

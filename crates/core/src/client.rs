@@ -41,12 +41,8 @@ pub struct Client {
 impl Client {
     /// Connects to a running daemon; fails (without starting one) when none answers.
     pub fn connect(home: &Home) -> Result<Client> {
-        let stream = UnixStream::connect(home.socket()).with_context(|| {
-            format!(
-                "the rpm2 daemon is not running (no answer on {})",
-                home.socket().display()
-            )
-        })?;
+        let stream = UnixStream::connect(home.socket())
+            .with_context(|| format!("the rpm2 daemon is not running (no answer on {})", home.socket().display()))?;
         Client::handshake(stream, false)
     }
 
@@ -81,46 +77,27 @@ impl Client {
             daemon_version: String::new(),
             started_daemon: started,
         };
-        let hello = c.call(
-            "hello",
-            json!({"protocol": PROTOCOL_VERSION, "version": crate::VERSION}),
-        )?;
-        c.daemon_version = hello
-            .get("version")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
+        let hello = c.call("hello", json!({"protocol": PROTOCOL_VERSION, "version": crate::VERSION}))?;
+        c.daemon_version = hello.get("version").and_then(|v| v.as_str()).unwrap_or("").to_string();
         Ok(c)
     }
 
     fn send(&mut self, method: &str, params: Value) -> Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut line = serde_json::to_vec(&Request {
-            id,
-            method: method.into(),
-            params,
-        })?;
+        let mut line = serde_json::to_vec(&Request { id, method: method.into(), params })?;
         line.push(b'\n');
-        self.writer
-            .write_all(&line)
-            .context("lost the connection to the rpm2 daemon")?;
+        self.writer.write_all(&line).context("lost the connection to the rpm2 daemon")?;
         Ok(id)
     }
 
     fn read(&mut self) -> Result<Response> {
         let mut line = String::new();
-        let n = self
-            .reader
-            .read_line(&mut line)
-            .context("lost the connection to the rpm2 daemon")?;
+        let n = self.reader.read_line(&mut line).context("lost the connection to the rpm2 daemon")?;
         if n == 0 {
-            return Err(anyhow!(
-                "the rpm2 daemon closed the connection (see its log for why)"
-            ));
+            return Err(anyhow!("the rpm2 daemon closed the connection (see its log for why)"));
         }
-        serde_json::from_str(&line)
-            .with_context(|| format!("the daemon sent an unreadable reply: {}", line.trim()))
+        serde_json::from_str(&line).with_context(|| format!("the daemon sent an unreadable reply: {}", line.trim()))
     }
 
     /// Calls `method` and waits for its result. A daemon error becomes an [`RpcError`].
@@ -132,11 +109,7 @@ impl Client {
                 continue;
             }
             if let Some(e) = r.error {
-                return Err(RpcError {
-                    code: e.code,
-                    message: e.message,
-                }
-                .into());
+                return Err(RpcError { code: e.code, message: e.message }.into());
             }
             return Ok(r.result.unwrap_or(Value::Null));
         }
@@ -183,11 +156,7 @@ impl Iterator for Subscription {
         loop {
             let r = self.client.read().ok()?;
             if let Some(ev) = r.event {
-                let topic = ev
-                    .get("topic")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string();
+                let topic = ev.get("topic").and_then(|v| v.as_str()).unwrap_or("").to_string();
                 let data = ev.get("data").cloned().unwrap_or(Value::Null);
                 return Some((topic, data));
             }
@@ -210,11 +179,7 @@ pub fn start_daemon(home: &Home, daemon_exe: &Path) -> Result<()> {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(anyhow!(
             "the rpm2 daemon could not start: {} (log: {})",
-            if msg.is_empty() {
-                "no reason given".to_string()
-            } else {
-                msg
-            },
+            if msg.is_empty() { "no reason given".to_string() } else { msg },
             home.daemon_log().display()
         ));
     }

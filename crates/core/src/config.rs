@@ -139,18 +139,14 @@ pub struct Resolved {
 /// Resolves one PM2-style app object against `ctx`. Fails with a one-line error naming the app, the
 /// field and the value when anything is invalid; never starts anything.
 pub fn resolve_app(raw: &Value, ctx: &ResolveCtx) -> Result<Resolved> {
-    let obj = raw
-        .as_object()
-        .ok_or_else(|| anyhow!("an app declaration must be an object, got {}", short(raw)))?;
+    let obj = raw.as_object().ok_or_else(|| anyhow!("an app declaration must be an object, got {}", short(raw)))?;
     // Normalise keys to canonical names; later keys win, as in a JS object.
     let mut o: Map<String, Value> = Map::new();
     let mut warnings = Vec::new();
     for (k, v) in obj {
         let c = canonical(k);
         if !c.starts_with("env_") && !KNOWN_OPTIONS.contains(&c.as_str()) {
-            let hint = closest(&c)
-                .map(|s| format!(" (did you mean '{s}'?)"))
-                .unwrap_or_default();
+            let hint = closest(&c).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
             warnings.push(format!("unknown option '{k}' ignored{hint}"));
             continue;
         }
@@ -158,10 +154,7 @@ pub fn resolve_app(raw: &Value, ctx: &ResolveCtx) -> Result<Resolved> {
     }
     let script_raw = match o.get("script") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(v) => bail!(
-            "field 'script' must be a non-empty string, got {}",
-            short(v)
-        ),
+        Some(v) => bail!("field 'script' must be a non-empty string, got {}", short(v)),
         None => bail!("no 'script' given: say which file to run, e.g. {{\"script\": \"app.js\"}}"),
     };
     let app_label = match o.get("name") {
@@ -198,10 +191,7 @@ fn resolve_inner(
     let mut name_default = None;
     if candidate.exists() {
         if candidate.is_dir() {
-            bail!(
-                "script {} is a directory: give the file to run",
-                candidate.display()
-            );
+            bail!("script {} is a directory: give the file to run", candidate.display());
         }
         script = candidate;
     } else if script_raw.contains(' ') && interpreter_given.is_none() {
@@ -219,16 +209,10 @@ fn resolve_inner(
                     interpreter_given = Some("none".into());
                 }
             }
-            None => bail!(
-                "script not found: {} (check the path, or --cwd)",
-                candidate.display()
-            ),
+            None => bail!("script not found: {} (check the path, or --cwd)", candidate.display()),
         }
     } else {
-        bail!(
-            "script not found: {} (check the path, or --cwd)",
-            candidate.display()
-        );
+        bail!("script not found: {} (check the path, or --cwd)", candidate.display());
     }
 
     let name = match o.get("name") {
@@ -256,20 +240,18 @@ fn resolve_inner(
         }
     } else {
         use std::os::unix::fs::PermissionsExt;
-        let exec = std::fs::metadata(&script)
-            .map(|m| m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false);
+        let exec = std::fs::metadata(&script).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false);
         if !exec {
-            bail!("{} is not executable and has no known interpreter: chmod +x it or pass --interpreter", script.display());
+            bail!(
+                "{} is not executable and has no known interpreter: chmod +x it or pass --interpreter",
+                script.display()
+            );
         }
     }
     let node_args = string_list(o.get("node_args"), "node_args")?;
 
     let is_node = interpreter.as_deref().map(|i| {
-        let b = Path::new(i)
-            .file_name()
-            .and_then(|s| s.to_str())
-            .unwrap_or(i);
+        let b = Path::new(i).file_name().and_then(|s| s.to_str()).unwrap_or(i);
         b == "node" || b == "nodejs" || b == "bun"
     }) == Some(true);
     let instances_given = o.get("instances").filter(|v| !v.is_null());
@@ -279,10 +261,7 @@ fn resolve_inner(
     };
     let exec_mode = match o.get("exec_mode") {
         None | Some(Value::Null) => {
-            if instances_given.is_some()
-                && is_node
-                && !bool_field(o, "execute_command")?.unwrap_or(false)
-            {
+            if instances_given.is_some() && is_node && !bool_field(o, "execute_command")?.unwrap_or(false) {
                 ExecMode::Cluster
             } else {
                 ExecMode::Fork
@@ -293,10 +272,7 @@ fn resolve_inner(
             "cluster" | "cluster_mode" => ExecMode::Cluster,
             _ => bail!("field 'exec_mode' must be 'fork' or 'cluster', got '{s}'"),
         },
-        Some(v) => bail!(
-            "field 'exec_mode' must be 'fork' or 'cluster', got {}",
-            short(v)
-        ),
+        Some(v) => bail!("field 'exec_mode' must be 'fork' or 'cluster', got {}", short(v)),
     };
     if exec_mode == ExecMode::Cluster && !is_node {
         bail!(
@@ -315,11 +291,7 @@ fn resolve_inner(
     if let Some(p) = o.get("port").filter(|v| !v.is_null()) {
         env.insert("PORT".into(), scalar_string(p));
     }
-    if interpreter
-        .as_deref()
-        .map(|i| i.contains("python"))
-        .unwrap_or(false)
-    {
+    if interpreter.as_deref().map(|i| i.contains("python")).unwrap_or(false) {
         env.insert("PYTHONUNBUFFERED".into(), "1".into());
     }
 
@@ -335,8 +307,7 @@ fn resolve_inner(
         Some(Value::String(s)) => Some(absolutize(&cwd, &expand_tilde(s))),
         Some(v) => bail!("field 'pid_file' must be a string, got {}", short(v)),
     };
-    let merge_logs = bool_field(o, "merge_logs")?
-        .unwrap_or(exec_mode == ExecMode::Fork && instances_given.is_none());
+    let merge_logs = bool_field(o, "merge_logs")?.unwrap_or(exec_mode == ExecMode::Fork && instances_given.is_none());
 
     let log_date_format = match o.get("log_date_format") {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -350,13 +321,12 @@ fn resolve_inner(
         Some(v) => bail!("field 'log_date_format' must be a string, got {}", short(v)),
     };
 
-    let max_memory_restart =
-        match o.get("max_memory_restart") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(parse_size(v).with_context(|| {
-                format!("field 'max_memory_restart' has a bad value {}", short(v))
-            })?),
-        };
+    let max_memory_restart = match o.get("max_memory_restart") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            Some(parse_size(v).with_context(|| format!("field 'max_memory_restart' has a bad value {}", short(v)))?)
+        }
+    };
     let cron_restart = match o.get("cron_restart") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.as_i64() == Some(0) => None,
@@ -373,10 +343,7 @@ fn resolve_inner(
     let watch = match o.get("watch") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => false,
         Some(Value::Bool(true)) | Some(Value::String(_)) | Some(Value::Array(_)) => true,
-        Some(v) => bail!(
-            "field 'watch' must be a boolean, a path or a list of paths, got {}",
-            short(v)
-        ),
+        Some(v) => bail!("field 'watch' must be a boolean, a path or a list of paths, got {}", short(v)),
     };
 
     let stop_exit_codes = match o.get("stop_exit_codes") {
@@ -384,12 +351,9 @@ fn resolve_inner(
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| {
-                v.as_i64().map(|n| n as i32).ok_or_else(|| {
-                    anyhow!(
-                        "field 'stop_exit_codes' must hold numbers, got {}",
-                        short(v)
-                    )
-                })
+                v.as_i64()
+                    .map(|n| n as i32)
+                    .ok_or_else(|| anyhow!("field 'stop_exit_codes' must hold numbers, got {}", short(v)))
             })
             .collect::<Result<_>>()?,
         Some(v) => vec![int_value(v, "stop_exit_codes")? as i32],
@@ -421,10 +385,7 @@ fn resolve_inner(
         namespace: match o.get("namespace") {
             None | Some(Value::Null) => "default".into(),
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(v) => bail!(
-                "field 'namespace' must be a non-empty string, got {}",
-                short(v)
-            ),
+            Some(v) => bail!("field 'namespace' must be a non-empty string, got {}", short(v)),
         },
         name,
         script,
@@ -472,10 +433,7 @@ fn resolve_inner(
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 60 {
-        format!(
-            "{}...",
-            &s[..s.char_indices().nth(57).map(|(i, _)| i).unwrap_or(s.len())]
-        )
+        format!("{}...", &s[..s.char_indices().nth(57).map(|(i, _)| i).unwrap_or(s.len())])
     } else {
         s
     }
@@ -492,11 +450,7 @@ fn expand_tilde(s: &str) -> String {
 
 /// `p` made absolute against `base`, with `.` and `..` folded.
 pub fn absolutize(base: &Path, p: &str) -> PathBuf {
-    let joined = if Path::new(p).is_absolute() {
-        PathBuf::from(p)
-    } else {
-        base.join(p)
-    };
+    let joined = if Path::new(p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
     let mut out = PathBuf::new();
     for c in joined.components() {
         match c {
@@ -513,20 +467,14 @@ pub fn absolutize(base: &Path, p: &str) -> PathBuf {
 /// Looks `cmd` up on `PATH` (or checks it directly when it contains a `/`).
 pub fn which(cmd: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let is_exec = |p: &Path| {
-        p.is_file()
-            && std::fs::metadata(p)
-                .map(|m| m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-    };
+    let is_exec =
+        |p: &Path| p.is_file() && std::fs::metadata(p).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false);
     if cmd.contains('/') {
         let p = PathBuf::from(cmd);
         return if is_exec(&p) { Some(p) } else { None };
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(cmd))
-        .find(|p| is_exec(p))
+    std::env::split_paths(&path).map(|d| d.join(cmd)).find(|p| is_exec(p))
 }
 
 fn default_name(script: &Path) -> String {
@@ -554,9 +502,7 @@ fn default_interpreter(script: &Path) -> Option<String> {
         "coffee" => Some("coffee".into()),
         _ => {
             // A binary file runs as itself; a text file is assumed to be JavaScript, as PM2 does.
-            let head = std::fs::read(script)
-                .map(|b| b.into_iter().take(512).collect::<Vec<u8>>())
-                .unwrap_or_default();
+            let head = std::fs::read(script).map(|b| b.into_iter().take(512).collect::<Vec<u8>>()).unwrap_or_default();
             if head.starts_with(b"\x7fELF") || head.contains(&0) || head.starts_with(b"#!") {
                 None
             } else {
@@ -567,40 +513,26 @@ fn default_interpreter(script: &Path) -> Option<String> {
 }
 
 fn resolve_instances(v: &Value) -> Result<u32> {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get() as i64)
-        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1);
     let n: i64 = match v {
-        Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| anyhow!("field 'instances' must be a whole number or 'max', got {n}"))?,
+        Value::Number(n) => {
+            n.as_i64().ok_or_else(|| anyhow!("field 'instances' must be a whole number or 'max', got {n}"))?
+        }
         Value::String(s) if s == "max" => 0,
-        Value::String(s) => s.trim().parse().map_err(|_| {
-            anyhow!("field 'instances' must be a whole number or 'max', got \"{s}\"")
-        })?,
-        v => bail!(
-            "field 'instances' must be a whole number or 'max', got {}",
-            short(v)
-        ),
+        Value::String(s) => {
+            s.trim().parse().map_err(|_| anyhow!("field 'instances' must be a whole number or 'max', got \"{s}\""))?
+        }
+        v => bail!("field 'instances' must be a whole number or 'max', got {}", short(v)),
     };
-    Ok(if n <= 0 {
-        (cpus + n).max(1) as u32
-    } else {
-        n as u32
-    })
+    Ok(if n <= 0 { (cpus + n).max(1) as u32 } else { n as u32 })
 }
 
 fn string_list(v: Option<&Value>, field: &str) -> Result<Vec<String>> {
     match v {
         None | Some(Value::Null) => Ok(vec![]),
-        Some(Value::String(s)) => {
-            shell_split(s).with_context(|| format!("field '{field}' has unbalanced quotes: {s}"))
-        }
+        Some(Value::String(s)) => shell_split(s).with_context(|| format!("field '{field}' has unbalanced quotes: {s}")),
         Some(Value::Array(a)) => Ok(a.iter().map(scalar_string).collect()),
-        Some(v) => bail!(
-            "field '{field}' must be a string or a list of strings, got {}",
-            short(v)
-        ),
+        Some(v) => bail!("field '{field}' must be a string or a list of strings, got {}", short(v)),
     }
 }
 
@@ -621,10 +553,7 @@ fn merge_env(env: &mut BTreeMap<String, String>, v: Option<&Value>, field: &str)
             }
             Ok(())
         }
-        Some(v) => bail!(
-            "field '{field}' must be an object of variables, got {}",
-            short(v)
-        ),
+        Some(v) => bail!("field '{field}' must be an object of variables, got {}", short(v)),
     }
 }
 
@@ -632,9 +561,7 @@ fn log_target(v: Option<&Value>, cwd: &Path, field: &str) -> Result<LogTarget> {
     match v {
         None | Some(Value::Null) => Ok(LogTarget::Default),
         Some(Value::String(s)) if s == "NULL" || s == "/dev/null" => Ok(LogTarget::Null),
-        Some(Value::String(s)) if !s.is_empty() => {
-            Ok(LogTarget::File(absolutize(cwd, &expand_tilde(s))))
-        }
+        Some(Value::String(s)) if !s.is_empty() => Ok(LogTarget::File(absolutize(cwd, &expand_tilde(s)))),
         Some(v) => bail!("field '{field}' must be a file path, got {}", short(v)),
     }
 }
@@ -651,9 +578,7 @@ fn bool_field(o: &Map<String, Value>, field: &str) -> Result<Option<bool>> {
 
 fn int_value(v: &Value, field: &str) -> Result<i64> {
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -689,11 +614,9 @@ fn duration_field(o: &Map<String, Value>, field: &str) -> Result<Option<u64>> {
             } else {
                 (s, 1)
             };
-            let n: u64 = num.parse().map_err(|_| {
-                anyhow!(
-                    "field '{field}' must be a duration like 1000, \"10s\" or \"1m\", got \"{s}\""
-                )
-            })?;
+            let n: u64 = num
+                .parse()
+                .map_err(|_| anyhow!("field '{field}' must be a duration like 1000, \"10s\" or \"1m\", got \"{s}\""))?;
             Ok(Some(n * mul))
         }
         _ => uint_field(o, field),
@@ -703,9 +626,7 @@ fn duration_field(o: &Map<String, Value>, field: &str) -> Result<Option<u64>> {
 /// Parses a memory size as PM2 does: bytes, or `<n>K|M|G` (×1024ⁿ). `"60X"`, `"1.5G"` are errors.
 pub fn parse_size(v: &Value) -> Result<u64> {
     match v {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| anyhow!("a size must be a positive whole number of bytes")),
+        Value::Number(n) => n.as_u64().ok_or_else(|| anyhow!("a size must be a positive whole number of bytes")),
         Value::String(s) => {
             let s = s.trim();
             let (num, mul) = match s.chars().last() {
@@ -714,9 +635,9 @@ pub fn parse_size(v: &Value) -> Result<u64> {
                 Some('G') | Some('g') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
                 _ => (s, 1),
             };
-            let n: u64 = num.parse().map_err(|_| {
-                anyhow!("'{s}' is not a size: use bytes or a number with K, M or G, e.g. \"60M\"")
-            })?;
+            let n: u64 = num
+                .parse()
+                .map_err(|_| anyhow!("'{s}' is not a size: use bytes or a number with K, M or G, e.g. \"60M\""))?;
             Ok(n * mul)
         }
         _ => bail!("a size must be a number or a string like \"60M\""),
@@ -789,11 +710,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
         }
         prev = cur;
     }
@@ -816,11 +733,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx(dir: &Path) -> ResolveCtx {
-        ResolveCtx {
-            cwd: dir.to_path_buf(),
-            env: BTreeMap::from([("HOME".into(), "/h".into())]),
-            env_name: None,
-        }
+        ResolveCtx { cwd: dir.to_path_buf(), env: BTreeMap::from([("HOME".into(), "/h".into())]), env_name: None }
     }
 
     fn tmpdir(tag: &str) -> PathBuf {
@@ -860,28 +773,15 @@ mod tests {
     #[test]
     fn bad_values_name_the_field() {
         let d = tmpdir("bad");
-        let e =
-            resolve_app(&json!({"script": "app.js", "instances": "lots"}), &ctx(&d)).unwrap_err();
+        let e = resolve_app(&json!({"script": "app.js", "instances": "lots"}), &ctx(&d)).unwrap_err();
         assert!(format!("{e:#}").contains("instances"), "{e:#}");
         let e = resolve_app(&json!({"script": "nope.js"}), &ctx(&d)).unwrap_err();
         assert!(format!("{e:#}").contains("script not found"), "{e:#}");
-        let e = resolve_app(
-            &json!({"script": "app.js", "kill_timeout": "abc"}),
-            &ctx(&d),
-        )
-        .unwrap_err();
+        let e = resolve_app(&json!({"script": "app.js", "kill_timeout": "abc"}), &ctx(&d)).unwrap_err();
         assert!(format!("{e:#}").contains("kill_timeout"), "{e:#}");
-        let e = resolve_app(
-            &json!({"script": "app.js", "interpreter": "no-such-interp-xyz"}),
-            &ctx(&d),
-        )
-        .unwrap_err();
+        let e = resolve_app(&json!({"script": "app.js", "interpreter": "no-such-interp-xyz"}), &ctx(&d)).unwrap_err();
         assert!(format!("{e:#}").contains("not installed"), "{e:#}");
-        let e = resolve_app(
-            &json!({"script": "app.js", "max_memory_restart": "60X"}),
-            &ctx(&d),
-        )
-        .unwrap_err();
+        let e = resolve_app(&json!({"script": "app.js", "max_memory_restart": "60X"}), &ctx(&d)).unwrap_err();
         assert!(format!("{e:#}").contains("max_memory_restart"), "{e:#}");
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -899,7 +799,9 @@ mod tests {
         let d = tmpdir("env");
         let mut c = ctx(&d);
         c.env_name = Some("production".into());
-        let r = resolve_app(&json!({"script": "app.js", "env": {"A": "dev", "B": 2}, "env_production": {"A": "prod"}}), &c).unwrap();
+        let r =
+            resolve_app(&json!({"script": "app.js", "env": {"A": "dev", "B": 2}, "env_production": {"A": "prod"}}), &c)
+                .unwrap();
         assert_eq!(r.spec.env["A"], "prod");
         assert_eq!(r.spec.env["B"], "2");
         assert_eq!(r.spec.env["HOME"], "/h");
@@ -912,10 +814,7 @@ mod tests {
         assert_eq!(parse_size(&json!("1K")).unwrap(), 1024);
         assert_eq!(parse_size(&json!(5000)).unwrap(), 5000);
         assert!(parse_size(&json!("1.5G")).is_err());
-        assert_eq!(
-            shell_split(r#"x "y z" 'a b' c\ d"#).unwrap(),
-            vec!["x", "y z", "a b", "c d"]
-        );
+        assert_eq!(shell_split(r#"x "y z" 'a b' c\ d"#).unwrap(), vec!["x", "y z", "a b", "c d"]);
         assert!(shell_split("'open").is_err());
     }
 }

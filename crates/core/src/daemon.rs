@@ -22,10 +22,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 
 /// Writes one line to the daemon log (the daemon's stderr is `RPM2_HOME/rpm2.log`).
 pub fn dlog(msg: impl std::fmt::Display) {
-    eprintln!(
-        "{}: rpm2: {msg}",
-        format_date(now_ms(), "YYYY-MM-DDTHH:mm:ss")
-    );
+    eprintln!("{}: rpm2: {msg}", format_date(now_ms(), "YYYY-MM-DDTHH:mm:ss"));
 }
 
 /// Entry point of `rpm2d --daemon`: takes the home's lock (exiting quietly when another daemon holds
@@ -57,10 +54,7 @@ pub fn start_detached(home: Home) -> Result<()> {
             if s.starts_with("ok") {
                 Ok(())
             } else if s.is_empty() {
-                bail!(
-                    "the daemon exited before it was ready: see {}",
-                    home.daemon_log().display()
-                )
+                bail!("the daemon exited before it was ready: see {}", home.daemon_log().display())
             } else {
                 bail!("{}", s.trim())
             }
@@ -84,11 +78,7 @@ pub fn start_detached(home: Home) -> Result<()> {
 
 fn redirect_stdio(home: &Home) {
     use std::os::unix::fs::OpenOptionsExt;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(home.daemon_log());
+    let log = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(home.daemon_log());
     let null = std::fs::File::open("/dev/null");
     // SAFETY: dup2 onto the standard descriptors of this (single-threaded) process.
     unsafe {
@@ -105,10 +95,7 @@ fn redirect_stdio(home: &Home) {
 /// Runs the daemon in this process until `kill` or SIGTERM/SIGINT. `ready` receives `ok` once the
 /// socket accepts connections (or the error). `lock` must hold the home's flock.
 pub fn run(home: Home, ready: Option<std::fs::File>, lock: std::fs::File) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot build the runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot build the runtime")?;
     let res = rt.block_on(serve(home.clone(), ready));
     let _ = std::fs::remove_file(home.socket());
     let _ = std::fs::remove_file(home.pid_file());
@@ -188,11 +175,7 @@ async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
         changed: Arc::new(Notify::new()),
         shutdown: Notify::new(),
         persist_enabled: std::sync::atomic::AtomicBool::new(true),
-        metrics: Mutex::new(Metrics {
-            sampler: Sampler::new(),
-            last: None,
-            usage: HashMap::new(),
-        }),
+        metrics: Mutex::new(Metrics { sampler: Sampler::new(), last: None, usage: HashMap::new() }),
         started_at: now_ms(),
     });
     dlog(format!(
@@ -208,14 +191,13 @@ async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
         use std::io::Write;
         let _ = r.write_all(b"ok\n");
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("signal handler")?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .context("signal handler")?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("signal handler")?;
-    let mut usr2 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
-        .context("signal handler")?;
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("signal handler")?;
+    let mut int =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).context("signal handler")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("signal handler")?;
+    let mut usr2 =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2()).context("signal handler")?;
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -248,18 +230,13 @@ fn bind(home: &Home) -> Result<UnixListener> {
 
 fn handles(d: &Daemon) -> Vec<(u32, Handle)> {
     match d.registry.lock() {
-        Ok(r) => r
-            .procs
-            .iter()
-            .map(|(id, e)| (*id, e.handle.clone()))
-            .collect(),
+        Ok(r) => r.procs.iter().map(|(id, e)| (*id, e.handle.clone())).collect(),
         Err(_) => vec![],
     }
 }
 
 async fn stop_all_keep(d: &Arc<Daemon>) {
-    d.persist_enabled
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    d.persist_enabled.store(false, std::sync::atomic::Ordering::SeqCst);
     let mut set = tokio::task::JoinSet::new();
     for (_, h) in handles(d) {
         set.spawn(async move { h.call(Control::Stop).await });
@@ -282,10 +259,7 @@ async fn persister(d: Arc<Daemon>) {
 
 fn persist(d: &Daemon) -> Result<()> {
     let table = {
-        let r = d
-            .registry
-            .lock()
-            .map_err(|_| anyhow::anyhow!("registry poisoned"))?;
+        let r = d.registry.lock().map_err(|_| anyhow::anyhow!("registry poisoned"))?;
         SavedTable {
             version: 1,
             next_id: r.next_id,
@@ -325,11 +299,7 @@ async fn restore(d: &Arc<Daemon>) {
         Err(e) => {
             let bad = path.with_extension("json.corrupt");
             let _ = std::fs::rename(&path, &bad);
-            dlog(format!(
-                "app table {} is unreadable ({e}); kept as {}",
-                path.display(),
-                bad.display()
-            ));
+            dlog(format!("app table {} is unreadable ({e}); kept as {}", path.display(), bad.display()));
             return;
         }
     };
@@ -344,10 +314,8 @@ async fn restore(d: &Arc<Daemon>) {
                 stop_orphan(pid, p.spec.kill_timeout).await;
             }
         }
-        let run = matches!(
-            p.state.status,
-            Status::Online | Status::Launching | Status::WaitingRestart | Status::Stopping
-        );
+        let run =
+            matches!(p.state.status, Status::Online | Status::Launching | Status::WaitingRestart | Status::Stopping);
         let mut state = p.state.clone();
         state.pid = None;
         state.status = Status::Stopped;
@@ -393,14 +361,7 @@ fn register(
     };
     let handle = supervisor::spawn(spec, ctx, state, false);
     if let Ok(mut r) = d.registry.lock() {
-        r.procs.insert(
-            pm_id,
-            Entry {
-                instance,
-                unique_id,
-                handle: handle.clone(),
-            },
-        );
+        r.procs.insert(pm_id, Entry { instance, unique_id, handle: handle.clone() });
         r.next_id = r.next_id.max(pm_id + 1);
     }
     d.changed.notify_one();
@@ -410,9 +371,7 @@ fn register(
 async fn sampler_task(d: Arc<Daemon>) {
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let any_running = handles(&d)
-            .iter()
-            .any(|(_, h)| h.state.borrow().pid.is_some());
+        let any_running = handles(&d).iter().any(|(_, h)| h.state.borrow().pid.is_some());
         if any_running {
             sample(&d, Duration::from_millis(0));
         }
@@ -421,10 +380,7 @@ async fn sampler_task(d: Arc<Daemon>) {
 
 /// Refreshes the usage cache if it is older than `max_age`.
 fn sample(d: &Daemon, max_age: Duration) {
-    let pids: Vec<u32> = handles(d)
-        .iter()
-        .filter_map(|(_, h)| h.state.borrow().pid)
-        .collect();
+    let pids: Vec<u32> = handles(d).iter().filter_map(|(_, h)| h.state.borrow().pid).collect();
     if let Ok(mut m) = d.metrics.lock() {
         let fresh = m.last.map(|t| t.elapsed() < max_age).unwrap_or(false);
         let missing = pids.iter().any(|p| !m.usage.contains_key(p));
@@ -445,14 +401,7 @@ fn new_unique_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 async fn connection(d: Arc<Daemon>, stream: UnixStream) {
@@ -479,11 +428,7 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
     let closed = Arc::new(Notify::new());
     loop {
         buf.clear();
-        let n = match (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .await
-        {
+        let n = match (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -494,18 +439,12 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
         let req: Request = match serde_json::from_slice(&buf) {
             Ok(r) => r,
             Err(e) => {
-                let _ = tx.send(
-                    Response::err(0, "bad_request", format!("malformed request: {e}")).to_line(),
-                );
+                let _ = tx.send(Response::err(0, "bad_request", format!("malformed request: {e}")).to_line());
                 continue;
             }
         };
         if req.method == "hello" {
-            let theirs = req
-                .params
-                .get("protocol")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
+            let theirs = req.params.get("protocol").and_then(|v| v.as_u64()).unwrap_or(0);
             if theirs != PROTOCOL_VERSION as u64 {
                 let _ = tx.send(
                     Response::err(
@@ -554,25 +493,14 @@ pub struct HandlerError {
 }
 
 fn herr(code: &'static str, message: impl Into<String>) -> HandlerError {
-    HandlerError {
-        code,
-        message: message.into(),
-    }
+    HandlerError { code, message: message.into() }
 }
 
 type HResult = std::result::Result<Value, HandlerError>;
 
-async fn subscribe(
-    d: Arc<Daemon>,
-    req: Request,
-    tx: mpsc::UnboundedSender<Vec<u8>>,
-    closed: Arc<Notify>,
-) {
-    let topics: Vec<String> = req
-        .params
-        .get("topics")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
+async fn subscribe(d: Arc<Daemon>, req: Request, tx: mpsc::UnboundedSender<Vec<u8>>, closed: Arc<Notify>) {
+    let topics: Vec<String> =
+        req.params.get("topics").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
     let filter: Option<Vec<String>> = req
         .params
         .get("targets")
@@ -592,11 +520,9 @@ async fn subscribe(
     let _ = tx.send(Response::ok(req.id, json!({"subscribed": true})).to_line());
     let matches = |topic: &str| {
         topics.is_empty()
-            || topics.iter().any(|t| {
-                t == "*"
-                    || t == topic
-                    || (t.ends_with(":*") && topic.starts_with(&t[..t.len() - 1]))
-            })
+            || topics
+                .iter()
+                .any(|t| t == "*" || t == topic || (t.ends_with(":*") && topic.starts_with(&t[..t.len() - 1])))
     };
     loop {
         tokio::select! {
@@ -621,14 +547,9 @@ async fn subscribe(
 
 fn targets_param(p: &Value) -> Vec<String> {
     match p.get("targets") {
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .collect(),
+        Some(Value::Array(a)) => {
+            a.iter().map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).collect()
+        }
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Number(n)) => vec![n.to_string()],
         _ => vec![],
@@ -651,10 +572,7 @@ fn resolve_targets(d: &Daemon, targets: &[String]) -> std::result::Result<Vec<u3
             all.iter().map(|a| a.0).collect()
         } else if let Ok(id) = t.parse::<u32>() {
             if !all.iter().any(|a| a.0 == id) {
-                return Err(herr(
-                    "not_found",
-                    format!("no process with id {id}: run `rpm2 list` to see the ids"),
-                ));
+                return Err(herr("not_found", format!("no process with id {id}: run `rpm2 list` to see the ids")));
             }
             vec![id]
         } else {
@@ -681,10 +599,7 @@ fn resolve_targets(d: &Daemon, targets: &[String]) -> std::result::Result<Vec<u3
 }
 
 fn handle_of(d: &Daemon, id: u32) -> Option<Handle> {
-    d.registry
-        .lock()
-        .ok()
-        .and_then(|r| r.procs.get(&id).map(|e| e.handle.clone()))
+    d.registry.lock().ok().and_then(|r| r.procs.get(&id).map(|e| e.handle.clone()))
 }
 
 /// The PM2 `jlist` object of one process.
@@ -696,28 +611,14 @@ fn proc_json(d: &Daemon, id: u32, show_env: bool) -> Option<Value> {
     };
     let st = h.state.borrow().clone();
     let (spec, paths) = h.spec.borrow().clone();
-    let usage = st
-        .pid
-        .and_then(|p| d.metrics.lock().ok().and_then(|m| m.usage.get(&p).copied()))
-        .unwrap_or_default();
+    let usage = st.pid.and_then(|p| d.metrics.lock().ok().and_then(|m| m.usage.get(&p).copied())).unwrap_or_default();
     let env: serde_json::Map<String, Value> = spec
         .env
         .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                if show_env {
-                    Value::String(v.clone())
-                } else {
-                    Value::String("[hidden]".into())
-                },
-            )
-        })
+        .map(|(k, v)| (k.clone(), if show_env { Value::String(v.clone()) } else { Value::String("[hidden]".into()) }))
         .collect();
     let p = |x: &Option<std::path::PathBuf>| {
-        x.as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "/dev/null".into())
+        x.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "/dev/null".into())
     };
     let mut pm2_env = json!({
         "name": spec.name,
@@ -818,18 +719,11 @@ fn package_version(script: &std::path::Path) -> String {
 
 fn list_json(d: &Daemon, ids: &[u32], show_env: bool) -> Value {
     sample(d, Duration::from_millis(1000));
-    Value::Array(
-        ids.iter()
-            .filter_map(|id| proc_json(d, *id, show_env))
-            .collect(),
-    )
+    Value::Array(ids.iter().filter_map(|id| proc_json(d, *id, show_env)).collect())
 }
 
 fn all_ids(d: &Daemon) -> Vec<u32> {
-    d.registry
-        .lock()
-        .map(|r| r.procs.keys().copied().collect())
-        .unwrap_or_default()
+    d.registry.lock().map(|r| r.procs.keys().copied().collect()).unwrap_or_default()
 }
 
 /// Runs `make` on every process in `ids` concurrently; fails with the first error (after all ran).
@@ -846,8 +740,7 @@ async fn on_each(
             let (tx, rx) = tokio::sync::oneshot::channel();
             let c = with_reply(c, tx);
             h.tell(c);
-            rx.await
-                .unwrap_or_else(|_| Err("the process supervisor has ended".into()))
+            rx.await.unwrap_or_else(|_| Err("the process supervisor has ended".into()))
         });
     }
     let mut first_err = None;
@@ -867,11 +760,7 @@ fn with_reply(c: Control, reply: supervisor::Reply) -> Control {
     match c {
         Control::Start(_) => Control::Start(reply),
         Control::Stop(_) => Control::Stop(reply),
-        Control::Restart { spec, reason, .. } => Control::Restart {
-            spec,
-            reason,
-            reply,
-        },
+        Control::Restart { spec, reason, .. } => Control::Restart { spec, reason, reply },
         Control::Delete(_) => Control::Delete(reply),
         Control::Signal { signal, .. } => Control::Signal { signal, reply },
         Control::Send { msg, .. } => Control::Send { msg, reply },
@@ -903,17 +792,9 @@ fn parse_signal(s: &str) -> std::result::Result<Signal, HandlerError> {
     if let Ok(n) = up.parse::<i32>() {
         return Signal::try_from(n).map_err(|_| herr("bad_request", format!("unknown signal {s}")));
     }
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
-    };
-    Signal::from_str(&name).map_err(|_| {
-        herr(
-            "bad_request",
-            format!("unknown signal '{s}': use a name like SIGUSR2 or a number"),
-        )
-    })
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    Signal::from_str(&name)
+        .map_err(|_| herr("bad_request", format!("unknown signal '{s}': use a name like SIGUSR2 or a number")))
 }
 
 async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
@@ -939,26 +820,19 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
             if targets.is_empty() {
                 return Err(herr(
                     "bad_request",
-                    format!(
-                        "{} needs a target: an id, a name, a namespace or all",
-                        req.method
-                    ),
+                    format!("{} needs a target: an id, a name, a namespace or all", req.method),
                 ));
             }
             let ids = resolve_targets(d, &targets)?;
             if ids.is_empty() {
                 return Err(herr("not_found", "no process found: nothing to do"));
             }
-            let update_env: Option<BTreeMap<String, String>> = if p
-                .get("update_env")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false)
-            {
-                p.get("env")
-                    .and_then(|v| serde_json::from_value(v.clone()).ok())
-            } else {
-                None
-            };
+            let update_env: Option<BTreeMap<String, String>> =
+                if p.get("update_env").and_then(|v| v.as_bool()).unwrap_or(false) {
+                    p.get("env").and_then(|v| serde_json::from_value(v.clone()).ok())
+                } else {
+                    None
+                };
             let method = req.method.clone();
             let new_spec: Option<Arc<AppSpec>> = match p.get("spec") {
                 Some(v) if !v.is_null() => Some(Arc::new(
@@ -990,11 +864,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                                 Some(Arc::new(s))
                             })
                         });
-                        Control::Restart {
-                            spec,
-                            reason: format!("{method} requested"),
-                            reply: placeholder(),
-                        }
+                        Control::Restart { spec, reason: format!("{method} requested"), reply: placeholder() }
                     }
                 })
             })
@@ -1016,59 +886,30 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
         "signal" => {
             let sig = parse_signal(p.get("signal").and_then(|v| v.as_str()).unwrap_or(""))?;
             let ids = resolve_targets(d, &targets_param(p))?;
-            on_each(d, &ids, |_| {
-                Some(Control::Signal {
-                    signal: sig,
-                    reply: placeholder(),
-                })
-            })
-            .await?;
+            on_each(d, &ids, |_| Some(Control::Signal { signal: sig, reply: placeholder() })).await?;
             Ok(summary(d, &ids))
         }
         "send" => {
             let id = p
                 .get("id")
-                .and_then(|v| {
-                    v.as_u64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                })
-                .ok_or_else(|| herr("bad_request", "send needs a numeric process id"))?
-                as u32;
+                .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                .ok_or_else(|| herr("bad_request", "send needs a numeric process id"))? as u32;
             let packet = p.get("packet").cloned().unwrap_or(Value::Null);
             if handle_of(d, id).is_none() {
-                return Err(herr(
-                    "not_found",
-                    format!("no process with id {id}: run `rpm2 list` to see the ids"),
-                ));
+                return Err(herr("not_found", format!("no process with id {id}: run `rpm2 list` to see the ids")));
             }
-            on_each(d, &[id], |_| {
-                Some(Control::Send {
-                    msg: packet.clone(),
-                    reply: placeholder(),
-                })
-            })
-            .await?;
+            on_each(d, &[id], |_| Some(Control::Send { msg: packet.clone(), reply: placeholder() })).await?;
             Ok(json!({"success": true, "data": packet}))
         }
         "flush" => {
             let targets = targets_param(p);
-            let ids = if targets.is_empty() {
-                all_ids(d)
-            } else {
-                resolve_targets(d, &targets)?
-            };
+            let ids = if targets.is_empty() { all_ids(d) } else { resolve_targets(d, &targets)? };
             let mut files = Vec::new();
             for id in ids {
                 if let Some(h) = handle_of(d, id) {
                     let paths = h.spec.borrow().1.clone();
                     for f in [paths.out, paths.err, paths.combined].into_iter().flatten() {
-                        if f.exists()
-                            && std::fs::OpenOptions::new()
-                                .write(true)
-                                .truncate(true)
-                                .open(&f)
-                                .is_ok()
-                        {
+                        if f.exists() && std::fs::OpenOptions::new().write(true).truncate(true).open(&f).is_ok() {
                             files.push(f.display().to_string());
                         }
                     }
@@ -1084,9 +925,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
         }
         "kill" => {
             let ids = all_ids(d);
-            on_each(d, &ids, |_| Some(Control::Delete(placeholder())))
-                .await
-                .ok();
+            on_each(d, &ids, |_| Some(Control::Delete(placeholder()))).await.ok();
             if let Ok(mut r) = d.registry.lock() {
                 r.procs.clear();
                 r.next_id = 0;
@@ -1094,8 +933,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
             if let Err(e) = persist(d) {
                 dlog(format!("cannot save the app table: {e:#}"));
             }
-            d.persist_enabled
-                .store(false, std::sync::atomic::Ordering::SeqCst);
+            d.persist_enabled.store(false, std::sync::atomic::Ordering::SeqCst);
             let d2 = d.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(30)).await;
@@ -1122,21 +960,20 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
             .map(|(id, h)| (id, h.state.borrow().status))
             .collect();
         if !existing.is_empty() && !force {
-            let running = existing
-                .iter()
-                .filter(|(_, s)| !matches!(s, Status::Stopped | Status::Errored))
-                .count();
+            let running = existing.iter().filter(|(_, s)| !matches!(s, Status::Stopped | Status::Errored)).count();
             if running > 0 {
                 let ids: Vec<String> = existing.iter().map(|(i, _)| i.to_string()).collect();
                 return Err(herr(
                     "already_running",
-                    format!("app '{}' is already running (id {}): use `rpm2 restart {}`, or -f to start another copy", spec.name, ids.join(", "), spec.name),
+                    format!(
+                        "app '{}' is already running (id {}): use `rpm2 restart {}`, or -f to start another copy",
+                        spec.name,
+                        ids.join(", "),
+                        spec.name
+                    ),
                 ));
             }
-            plan.push((
-                spec,
-                existing.into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
-            ));
+            plan.push((spec, existing.into_iter().map(|(i, _)| i).collect::<Vec<_>>()));
         } else {
             plan.push((spec, vec![]));
         }
@@ -1150,12 +987,7 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
                 if let Some(h) = handle_of(d, id) {
                     let s = spec.clone();
                     set.spawn(async move {
-                        h.call(|reply| Control::Restart {
-                            spec: Some(s),
-                            reason: "started again".into(),
-                            reply,
-                        })
-                        .await
+                        h.call(|reply| Control::Restart { spec: Some(s), reason: "started again".into(), reply }).await
                     });
                     started.push(id);
                 }
@@ -1180,14 +1012,7 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
                 // Reserve the slot so the next instance sees it.
                 (pm_id, instance)
             };
-            let h = register(
-                d,
-                pm_id,
-                instance,
-                unique_id.clone(),
-                spec.clone(),
-                ProcState::new(),
-            );
+            let h = register(d, pm_id, instance, unique_id.clone(), spec.clone(), ProcState::new());
             started.push(pm_id);
             if spec.autostart {
                 set.spawn(async move { h.call(Control::Start).await });

@@ -3,10 +3,7 @@
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// PM2's uptime cell: `0s`, `6s`, `2m`, `3h`, `4D`.
@@ -164,16 +161,7 @@ pub fn iso_utc(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        y,
-        m,
-        d,
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60,
-        ms % 1000
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", y, m, d, sod / 3600, (sod % 3600) / 60, sod % 60, ms % 1000)
 }
 
 /// ANSI colour helper that can be switched off (`--no-color`, `NO_COLOR`, non-TTY).
@@ -234,8 +222,8 @@ mod tests {
         assert_eq!(human_duration(0), "0s");
         assert_eq!(human_duration(6_000), "6s");
         assert_eq!(human_duration(125_000), "2m");
-        assert_eq!(human_duration(3 * 3600_000 + 5), "3h");
-        assert_eq!(human_duration(4 * 86400_000), "4D");
+        assert_eq!(human_duration(3 * 3_600_000 + 5), "3h");
+        assert_eq!(human_duration(4 * 86_400_000), "4D");
         assert_eq!(human_bytes(0), "0b");
         assert_eq!(human_bytes(54_427_648), "51.9mb");
     }

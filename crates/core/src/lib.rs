@@ -20,7 +20,6 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod fmt;
-#[path = "ipc_stub.rs"]
 pub mod ipc;
 pub mod logs;
 pub mod paths;

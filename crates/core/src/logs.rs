@@ -49,19 +49,12 @@ pub fn proc_paths(home: &Home, spec: &AppSpec, pm_id: u32) -> ProcPaths {
             LogTarget::Default => home.logs_dir().join(default),
             LogTarget::File(p) => p.clone(),
         };
-        Some(if spec.merge_logs {
-            p
-        } else {
-            with_id(&p, pm_id)
-        })
+        Some(if spec.merge_logs { p } else { with_id(&p, pm_id) })
     };
     ProcPaths {
         out: resolve(&spec.out_file, format!("{base}-out.log")),
         err: resolve(&spec.error_file, format!("{base}-error.log")),
-        combined: spec
-            .log_file
-            .as_ref()
-            .and_then(|t| resolve(t, format!("{base}.log"))),
+        combined: spec.log_file.as_ref().and_then(|t| resolve(t, format!("{base}.log"))),
         pid: match &spec.pid_file {
             Some(p) => with_id(p, pm_id),
             None => home.pids_dir().join(format!("{base}-{pm_id}.pid")),
@@ -100,27 +93,10 @@ impl LogFiles {
     /// Opens (creating folders and files as needed) the files of `paths`.
     pub fn open(paths: ProcPaths, date_format: Option<String>) -> LogFiles {
         let mut errors = Vec::new();
-        let out = paths
-            .out
-            .as_deref()
-            .and_then(|p| open_append(p, &mut errors));
-        let err = paths
-            .err
-            .as_deref()
-            .and_then(|p| open_append(p, &mut errors));
-        let combined = paths
-            .combined
-            .as_deref()
-            .and_then(|p| open_append(p, &mut errors));
-        LogFiles {
-            paths,
-            out,
-            err,
-            combined,
-            date_format,
-            line_start: [true, true],
-            errors,
-        }
+        let out = paths.out.as_deref().and_then(|p| open_append(p, &mut errors));
+        let err = paths.err.as_deref().and_then(|p| open_append(p, &mut errors));
+        let combined = paths.combined.as_deref().and_then(|p| open_append(p, &mut errors));
+        LogFiles { paths, out, err, combined, date_format, line_start: [true, true], errors }
     }
 
     /// Reopens every file (after an external rotation or a fixed permission problem).
@@ -155,23 +131,13 @@ impl LogFiles {
                 v
             }
         };
-        let file = if stream == Stream::Out {
-            &mut self.out
-        } else {
-            &mut self.err
-        };
+        let file = if stream == Stream::Out { &mut self.out } else { &mut self.err };
         if let Some(f) = file {
             if let Err(e) = f.write_all(&bytes) {
-                let p = if stream == Stream::Out {
-                    &self.paths.out
-                } else {
-                    &self.paths.err
-                };
+                let p = if stream == Stream::Out { &self.paths.out } else { &self.paths.err };
                 self.errors.push(format!(
                     "cannot write {}: {e}",
-                    p.as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
+                    p.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
                 ));
                 *file = None;
             }
@@ -234,22 +200,18 @@ mod tests {
     fn paths_like_pm2() {
         let d = tmp("paths");
         std::fs::write(d.join("a.js"), "").unwrap();
-        let ctx = ResolveCtx {
-            cwd: d.clone(),
-            env: Default::default(),
-            env_name: None,
-        };
+        let ctx = ResolveCtx { cwd: d.clone(), env: Default::default(), env_name: None };
         let home = Home::at(d.join("home"));
+        let s = resolve_app(&serde_json::json!({"script": "a.js", "name": "my app"}), &ctx).unwrap().spec;
+        let p = proc_paths(&home, &s, 3);
+        assert_eq!(p.out.unwrap(), d.join("home/logs/my-app-out.log"));
+        assert_eq!(p.pid, d.join("home/pids/my-app-3.pid"));
         let s = resolve_app(
-            &serde_json::json!({"script": "a.js", "name": "my app"}),
+            &serde_json::json!({"script": "a.js", "merge_logs": false, "out_file": "o.log", "error_file": "NULL"}),
             &ctx,
         )
         .unwrap()
         .spec;
-        let p = proc_paths(&home, &s, 3);
-        assert_eq!(p.out.unwrap(), d.join("home/logs/my-app-out.log"));
-        assert_eq!(p.pid, d.join("home/pids/my-app-3.pid"));
-        let s = resolve_app(&serde_json::json!({"script": "a.js", "merge_logs": false, "out_file": "o.log", "error_file": "NULL"}), &ctx).unwrap().spec;
         let p = proc_paths(&home, &s, 4);
         assert_eq!(p.out.unwrap(), d.join("o-4.log"));
         assert!(p.err.is_none());
@@ -259,12 +221,8 @@ mod tests {
     #[test]
     fn prefixes_each_line_and_tails() {
         let d = tmp("write");
-        let paths = ProcPaths {
-            out: Some(d.join("o.log")),
-            err: None,
-            combined: Some(d.join("c.log")),
-            pid: d.join("p"),
-        };
+        let paths =
+            ProcPaths { out: Some(d.join("o.log")), err: None, combined: Some(d.join("c.log")), pid: d.join("p") };
         let mut lf = LogFiles::open(paths, Some("[T]".into()));
         lf.write(Stream::Out, b"a\nb");
         lf.write(Stream::Out, b"c\n");

@@ -19,18 +19,14 @@ impl Home {
             let p = if p.is_absolute() {
                 p
             } else {
-                std::env::current_dir()
-                    .context("reading the current directory")?
-                    .join(p)
+                std::env::current_dir().context("reading the current directory")?.join(p)
             };
             return Ok(Home { root: p });
         }
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .context("neither RPM2_HOME nor HOME is set: set RPM2_HOME to a writable directory")?;
-        Ok(Home {
-            root: PathBuf::from(home).join(".rpm2"),
-        })
+        Ok(Home { root: PathBuf::from(home).join(".rpm2") })
     }
 
     /// A home at an explicit path (tests, the API's `connect({home})`).
@@ -47,16 +43,10 @@ impl Home {
                     .recursive(true)
                     .mode(0o700)
                     .create(&dir)
-                    .with_context(|| {
-                        format!(
-                            "cannot create {}: check permissions or set RPM2_HOME",
-                            dir.display()
-                        )
-                    })?;
+                    .with_context(|| format!("cannot create {}: check permissions or set RPM2_HOME", dir.display()))?;
             }
         }
-        let meta = fs::metadata(&self.root)
-            .with_context(|| format!("cannot read {}", self.root.display()))?;
+        let meta = fs::metadata(&self.root).with_context(|| format!("cannot read {}", self.root.display()))?;
         if !meta.is_dir() {
             bail!("RPM2_HOME {} is not a directory", self.root.display());
         }
@@ -66,10 +56,7 @@ impl Home {
         }
         let probe = self.root.join(".write-test");
         fs::write(&probe, b"").with_context(|| {
-            format!(
-                "RPM2_HOME {} is not writable: fix its permissions or set RPM2_HOME",
-                self.root.display()
-            )
+            format!("RPM2_HOME {} is not writable: fix its permissions or set RPM2_HOME", self.root.display())
         })?;
         let _ = fs::remove_file(probe);
         Ok(())
@@ -114,9 +101,7 @@ impl Home {
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .context("atomic write target has no parent folder")?;
+    let dir = path.parent().context("atomic write target has no parent folder")?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
@@ -140,15 +125,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// Replaces every character PM2 would not keep in a log file name (`[^a-zA-Z0-9.-]`) by `-`.
 pub fn sanitize_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect()
 }
 
 #[cfg(test)]
@@ -169,10 +146,7 @@ mod tests {
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -182,10 +156,7 @@ mod tests {
         let h = Home::at(&dir);
         h.ensure().unwrap();
         assert!(h.logs_dir().is_dir() && h.pids_dir().is_dir());
-        assert_eq!(
-            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -59,18 +59,12 @@ pub fn on_exit(
         if uptime > BACKOFF_RESET_MS {
             c.prev_restart_delay = 0;
         }
-        let next = if c.prev_restart_delay == 0 {
-            base
-        } else {
-            ((c.prev_restart_delay as f64) * 1.5).floor() as u64
-        };
+        let next = if c.prev_restart_delay == 0 { base } else { ((c.prev_restart_delay as f64) * 1.5).floor() as u64 };
         let next = next.min(MAX_BACKOFF_MS);
         c.prev_restart_delay = next;
         return Decision::Restart { delay_ms: next };
     }
-    Decision::Restart {
-        delay_ms: spec.restart_delay,
-    }
+    Decision::Restart { delay_ms: spec.restart_delay }
 }
 
 #[cfg(test)]
@@ -87,16 +81,7 @@ mod tests {
         for (k, v) in extra.as_object().unwrap() {
             o[k] = v.clone();
         }
-        resolve_app(
-            &o,
-            &ResolveCtx {
-                cwd: d,
-                env: Default::default(),
-                env_name: None,
-            },
-        )
-        .unwrap()
-        .spec
+        resolve_app(&o, &ResolveCtx { cwd: d, env: Default::default(), env_name: None }).unwrap().spec
     }
 
     #[test]
@@ -126,10 +111,7 @@ mod tests {
         let mut c = Counters::default();
         for i in 0..100 {
             let start = i * 5000;
-            assert_eq!(
-                on_exit(&s, &mut c, Some(1), start + 4000, 0, start),
-                Decision::Restart { delay_ms: 0 }
-            );
+            assert_eq!(on_exit(&s, &mut c, Some(1), start + 4000, 0, start), Decision::Restart { delay_ms: 0 });
         }
     }
 
@@ -143,10 +125,7 @@ mod tests {
                 d => panic!("{d:?}"),
             })
             .collect();
-        assert_eq!(
-            got,
-            vec![100, 150, 225, 337, 505, 757, 1135, 1702, 2553, 3829]
-        );
+        assert_eq!(got, vec![100, 150, 225, 337, 505, 757, 1135, 1702, 2553, 3829]);
     }
 
     #[test]
@@ -154,16 +133,10 @@ mod tests {
         let s = spec(json!({"stop_exit_codes": [0, 3]}));
         let mut c = Counters::default();
         assert_eq!(on_exit(&s, &mut c, Some(3), 5000, 0, 0), Decision::Stop);
-        assert_eq!(
-            on_exit(&s, &mut c, Some(1), 5000, 0, 0),
-            Decision::Restart { delay_ms: 0 }
-        );
+        assert_eq!(on_exit(&s, &mut c, Some(1), 5000, 0, 0), Decision::Restart { delay_ms: 0 });
         let s = spec(json!({"autorestart": false, "restart_delay": 200}));
         assert_eq!(on_exit(&s, &mut c, Some(1), 5000, 0, 0), Decision::Stop);
         let s = spec(json!({"restart_delay": 200}));
-        assert_eq!(
-            on_exit(&s, &mut c, None, 5000, 0, 0),
-            Decision::Restart { delay_ms: 200 }
-        );
+        assert_eq!(on_exit(&s, &mut c, None, 5000, 0, 0), Decision::Restart { delay_ms: 200 });
     }
 }

@@ -76,12 +76,7 @@ pub fn all() -> Vec<Stat> {
         return vec![];
     };
     rd.filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .map(|s| s.bytes().all(|b| b.is_ascii_digit()))
-                .unwrap_or(false)
-        })
+        .filter(|e| e.file_name().to_str().map(|s| s.bytes().all(|b| b.is_ascii_digit())).unwrap_or(false))
         .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
         .filter_map(|t| parse_stat(&t, page))
         .collect()
@@ -155,13 +150,7 @@ impl Sampler {
                 _ => 0.0,
             };
             self.prev.insert(root, (ticks, now));
-            out.insert(
-                root,
-                Usage {
-                    memory: mem,
-                    cpu: (cpu * 10.0).round() / 10.0,
-                },
-            );
+            out.insert(root, Usage { memory: mem, cpu: (cpu * 10.0).round() / 10.0 });
         }
         self.prev.retain(|k, _| roots.contains(k));
         out

@@ -54,30 +54,15 @@ pub struct Response {
 impl Response {
     /// A success reply.
     pub fn ok(id: u64, result: Value) -> Response {
-        Response {
-            id,
-            result: Some(result),
-            ..Default::default()
-        }
+        Response { id, result: Some(result), ..Default::default() }
     }
     /// An error reply.
     pub fn err(id: u64, code: &str, message: impl Into<String>) -> Response {
-        Response {
-            id,
-            error: Some(ErrorBody {
-                code: code.into(),
-                message: message.into(),
-            }),
-            ..Default::default()
-        }
+        Response { id, error: Some(ErrorBody { code: code.into(), message: message.into() }), ..Default::default() }
     }
     /// A subscription event.
     pub fn event(id: u64, event: Value) -> Response {
-        Response {
-            id,
-            event: Some(event),
-            ..Default::default()
-        }
+        Response { id, event: Some(event), ..Default::default() }
     }
     /// The reply as one JSON line, newline included.
     pub fn to_line(&self) -> Vec<u8> {

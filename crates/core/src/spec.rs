@@ -125,10 +125,7 @@ impl AppSpec {
     pub fn is_node(&self) -> bool {
         match &self.interpreter {
             Some(i) => {
-                let base = std::path::Path::new(i)
-                    .file_name()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or(i);
+                let base = std::path::Path::new(i).file_name().and_then(|s| s.to_str()).unwrap_or(i);
                 base == "node" || base == "nodejs" || base.starts_with("node-") || base == "bun"
             }
             None => false,

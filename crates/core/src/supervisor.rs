@@ -127,11 +127,7 @@ pub enum Control {
     /// Stop (graceful, then SIGKILL after kill_timeout).
     Stop(Reply),
     /// Stop if running, then start; an optional new spec is applied first.
-    Restart {
-        spec: Option<Arc<AppSpec>>,
-        reason: String,
-        reply: Reply,
-    },
+    Restart { spec: Option<Arc<AppSpec>>, reason: String, reply: Reply },
     /// Stop and end the actor.
     Delete(Reply),
     /// Send a signal to the main process.
@@ -146,15 +142,8 @@ pub enum Control {
 
 enum Msg {
     Ctl(Control),
-    Exited {
-        gen: u64,
-        code: Option<i32>,
-        signal: Option<i32>,
-    },
-    Ipc {
-        gen: u64,
-        ev: ChannelEvent,
-    },
+    Exited { gen: u64, code: Option<i32>, signal: Option<i32> },
+    Ipc { gen: u64, ev: ChannelEvent },
 }
 
 /// What an actor needs from the daemon.
@@ -191,8 +180,7 @@ impl Handle {
         if self.tx.send(Msg::Ctl(make(tx))).is_err() {
             return Err("the process supervisor has ended".into());
         }
-        rx.await
-            .unwrap_or_else(|_| Err("the process supervisor has ended".into()))
+        rx.await.unwrap_or_else(|_| Err("the process supervisor has ended".into()))
     }
     /// Sends a request that needs no reply.
     pub fn tell(&self, c: Control) {
@@ -206,10 +194,7 @@ pub fn spawn(spec: Arc<AppSpec>, ctx: ProcCtx, initial: ProcState, start: bool) 
     let (state_tx, state_rx) = watch::channel(initial.clone());
     let paths = proc_paths(&ctx.home, &spec, ctx.pm_id);
     let (spec_tx, spec_rx) = watch::channel((spec.clone(), paths.clone()));
-    let logs = Arc::new(Mutex::new(LogFiles::open(
-        paths.clone(),
-        spec.log_date_format.clone(),
-    )));
+    let logs = Arc::new(Mutex::new(LogFiles::open(paths.clone(), spec.log_date_format.clone())));
     let actor = Actor {
         spec,
         paths,
@@ -228,11 +213,7 @@ pub fn spawn(spec: Arc<AppSpec>, ctx: ProcCtx, initial: ProcState, start: bool) 
         logs,
     };
     tokio::spawn(actor.run(start));
-    Handle {
-        tx,
-        state: state_rx,
-        spec: spec_rx,
-    }
+    Handle { tx, state: state_rx, spec: spec_rx }
 }
 
 struct Running {
@@ -259,9 +240,7 @@ struct Actor {
 }
 
 fn signal_name(sig: i32) -> String {
-    Signal::try_from(sig)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("SIG{sig}"))
+    Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("SIG{sig}"))
 }
 
 impl Actor {
@@ -275,10 +254,7 @@ impl Actor {
 
     fn emit(&self, topic: &str, data: Value) {
         if self.ctx.bus.receiver_count() > 0 {
-            let _ = self.ctx.bus.send(BusEvent {
-                topic: topic.to_string(),
-                data,
-            });
+            let _ = self.ctx.bus.send(BusEvent { topic: topic.to_string(), data });
         }
     }
 
@@ -293,10 +269,7 @@ impl Actor {
             process["exit_code"] = json!(self.st.exit_code);
             process["exit_signal"] = json!(self.st.exit_signal);
         }
-        self.emit(
-            "process:event",
-            json!({"event": event, "manually": manually, "process": process, "at": now_ms()}),
-        );
+        self.emit("process:event", json!({"event": event, "manually": manually, "process": process, "at": now_ms()}));
     }
 
     fn publish(&mut self) {
@@ -338,9 +311,7 @@ impl Actor {
                         break;
                     }
                 }
-                Msg::Exited { gen, code, signal } if gen == self.gen => {
-                    self.on_crash(code, signal).await
-                }
+                Msg::Exited { gen, code, signal } if gen == self.gen => self.on_crash(code, signal).await,
                 Msg::Exited { .. } => {}
                 Msg::Ipc { gen, ev } if gen == self.gen => {
                     self.on_ipc(ev);
@@ -373,11 +344,7 @@ impl Actor {
                 self.event("stop", true);
                 let _ = reply.send(Ok(()));
             }
-            Control::Restart {
-                spec,
-                reason,
-                reply,
-            } => {
+            Control::Restart { spec, reason, reply } => {
                 if let Some(s) = spec {
                     self.apply_spec(s);
                 }
@@ -407,13 +374,8 @@ impl Actor {
             }
             Control::Signal { signal, reply } => {
                 let r = match &self.running {
-                    Some(r) => kill(Pid::from_raw(r.pid as i32), signal).map_err(|e| {
-                        format!(
-                            "cannot send {signal} to {} (pid {}): {e}",
-                            self.label(),
-                            r.pid
-                        )
-                    }),
+                    Some(r) => kill(Pid::from_raw(r.pid as i32), signal)
+                        .map_err(|e| format!("cannot send {signal} to {} (pid {}): {e}", self.label(), r.pid)),
                     None => Err(format!("app {} is not running", self.label())),
                 };
                 let _ = reply.send(r);
@@ -421,10 +383,7 @@ impl Actor {
             Control::Send { msg, reply } => {
                 let r = match self.running.as_ref().and_then(|r| r.ipc.as_ref()) {
                     Some(tx) if tx.send(msg) => Ok(()),
-                    _ => Err(format!(
-                        "app {} has no open IPC channel (is it a running Node.js app?)",
-                        self.label()
-                    )),
+                    _ => Err(format!("app {} has no open IPC channel (is it a running Node.js app?)", self.label())),
                 };
                 let _ = reply.send(r);
             }
@@ -448,13 +407,9 @@ impl Actor {
 
     fn apply_spec(&mut self, s: Arc<AppSpec>) {
         self.paths = proc_paths(&self.ctx.home, &s, self.ctx.pm_id);
-        self.logs = Arc::new(Mutex::new(LogFiles::open(
-            self.paths.clone(),
-            s.log_date_format.clone(),
-        )));
+        self.logs = Arc::new(Mutex::new(LogFiles::open(self.paths.clone(), s.log_date_format.clone())));
         self.spec = s;
-        self.spec_tx
-            .send_replace((self.spec.clone(), self.paths.clone()));
+        self.spec_tx.send_replace((self.spec.clone(), self.paths.clone()));
         self.report_log_errors();
     }
 
@@ -474,17 +429,12 @@ impl Actor {
             .env
             .iter()
             .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "NODE_CHANNEL_FD" | "NODE_CHANNEL_SERIALIZATION_MODE" | "NODE_UNIQUE_ID"
-                )
+                !matches!(k.as_str(), "NODE_CHANNEL_FD" | "NODE_CHANNEL_SERIALIZATION_MODE" | "NODE_UNIQUE_ID")
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let path_str = |p: &Option<std::path::PathBuf>| {
-            p.as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "/dev/null".into())
+            p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "/dev/null".into())
         };
         let mut instance_value = self.ctx.instance.to_string();
         if let Some(var) = &s.increment_var {
@@ -507,24 +457,15 @@ impl Actor {
             ("pm_err_log_path".into(), path_str(&self.paths.err)),
             ("pm_pid_path".into(), self.paths.pid.display().to_string()),
             ("exec_mode".into(), s.exec_mode.pm2_name().into()),
-            (
-                "exec_interpreter".into(),
-                s.interpreter.clone().unwrap_or_else(|| "none".into()),
-            ),
+            ("exec_interpreter".into(), s.interpreter.clone().unwrap_or_else(|| "none".into())),
             ("instances".into(), s.instances.to_string()),
             ("restart_time".into(), self.st.restart_time.to_string()),
-            (
-                "unstable_restarts".into(),
-                self.st.unstable_restarts.to_string(),
-            ),
+            ("unstable_restarts".into(), self.st.unstable_restarts.to_string()),
             ("created_at".into(), self.st.created_at.to_string()),
             ("pm_uptime".into(), self.st.pm_uptime.to_string()),
             ("status".into(), "launching".into()),
             ("unique_id".into(), self.ctx.unique_id.clone()),
-            (
-                "RPM2_HOME".into(),
-                self.ctx.home.root().display().to_string(),
-            ),
+            ("RPM2_HOME".into(), self.ctx.home.root().display().to_string()),
             ("RPM2_USAGE".into(), "CLI".into()),
         ]);
         env
@@ -561,16 +502,11 @@ impl Actor {
                     }
                     // SAFETY: install_child_fd only calls dup2/fcntl (async-signal-safe).
                     unsafe {
-                        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                            ipc::install_child_fd(raw)
-                        });
+                        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || ipc::install_child_fd(raw));
                     }
                     channel = Some((ours, theirs));
                 }
-                Err(e) => dlog(format!(
-                    "App {}: cannot create IPC channel: {e}; starting without it",
-                    self.label()
-                )),
+                Err(e) => dlog(format!("App {}: cannot create IPC channel: {e}; starting without it", self.label())),
             }
         }
         let mut tcmd = tokio::process::Command::from(cmd);
@@ -579,10 +515,7 @@ impl Actor {
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
-                let what = s
-                    .interpreter
-                    .clone()
-                    .unwrap_or_else(|| s.script.display().to_string());
+                let what = s.interpreter.clone().unwrap_or_else(|| s.script.display().to_string());
                 return Err(format!("cannot start {} ({what}): {e}", self.label()));
             }
         };
@@ -603,10 +536,9 @@ impl Actor {
             });
             tx
         });
-        for (stream, pipe) in [
-            (Stream::Out, child.stdout.take().map(Pipe::Out)),
-            (Stream::Err, child.stderr.take().map(Pipe::Err)),
-        ] {
+        for (stream, pipe) in
+            [(Stream::Out, child.stdout.take().map(Pipe::Out)), (Stream::Err, child.stderr.take().map(Pipe::Err))]
+        {
             if let Some(pipe) = pipe {
                 let logs = self.logs.clone();
                 let bus = self.ctx.bus.clone();
@@ -624,11 +556,7 @@ impl Actor {
             let _ = inbox.send(Msg::Exited { gen, code, signal });
         });
         if let Err(e) = std::fs::write(&self.paths.pid, pid.to_string()) {
-            dlog(format!(
-                "App {}: cannot write pid file {}: {e}",
-                self.label(),
-                self.paths.pid.display()
-            ));
+            dlog(format!("App {}: cannot write pid file {}: {e}", self.label(), self.paths.pid.display()));
         }
         self.running = Some(Running { pid, ipc: ipc_tx });
         self.st.pid = Some(pid);
@@ -641,11 +569,7 @@ impl Actor {
 
     /// Spawns and, with `wait_ready`, waits for `ready` (bounded by listen_timeout).
     async fn start_now(&mut self, manually: bool) -> Result<(), String> {
-        dlog(format!(
-            "App {} starting in -{} mode-",
-            self.label(),
-            self.spec.exec_mode.short()
-        ));
+        dlog(format!("App {} starting in -{} mode-", self.label(), self.spec.exec_mode.short()));
         if let Err(e) = self.spawn_child() {
             dlog(&e);
             self.st.pid = None;
@@ -653,30 +577,21 @@ impl Actor {
             self.event("errored", manually);
             return Err(e);
         }
-        if self.spec.wait_ready
-            && self
-                .running
-                .as_ref()
-                .map(|r| r.ipc.is_some())
-                .unwrap_or(false)
-        {
+        if self.spec.wait_ready && self.running.as_ref().map(|r| r.ipc.is_some()).unwrap_or(false) {
             self.set_status(Status::Launching);
             let deadline = Instant::now() + Duration::from_millis(self.spec.listen_timeout);
-            loop {
-                match self.next_event(deadline).await {
-                    Wait::Ready => break,
-                    Wait::Timeout => {
-                        dlog(format!("App {} did not send 'ready' within listen_timeout ({} ms); marking online", self.label(), self.spec.listen_timeout));
-                        break;
-                    }
-                    Wait::Exited(code, signal) => {
-                        self.pending_exit = Some((code, signal));
-                        return Err(format!(
-                            "app {} exited while launching (code {:?})",
-                            self.label(),
-                            code
-                        ));
-                    }
+            match self.next_event(deadline).await {
+                Wait::Ready => {}
+                Wait::Timeout => {
+                    dlog(format!(
+                        "App {} did not send 'ready' within listen_timeout ({} ms); marking online",
+                        self.label(),
+                        self.spec.listen_timeout
+                    ));
+                }
+                Wait::Exited(code, signal) => {
+                    self.pending_exit = Some((code, signal));
+                    return Err(format!("app {} exited while launching (code {:?})", self.label(), code));
                 }
             }
         }
@@ -713,10 +628,7 @@ impl Actor {
         match ev {
             ChannelEvent::Message(v) => self.on_message(v),
             ChannelEvent::Handle { msg, .. } => {
-                dlog(format!(
-                    "App {} sent a handle on its IPC channel; it was closed",
-                    self.label()
-                ));
+                dlog(format!("App {} sent a handle on its IPC channel; it was closed", self.label()));
                 self.on_message(msg)
             }
             ChannelEvent::Fault(f) => {
@@ -736,35 +648,24 @@ impl Actor {
         let at = now_ms();
         let process = self.process_json();
         if v.as_str() == Some("ready") {
-            self.emit(
-                "process:msg",
-                json!({"at": at, "raw": "ready", "process": process}),
-            );
+            self.emit("process:msg", json!({"at": at, "raw": "ready", "process": process}));
             return true;
         }
         if let Some(o) = v.as_object() {
-            let truthy = |x: Option<&Value>| {
-                !matches!(x, None | Some(Value::Null) | Some(Value::Bool(false)))
-            };
+            let truthy = |x: Option<&Value>| !matches!(x, None | Some(Value::Null) | Some(Value::Bool(false)));
             if let (Some(Value::String(t)), true) = (o.get("type"), truthy(o.get("data"))) {
                 if t == "axm:monitor" {
                     self.st.axm_monitor = o.get("data").cloned();
                     self.publish();
                 }
-                self.emit(
-                    t,
-                    json!({"at": at, "data": o.get("data"), "process": process}),
-                );
+                self.emit(t, json!({"at": at, "data": o.get("data"), "process": process}));
                 return false;
             }
             if o.contains_key("node_version") {
                 return false;
             }
         }
-        self.emit(
-            "process:msg",
-            json!({"at": at, "raw": v, "process": process}),
-        );
+        self.emit("process:msg", json!({"at": at, "raw": v, "process": process}));
         false
     }
 
@@ -784,14 +685,7 @@ impl Actor {
         self.event("exit", false);
         let now = now_ms();
         self.counters.unstable_restarts = self.st.unstable_restarts;
-        let d = policy::on_exit(
-            &self.spec,
-            &mut self.counters,
-            code,
-            now,
-            self.st.created_at,
-            self.st.pm_uptime,
-        );
+        let d = policy::on_exit(&self.spec, &mut self.counters, code, now, self.st.created_at, self.st.pm_uptime);
         self.st.unstable_restarts = self.counters.unstable_restarts;
         self.st.prev_restart_delay = self.counters.prev_restart_delay;
         match d {
@@ -832,16 +726,9 @@ impl Actor {
         self.st.status = Status::Stopping;
         self.publish();
         let pid = r.pid as i32;
-        let target = if self.spec.treekill {
-            Pid::from_raw(-pid)
-        } else {
-            Pid::from_raw(pid)
-        };
-        let by_message = self.spec.shutdown_with_message
-            && r.ipc
-                .as_ref()
-                .map(|t| t.send(json!("shutdown")))
-                .unwrap_or(false);
+        let target = if self.spec.treekill { Pid::from_raw(-pid) } else { Pid::from_raw(pid) };
+        let by_message =
+            self.spec.shutdown_with_message && r.ipc.as_ref().map(|t| t.send(json!("shutdown"))).unwrap_or(false);
         if !by_message {
             let _ = kill(target, Signal::SIGINT);
         }
@@ -850,17 +737,10 @@ impl Actor {
         match self.next_event_exit(deadline).await {
             Some(e) => exit = Some(e),
             None => {
-                dlog(format!(
-                    "App {} still alive after {}ms, sending SIGKILL",
-                    self.label(),
-                    self.spec.kill_timeout
-                ));
+                dlog(format!("App {} still alive after {}ms, sending SIGKILL", self.label(), self.spec.kill_timeout));
                 let _ = kill(target, Signal::SIGKILL);
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                if let Some(e) = self
-                    .next_event_exit(Instant::now() + Duration::from_secs(10))
-                    .await
-                {
+                if let Some(e) = self.next_event_exit(Instant::now() + Duration::from_secs(10)).await {
                     exit = Some(e);
                 }
             }
@@ -880,12 +760,7 @@ impl Actor {
         self.st.exit_signal = signal.map(signal_name);
         self.st.pid = None;
         let _ = std::fs::remove_file(&self.paths.pid);
-        dlog(format!(
-            "App {} stopped (code {:?}, signal {:?})",
-            self.label(),
-            code,
-            self.st.exit_signal
-        ));
+        dlog(format!("App {} stopped (code {:?}, signal {:?})", self.label(), code, self.st.exit_signal));
     }
 
     async fn next_event_exit(&mut self, deadline: Instant) -> Option<(Option<i32>, Option<i32>)> {
@@ -929,11 +804,7 @@ async fn pump(
     process: Value,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
-    let topic = if stream == Stream::Out {
-        "log:out"
-    } else {
-        "log:err"
-    };
+    let topic = if stream == Stream::Out { "log:out" } else { "log:err" };
     loop {
         let n = match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,

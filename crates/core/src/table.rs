@@ -66,10 +66,7 @@ mod tests {
 
     #[test]
     fn aligns_on_visible_width() {
-        let t = render(
-            &["id".into(), "status".into()],
-            &[vec!["0".into(), "\x1b[32monline\x1b[0m".into()]],
-        );
+        let t = render(&["id".into(), "status".into()], &[vec!["0".into(), "\x1b[32monline\x1b[0m".into()]]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 5);
         let w: Vec<usize> = lines.iter().map(|l| visible_width(l)).collect();
