@@ -2,11 +2,12 @@
 //! keeps the registry of apps (pm_id → supervisor handle), persists the app table atomically, samples
 //! CPU/memory, and fans events out to subscribers. Handlers never hold a lock across an await.
 
+use crate::cluster::{Balance, ClusterApp};
 use crate::fmt::{format_date, iso_utc, now_ms};
 use crate::paths::{write_atomic, Home};
 use crate::procinfo::{self, Sampler, Usage};
 use crate::protocol::{Request, Response, MAX_LINE, PROTOCOL_VERSION};
-use crate::spec::AppSpec;
+use crate::spec::{AppSpec, ExecMode};
 use crate::supervisor::{self, BusEvent, Control, Handle, ProcCtx, ProcState, Status};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
@@ -151,6 +152,7 @@ struct Daemon {
     persist_enabled: std::sync::atomic::AtomicBool,
     metrics: Mutex<Metrics>,
     started_at: u64,
+    clusters: Mutex<HashMap<String, Arc<ClusterApp>>>,
 }
 
 async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
@@ -177,6 +179,7 @@ async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
         persist_enabled: std::sync::atomic::AtomicBool::new(true),
         metrics: Mutex::new(Metrics { sampler: Sampler::new(), last: None, usage: HashMap::new() }),
         started_at: now_ms(),
+        clusters: Mutex::new(HashMap::new()),
     });
     dlog(format!(
         "--- rpm2d {} started (pid {}, home {}) ---",
@@ -343,6 +346,40 @@ async fn stop_orphan(pid: u32, kill_timeout: u64) {
     let _ = kill(Pid::from_raw(-(pid as i32)), Signal::SIGKILL);
 }
 
+/// The cluster primary of an app (created on first use; one per app name).
+fn cluster_of(d: &Daemon, spec: &AppSpec) -> Arc<ClusterApp> {
+    let balance =
+        spec.extra.get("cluster_lb").and_then(|v| v.as_str()).and_then(Balance::parse).unwrap_or(Balance::RoundRobin);
+    match d.clusters.lock() {
+        Ok(mut m) => m.entry(spec.name.clone()).or_insert_with(|| ClusterApp::new(&spec.name, balance)).clone(),
+        Err(_) => ClusterApp::new(&spec.name, balance),
+    }
+}
+
+/// Closes the listening sockets of cluster apps none of whose processes runs any more (after a stop
+/// or delete); forgets the primaries of apps that no longer exist.
+fn release_clusters(d: &Daemon) {
+    let mut running: HashMap<String, bool> = HashMap::new();
+    for (_, h) in handles(d) {
+        let name = h.spec.borrow().0.name.clone();
+        let alive = !matches!(h.state.borrow().status, Status::Stopped | Status::Errored);
+        *running.entry(name).or_default() |= alive;
+    }
+    if let Ok(mut m) = d.clusters.lock() {
+        m.retain(|name, app| match running.get(name) {
+            None => {
+                app.close_all();
+                false
+            }
+            Some(false) => {
+                app.close_all();
+                true
+            }
+            Some(true) => true,
+        });
+    }
+}
+
 fn register(
     d: &Arc<Daemon>,
     pm_id: u32,
@@ -351,6 +388,7 @@ fn register(
     spec: Arc<AppSpec>,
     state: ProcState,
 ) -> Handle {
+    let cluster = if spec.exec_mode == ExecMode::Cluster { Some(cluster_of(d, &spec)) } else { None };
     let ctx = ProcCtx {
         pm_id,
         instance,
@@ -358,6 +396,7 @@ fn register(
         home: d.home.clone(),
         bus: d.bus.clone(),
         changed: d.changed.clone(),
+        cluster,
     };
     let handle = supervisor::spawn(spec, ctx, state, false);
     if let Ok(mut r) = d.registry.lock() {
@@ -766,6 +805,7 @@ fn with_reply(c: Control, reply: supervisor::Reply) -> Control {
         Control::Send { msg, .. } => Control::Send { msg, reply },
         Control::Reset(_) => Control::Reset(reply),
         Control::ReloadLogs => Control::ReloadLogs,
+        Control::Reload(_) => Control::Reload(reply),
     }
 }
 
@@ -842,11 +882,24 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                 _ => None,
             };
             let before = summary(d, &ids);
+            if req.method == "reload" && new_spec.is_none() && update_env.is_none() {
+                // One instance at a time; the rollout stops at the first instance that fails, so the
+                // app never ends with fewer healthy processes than it had.
+                for id in &ids {
+                    if let Some(h) = handle_of(d, *id) {
+                        if let Err(e) = h.call(Control::Reload).await {
+                            return Err(herr("reload_failed", format!("{e} (rollout stopped at id {id})")));
+                        }
+                    }
+                }
+                return Ok(summary(d, &ids));
+            }
             on_each(d, &ids, |id| {
                 Some(match method.as_str() {
                     "stop" => Control::Stop(placeholder()),
                     "delete" => Control::Delete(placeholder()),
                     "reset" => Control::Reset(placeholder()),
+                    "reload" if new_spec.is_none() && update_env.is_none() => Control::Reload(placeholder()),
                     _ => {
                         let spec = new_spec.clone().or_else(|| {
                             update_env.as_ref().and_then(|env| {
@@ -869,6 +922,9 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                 })
             })
             .await?;
+            if req.method == "stop" {
+                release_clusters(d);
+            }
             if req.method == "delete" {
                 if let Ok(mut r) = d.registry.lock() {
                     for id in &ids {
@@ -879,6 +935,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                     }
                 }
                 d.changed.notify_one();
+                release_clusters(d);
                 return Ok(before);
             }
             Ok(summary(d, &ids))

@@ -10,6 +10,7 @@
 //! - [`client`]: connect to the daemon, starting it when needed; request/response and subscriptions.
 //! - [`daemon`]: the socket server, the registry of apps and persistence.
 //! - [`supervisor`]: one actor per managed process: spawn, exit detection, restart, stop.
+//! - [`cluster`]: the cluster primary (queryServer, round-robin hand-off, held listeners).
 //! - [`ipc`]: Node's IPC channel (JSON lines over a socketpair).
 //! - [`logs`]: log file writers and tails.
 //! - [`procinfo`]: CPU and memory of a process tree, read from /proc.
@@ -17,6 +18,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod fmt;

@@ -4,6 +4,7 @@
 //! to the group, SIGKILL after `kill_timeout`). Its state is published on a `watch` channel that `list`
 //! reads without locks; what happens is published on the daemon's event bus.
 
+use crate::cluster::ClusterApp;
 use crate::daemon::dlog;
 use crate::fmt::now_ms;
 use crate::ipc::{self, ChannelEvent, ChannelTx};
@@ -138,6 +139,9 @@ pub enum Control {
     Reset(Reply),
     /// Reopen the log files.
     ReloadLogs,
+    /// Zero-downtime replacement (cluster mode): start the new worker, wait until it listens (or is
+    /// ready), then retire the old one. Fork mode: a graceful restart.
+    Reload(Reply),
 }
 
 enum Msg {
@@ -161,6 +165,8 @@ pub struct ProcCtx {
     pub bus: broadcast::Sender<BusEvent>,
     /// Notified on every state change (persistence).
     pub changed: Arc<Notify>,
+    /// The app's cluster primary (cluster mode only).
+    pub cluster: Option<Arc<ClusterApp>>,
 }
 
 /// The daemon's handle on one actor.
@@ -207,6 +213,7 @@ pub fn spawn(spec: Arc<AppSpec>, ctx: ProcCtx, initial: ProcState, start: bool) 
         spec_tx,
         gen: 0,
         running: None,
+        retiring: None,
         restart_at: None,
         deferred: VecDeque::new(),
         pending_exit: None,
@@ -217,8 +224,21 @@ pub fn spawn(spec: Arc<AppSpec>, ctx: ProcCtx, initial: ProcState, start: bool) 
 }
 
 struct Running {
+    gen: u64,
     pid: u32,
     ipc: Option<ChannelTx>,
+    /// Cluster worker id (`NODE_UNIQUE_ID`), 0 in fork mode.
+    wid: u64,
+}
+
+static WORKER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// What an IPC message meant for the actor's waits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sig {
+    None,
+    Ready,
+    Listening,
 }
 
 struct Actor {
@@ -233,6 +253,8 @@ struct Actor {
     spec_tx: watch::Sender<(Arc<AppSpec>, ProcPaths)>,
     gen: u64,
     running: Option<Running>,
+    /// A process being stopped or replaced (its IPC traffic is still served).
+    retiring: Option<Running>,
     restart_at: Option<Instant>,
     deferred: VecDeque<Control>,
     pending_exit: Option<(Option<i32>, Option<i32>)>,
@@ -311,12 +333,11 @@ impl Actor {
                         break;
                     }
                 }
-                Msg::Exited { gen, code, signal } if gen == self.gen => self.on_crash(code, signal).await,
+                Msg::Exited { gen, code, signal } if self.is_current(gen) => self.on_crash(code, signal).await,
                 Msg::Exited { .. } => {}
-                Msg::Ipc { gen, ev } if gen == self.gen => {
-                    self.on_ipc(ev);
+                Msg::Ipc { gen, ev } => {
+                    self.on_ipc(gen, ev);
                 }
-                Msg::Ipc { .. } => {}
             }
         }
     }
@@ -394,6 +415,10 @@ impl Actor {
                 self.counters = Counters::default();
                 self.publish();
                 let _ = reply.send(Ok(()));
+            }
+            Control::Reload(reply) => {
+                let r = self.reload().await;
+                let _ = reply.send(r);
             }
             Control::ReloadLogs => {
                 if let Ok(mut l) = self.logs.lock() {
@@ -493,6 +518,11 @@ impl Actor {
         // sent to the daemon's group.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut channel = None;
+        let cluster = s.exec_mode == crate::spec::ExecMode::Cluster && self.ctx.cluster.is_some();
+        let wid = if cluster { WORKER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) } else { 0 };
+        if cluster {
+            cmd.env("NODE_UNIQUE_ID", wid.to_string());
+        }
         if s.is_node() {
             match ipc::socketpair() {
                 Ok((ours, theirs)) => {
@@ -558,7 +588,7 @@ impl Actor {
         if let Err(e) = std::fs::write(&self.paths.pid, pid.to_string()) {
             dlog(format!("App {}: cannot write pid file {}: {e}", self.label(), self.paths.pid.display()));
         }
-        self.running = Some(Running { pid, ipc: ipc_tx });
+        self.running = Some(Running { gen, pid, ipc: ipc_tx, wid });
         self.st.pid = Some(pid);
         self.st.pm_uptime = now_ms();
         self.st.exit_code = None;
@@ -580,8 +610,8 @@ impl Actor {
         if self.spec.wait_ready && self.running.as_ref().map(|r| r.ipc.is_some()).unwrap_or(false) {
             self.set_status(Status::Launching);
             let deadline = Instant::now() + Duration::from_millis(self.spec.listen_timeout);
-            match self.next_event(deadline).await {
-                Wait::Ready => {}
+            match self.wait_current(deadline, Sig::Ready).await {
+                Wait::Ready | Wait::Listening => {}
                 Wait::Timeout => {
                     dlog(format!(
                         "App {} did not send 'ready' within listen_timeout ({} ms); marking online",
@@ -593,6 +623,7 @@ impl Actor {
                     self.pending_exit = Some((code, signal));
                     return Err(format!("app {} exited while launching (code {:?})", self.label(), code));
                 }
+                Wait::RetiredExited(..) => {}
             }
         }
         self.set_status(Status::Online);
@@ -601,55 +632,145 @@ impl Actor {
         Ok(())
     }
 
-    /// Waits for the current child's exit, `ready`, or the deadline; handles IPC traffic meanwhile and
-    /// defers control requests until the current operation ends.
+    fn is_current(&self, gen: u64) -> bool {
+        self.running.as_ref().map(|r| r.gen == gen).unwrap_or(false)
+    }
+
+    fn is_retiring(&self, gen: u64) -> bool {
+        self.retiring.as_ref().map(|r| r.gen == gen).unwrap_or(false)
+    }
+
+    /// Waits for the next event that matters to an operation in progress: the current or retiring
+    /// child's exit, the current child's `ready`/`listening`, or the deadline. IPC traffic of both is
+    /// served meanwhile; control requests are deferred until the operation ends.
     async fn next_event(&mut self, deadline: Instant) -> Wait {
         loop {
             tokio::select! {
                 m = self.inbox.recv() => match m {
                     None => return Wait::Timeout,
                     Some(Msg::Ctl(c)) => self.deferred.push_back(c),
-                    Some(Msg::Exited { gen, code, signal }) if gen == self.gen => return Wait::Exited(code, signal),
+                    Some(Msg::Exited { gen, code, signal }) if self.is_current(gen) => return Wait::Exited(code, signal),
+                    Some(Msg::Exited { gen, code, signal }) if self.is_retiring(gen) => return Wait::RetiredExited(code, signal),
                     Some(Msg::Exited { .. }) => {}
-                    Some(Msg::Ipc { gen, ev }) if gen == self.gen => {
-                        if self.on_ipc(ev) {
-                            return Wait::Ready;
+                    Some(Msg::Ipc { gen, ev }) => {
+                        let sig = self.on_ipc(gen, ev);
+                        if self.is_current(gen) {
+                            match sig {
+                                Sig::Ready => return Wait::Ready,
+                                Sig::Listening => return Wait::Listening,
+                                Sig::None => {}
+                            }
                         }
                     }
-                    Some(Msg::Ipc { .. }) => {}
                 },
                 _ = sleep_until(deadline) => return Wait::Timeout,
             }
         }
     }
 
-    /// Handles one IPC event; true when it was `ready`.
-    fn on_ipc(&mut self, ev: ChannelEvent) -> bool {
-        match ev {
-            ChannelEvent::Message(v) => self.on_message(v),
-            ChannelEvent::Handle { msg, .. } => {
-                dlog(format!("App {} sent a handle on its IPC channel; it was closed", self.label()));
-                self.on_message(msg)
-            }
-            ChannelEvent::Fault(f) => {
-                dlog(format!("App {} IPC: {f}", self.label()));
-                false
-            }
-            ChannelEvent::Closed => {
-                if let Some(r) = &mut self.running {
-                    r.ipc = None;
+    /// Waits until the current child signals `want` (`Ready`, or `Listening` which `Ready` also
+    /// satisfies), exits, or the deadline passes. The retiring child's exit is noted, not returned.
+    async fn wait_current(&mut self, deadline: Instant, want: Sig) -> Wait {
+        loop {
+            match self.next_event(deadline).await {
+                Wait::Listening if want == Sig::Ready => {}
+                Wait::RetiredExited(code, signal) => {
+                    self.retiring = None;
+                    dlog(format!(
+                        "App {} previous process exited (code {:?}, signal {:?})",
+                        self.label(),
+                        code,
+                        signal
+                    ));
                 }
-                false
+                w => return w,
             }
         }
     }
 
-    fn on_message(&mut self, v: Value) -> bool {
+    /// Handles one IPC event of the child of generation `gen`.
+    fn on_ipc(&mut self, gen: u64, ev: ChannelEvent) -> Sig {
+        let who = if self.is_current(gen) {
+            self.running.as_ref()
+        } else if self.is_retiring(gen) {
+            self.retiring.as_ref()
+        } else {
+            return Sig::None;
+        };
+        let (wid, tx) = match who {
+            Some(r) => (r.wid, r.ipc.clone()),
+            None => return Sig::None,
+        };
+        match ev {
+            ChannelEvent::Message(v) => self.on_message(wid, tx.as_ref(), v),
+            ChannelEvent::Handle { msg, .. } => {
+                // A handle the app sent us (e.g. process.send(m, server)): ACKed by the channel and
+                // closed here (the fd drops); the message itself is delivered.
+                self.on_message(wid, tx.as_ref(), msg)
+            }
+            ChannelEvent::Fault(f) => {
+                dlog(format!("App {} IPC: {f}", self.label()));
+                Sig::None
+            }
+            ChannelEvent::Closed => {
+                if let Some(c) = &self.ctx.cluster {
+                    if wid != 0 {
+                        c.worker_gone(wid);
+                    }
+                }
+                for r in [self.running.as_mut(), self.retiring.as_mut()].into_iter().flatten() {
+                    if r.gen == gen {
+                        r.ipc = None;
+                    }
+                }
+                Sig::None
+            }
+        }
+    }
+
+    fn on_cluster(&mut self, wid: u64, tx: Option<&ChannelTx>, o: &serde_json::Map<String, Value>) -> Sig {
+        let Some(cluster) = self.ctx.cluster.clone() else { return Sig::None };
+        if let Some(ack) = o.get("ack").and_then(|v| v.as_u64()) {
+            let accepted = o.get("accepted").and_then(|v| v.as_bool()).unwrap_or(false);
+            cluster.on_ack(ack, accepted);
+            return Sig::None;
+        }
+        match o.get("act").and_then(|v| v.as_str()) {
+            Some("queryServer") => {
+                if let Some(tx) = tx {
+                    cluster.query_server(wid, tx, &Value::Object(o.clone()));
+                }
+                Sig::None
+            }
+            Some("listening") => Sig::Listening,
+            Some("close") => {
+                if let Some(k) = o.get("key").and_then(|v| v.as_str()) {
+                    cluster.worker_close(wid, k);
+                }
+                Sig::None
+            }
+            Some("exitedAfterDisconnect") => {
+                if let (Some(tx), Some(seq)) = (tx, o.get("seq")) {
+                    tx.send(json!({"cmd": "NODE_CLUSTER", "ack": seq, "seq": crate::cluster::next_seq()}));
+                }
+                cluster.worker_gone(wid);
+                Sig::None
+            }
+            _ => Sig::None,
+        }
+    }
+
+    fn on_message(&mut self, wid: u64, tx: Option<&ChannelTx>, v: Value) -> Sig {
         let at = now_ms();
         let process = self.process_json();
+        if let Some(o) = v.as_object() {
+            if o.get("cmd").and_then(|c| c.as_str()) == Some("NODE_CLUSTER") {
+                return self.on_cluster(wid, tx, o);
+            }
+        }
         if v.as_str() == Some("ready") {
             self.emit("process:msg", json!({"at": at, "raw": "ready", "process": process}));
-            return true;
+            return Sig::Ready;
         }
         if let Some(o) = v.as_object() {
             let truthy = |x: Option<&Value>| !matches!(x, None | Some(Value::Null) | Some(Value::Bool(false)));
@@ -659,19 +780,23 @@ impl Actor {
                     self.publish();
                 }
                 self.emit(t, json!({"at": at, "data": o.get("data"), "process": process}));
-                return false;
+                return Sig::None;
             }
             if o.contains_key("node_version") {
-                return false;
+                return Sig::None;
             }
         }
         self.emit("process:msg", json!({"at": at, "raw": v, "process": process}));
-        false
+        Sig::None
     }
 
     /// An exit nobody asked for: apply the restart policy.
     async fn on_crash(&mut self, code: Option<i32>, signal: Option<i32>) {
-        self.running = None;
+        if let Some(r) = self.running.take() {
+            if let (Some(c), true) = (&self.ctx.cluster, r.wid != 0) {
+                c.worker_gone(r.wid);
+            }
+        }
         let _ = std::fs::remove_file(&self.paths.pid);
         self.st.pid = None;
         self.st.exit_code = code;
@@ -719,56 +844,182 @@ impl Actor {
         }
     }
 
+    /// Grace period of a graceful retirement: the app's `PM2_GRACEFUL_TIMEOUT` env, else kill_timeout.
+    fn grace_ms(&self) -> u64 {
+        self.spec.env.get("PM2_GRACEFUL_TIMEOUT").and_then(|v| v.trim().parse().ok()).unwrap_or(self.spec.kill_timeout)
+    }
+
     /// Stops the running child, if any: `'shutdown'` message or SIGINT to the group, SIGKILL after
-    /// kill_timeout, and any group member left after the main process is gone is killed too.
+    /// kill_timeout; descendants left after the main process is gone are killed too.
     async fn stop_running(&mut self) {
         let Some(r) = self.running.take() else { return };
         self.st.status = Status::Stopping;
         self.publish();
+        self.retire(r, false).await;
+        self.st.pid = None;
+        let _ = std::fs::remove_file(&self.paths.pid);
+    }
+
+    /// Retires one child. `graceful` (reload): stop routing to it, send cluster `disconnect` and
+    /// `'shutdown'`, wait the grace period, then SIGINT. Otherwise: `'shutdown'` (when
+    /// shutdown_with_message) or SIGINT at once. Then SIGKILL after kill_timeout.
+    async fn retire(&mut self, r: Running, graceful: bool) {
         let pid = r.pid as i32;
-        let target = if self.spec.treekill { Pid::from_raw(-pid) } else { Pid::from_raw(pid) };
-        let by_message =
-            self.spec.shutdown_with_message && r.ipc.as_ref().map(|t| t.send(json!("shutdown"))).unwrap_or(false);
-        if !by_message {
-            let _ = kill(target, Signal::SIGINT);
+        let label = self.label();
+        if let (Some(c), true) = (&self.ctx.cluster, r.wid != 0) {
+            c.worker_gone(r.wid);
         }
-        let deadline = Instant::now() + Duration::from_millis(self.spec.kill_timeout);
+        let target = if self.spec.treekill { Pid::from_raw(-pid) } else { Pid::from_raw(pid) };
+        let ipc = r.ipc.clone();
+        self.retiring = Some(r);
         let mut exit = None;
-        match self.next_event_exit(deadline).await {
-            Some(e) => exit = Some(e),
-            None => {
-                dlog(format!("App {} still alive after {}ms, sending SIGKILL", self.label(), self.spec.kill_timeout));
+        if graceful {
+            if let Some(tx) = &ipc {
+                if self.spec.exec_mode == crate::spec::ExecMode::Cluster {
+                    tx.send(json!({"cmd": "NODE_CLUSTER", "act": "disconnect", "seq": crate::cluster::next_seq()}));
+                }
+                tx.send(json!("shutdown"));
+            }
+            let grace = Instant::now() + Duration::from_millis(self.grace_ms());
+            exit = self.wait_retired(grace).await;
+        }
+        if exit.is_none() {
+            let by_message = !graceful
+                && self.spec.shutdown_with_message
+                && ipc.as_ref().map(|t| t.send(json!("shutdown"))).unwrap_or(false);
+            if !by_message {
+                let _ = kill(target, Signal::SIGINT);
+            }
+            let deadline = Instant::now() + Duration::from_millis(self.spec.kill_timeout);
+            exit = self.wait_retired(deadline).await;
+            if exit.is_none() {
+                dlog(format!("App {label} still alive after {}ms, sending SIGKILL", self.spec.kill_timeout));
                 let _ = kill(target, Signal::SIGKILL);
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                if let Some(e) = self.next_event_exit(Instant::now() + Duration::from_secs(10)).await {
-                    exit = Some(e);
-                }
+                exit = self.wait_retired(Instant::now() + Duration::from_secs(10)).await;
             }
         }
         if self.spec.treekill {
-            // Descendants that outlived the main process: give them until the deadline, then SIGKILL.
+            // Descendants that outlived the main process: a short grace, then SIGKILL.
+            let deadline = Instant::now() + Duration::from_millis(self.spec.kill_timeout.min(1000));
             while kill(Pid::from_raw(-pid), None).is_ok() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
         }
-        if let Some(r) = r.ipc {
-            r.close();
+        if let Some(r) = self.retiring.take() {
+            if let Some(tx) = r.ipc {
+                tx.close();
+            }
         }
         let (code, signal) = exit.unwrap_or((None, None));
         self.st.exit_code = code;
         self.st.exit_signal = signal.map(signal_name);
-        self.st.pid = None;
-        let _ = std::fs::remove_file(&self.paths.pid);
-        dlog(format!("App {} stopped (code {:?}, signal {:?})", self.label(), code, self.st.exit_signal));
+        dlog(format!("App {label} stopped (code {:?}, signal {:?})", code, self.st.exit_signal));
     }
 
-    async fn next_event_exit(&mut self, deadline: Instant) -> Option<(Option<i32>, Option<i32>)> {
+    /// Waits for the retiring child's exit until the deadline. A current child that exits meanwhile
+    /// is remembered for the main loop.
+    async fn wait_retired(&mut self, deadline: Instant) -> Option<(Option<i32>, Option<i32>)> {
         loop {
             match self.next_event(deadline).await {
-                Wait::Exited(c, s) => return Some((c, s)),
+                Wait::RetiredExited(c, s) => return Some((c, s)),
                 Wait::Timeout => return None,
-                Wait::Ready => {}
+                Wait::Exited(c, s) => self.pending_exit = Some((c, s)),
+                Wait::Ready | Wait::Listening => {}
+            }
+        }
+    }
+
+    /// Zero-downtime reload of a cluster worker; a graceful restart otherwise (fork mode, or not running).
+    async fn reload(&mut self) -> Result<(), String> {
+        let cluster = self.spec.exec_mode == crate::spec::ExecMode::Cluster && self.ctx.cluster.is_some();
+        if !cluster || self.running.is_none() || self.st.status != Status::Online {
+            self.restart_at = None;
+            let was_running = self.running.is_some();
+            self.stop_running().await;
+            if was_running {
+                self.st.restart_time += 1;
+            }
+            self.st.restart_reason = Some("reload requested".into());
+            self.event("reload", true);
+            return self.start_now(true).await;
+        }
+        let Some(old) = self.running.take() else { return Ok(()) };
+        let old_uptime = self.st.pm_uptime;
+        // The old worker keeps serving (it is "retiring" but still routed) while the new one starts.
+        self.retiring = Some(old);
+        if let Err(e) = self.spawn_child() {
+            self.running = self.retiring.take();
+            return Err(format!("reload of {} failed: {e}; the old process keeps serving", self.label()));
+        }
+        let want = if self.spec.wait_ready { Sig::Ready } else { Sig::Listening };
+        let deadline = Instant::now() + Duration::from_millis(self.spec.listen_timeout);
+        let outcome = self.wait_current(deadline, want).await;
+        let ok = matches!(outcome, Wait::Ready | Wait::Listening);
+        if !ok {
+            // Roll back: kill the new worker, keep the old one serving.
+            let reason = match outcome {
+                Wait::Exited(c, _) => format!("the new process exited (code {c:?}) before it was ready"),
+                _ => format!(
+                    "the new process was not {} within listen_timeout ({} ms)",
+                    if want == Sig::Ready { "ready" } else { "listening" },
+                    self.spec.listen_timeout
+                ),
+            };
+            if let Some(newr) = self.running.take() {
+                if let Some(c) = &self.ctx.cluster {
+                    c.worker_gone(newr.wid);
+                }
+                let _ = kill(Pid::from_raw(-(newr.pid as i32)), Signal::SIGKILL);
+                if !matches!(outcome, Wait::Exited(..)) {
+                    // Reap it so its exit does not count as a crash of the old one.
+                    let gen = newr.gen;
+                    self.retiring_extra_wait(gen).await;
+                }
+            }
+            self.running = self.retiring.take();
+            self.pending_exit = None;
+            if let Some(r) = &self.running {
+                self.st.pid = Some(r.pid);
+            }
+            self.st.pm_uptime = old_uptime;
+            self.publish();
+            let msg = format!(
+                "reload of {} rolled back: {reason}; the old process (pid {}) keeps serving",
+                self.label(),
+                self.st.pid.unwrap_or(0)
+            );
+            dlog(&msg);
+            return Err(msg);
+        }
+        self.st.restart_time += 1;
+        self.st.restart_reason = Some("reload requested".into());
+        self.set_status(Status::Online);
+        self.event("reload", true);
+        if let Some(old) = self.retiring.take() {
+            self.retire(old, true).await;
+        }
+        if let Some(r) = &self.running {
+            self.st.pid = Some(r.pid);
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Waits (briefly) for the exit of a killed generation that is neither current nor retiring.
+    async fn retiring_extra_wait(&mut self, gen: u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            tokio::select! {
+                m = self.inbox.recv() => match m {
+                    None => return,
+                    Some(Msg::Ctl(c)) => self.deferred.push_back(c),
+                    Some(Msg::Exited { gen: g, .. }) if g == gen => return,
+                    Some(Msg::Exited { .. }) => {}
+                    Some(Msg::Ipc { gen: g, ev }) => { self.on_ipc(g, ev); }
+                },
+                _ = sleep_until(deadline) => return,
             }
         }
     }
@@ -776,8 +1027,10 @@ impl Actor {
 
 enum Wait {
     Ready,
+    Listening,
     Timeout,
     Exited(Option<i32>, Option<i32>),
+    RetiredExited(Option<i32>, Option<i32>),
 }
 
 enum Pipe {

@@ -1,0 +1,538 @@
+//! The cluster primary, in Rust: rpm2d answers Node's cluster protocol for the workers of an app
+//! (`queryServer`, `newconn`, `close`, `exitedAfterDisconnect`), so an unmodified app that calls
+//! `listen(port)` runs on N workers sharing one port.
+//!
+//! Two balancing models, chosen per app (`cluster_lb`): round-robin (default: rpm2d accepts and hands
+//! each connection to the next free worker) and shared (`shared`: every worker gets the listening
+//! socket and the kernel distributes; always used for UDP, as Node does).
+//!
+//! Listening sockets are **held** while the app exists: a worker that crashes, restarts or is reloaded
+//! does not close them, so connections wait in the backlog (shared) or in rpm2d's queue (round-robin)
+//! instead of being refused. They are closed by [`ClusterApp::close_all`] on stop/delete.
+
+use crate::daemon::dlog;
+use crate::ipc::ChannelTx;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How connections are spread over workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// rpm2d accepts and hands each connection to the next free worker (Node's default on Linux).
+    RoundRobin,
+    /// Every worker accepts on the shared socket; the kernel distributes.
+    Shared,
+}
+
+impl Balance {
+    /// Parses `cluster_lb` (`rr`/`round-robin`/`roundrobin` or `shared`); None when unknown.
+    pub fn parse(s: &str) -> Option<Balance> {
+        match s.to_ascii_lowercase().as_str() {
+            "rr" | "round-robin" | "roundrobin" | "round_robin" => Some(Balance::RoundRobin),
+            "shared" | "none" | "kernel" => Some(Balance::Shared),
+            _ => None,
+        }
+    }
+}
+
+/// Most connections rpm2d queues for an app's round-robin server before it stops accepting (the
+/// kernel backlog then holds the rest).
+pub const MAX_QUEUED_CONNECTIONS: usize = 4096;
+
+static SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// The next `seq` for a message rpm2d sends to a worker.
+pub fn next_seq() -> u64 {
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+enum RrMsg {
+    AddWorker(u64, ChannelTx),
+    RemoveWorker(u64),
+    Reply { seq: u64, accepted: bool },
+    Free(u64),
+}
+
+enum Server {
+    RoundRobin { tx: mpsc::UnboundedSender<RrMsg>, data: Value, sockname: Value },
+    Shared { sock: OwnedFd, kind: &'static str, data: Value, workers: HashSet<u64> },
+}
+
+/// The primary of one app: its servers (by Node's key) and the round-robin replies in flight.
+/// Its mutexes guard plain maps and are never held across an await.
+pub struct ClusterApp {
+    name: String,
+    balance: Balance,
+    servers: Mutex<HashMap<String, Server>>,
+    pending: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<RrMsg>>>>,
+}
+
+/// `undefined`/`null`/value as JavaScript's template strings print them.
+fn js_str(v: Option<&Value>) -> String {
+    match v {
+        None => "undefined".into(),
+        Some(Value::Null) => "null".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Node's key for a `queryServer`: `${address}:${port}:${addressType}:${fd}:${index}`.
+pub fn server_key(q: &Value) -> String {
+    format!(
+        "{}:{}:{}:{}:{}",
+        js_str(q.get("address")),
+        js_str(q.get("port")),
+        js_str(q.get("addressType")),
+        js_str(q.get("fd")),
+        js_str(q.get("index"))
+    )
+}
+
+fn neg_errno(e: &std::io::Error) -> i64 {
+    -(e.raw_os_error().unwrap_or(libc::EINVAL) as i64)
+}
+
+enum Bound {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+    Udp(std::net::UdpSocket),
+}
+
+/// Binds what a `queryServer` asks for, the way Node's `_createServerHandle` does.
+fn bind(q: &Value) -> std::io::Result<Bound> {
+    let einval = || std::io::Error::from_raw_os_error(libc::EINVAL);
+    if let Some(fd) = q.get("fd").and_then(|v| v.as_i64()) {
+        if fd >= 0 {
+            return Err(einval());
+        }
+    }
+    let address = q.get("address").and_then(|v| v.as_str());
+    let port = q.get("port").and_then(|v| v.as_i64()).unwrap_or(0);
+    match q.get("addressType") {
+        Some(Value::String(t)) if t == "udp4" || t == "udp6" => {
+            let host = address.unwrap_or(if t == "udp6" { "::" } else { "0.0.0.0" });
+            let addr = format!("{}:{}", if host.contains(':') { format!("[{host}]") } else { host.to_string() }, port);
+            Ok(Bound::Udp(std::net::UdpSocket::bind(addr)?))
+        }
+        Some(Value::Number(n)) if n.as_i64() == Some(-1) => {
+            let path = address.ok_or_else(einval)?;
+            Ok(Bound::Unix(std::os::unix::net::UnixListener::bind(path)?))
+        }
+        _ => {
+            if !(0..=65535).contains(&port) {
+                return Err(einval());
+            }
+            let l = match address {
+                None => std::net::TcpListener::bind(format!("[::]:{port}"))
+                    .or_else(|_| std::net::TcpListener::bind(format!("0.0.0.0:{port}")))?,
+                Some(h) if h.contains(':') => std::net::TcpListener::bind(format!("[{h}]:{port}"))?,
+                Some(h) => std::net::TcpListener::bind(format!("{h}:{port}"))?,
+            };
+            Ok(Bound::Tcp(l))
+        }
+    }
+}
+
+fn sockname(l: &std::net::TcpListener) -> Value {
+    match l.local_addr() {
+        Ok(a) => json!({
+            "address": a.ip().to_string(),
+            "family": if a.is_ipv6() { "IPv6" } else { "IPv4" },
+            "port": a.port(),
+        }),
+        Err(_) => Value::Null,
+    }
+}
+
+impl ClusterApp {
+    /// A primary for the app `name` with the given balancing model.
+    pub fn new(name: &str, balance: Balance) -> Arc<ClusterApp> {
+        Arc::new(ClusterApp {
+            name: name.to_string(),
+            balance,
+            servers: Mutex::new(HashMap::new()),
+            pending: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// Answers a worker's `queryServer` (always: a reply, or an error reply with a negative errno).
+    pub fn query_server(&self, wid: u64, tx: &ChannelTx, q: &Value) {
+        let key = server_key(q);
+        let ack = q.get("seq").cloned().unwrap_or(Value::Null);
+        let Ok(mut servers) = self.servers.lock() else { return };
+        if !servers.contains_key(&key) {
+            let data = q.get("data").cloned().unwrap_or(Value::Null);
+            match bind(q) {
+                Err(e) => {
+                    dlog(format!("app {}: cannot listen for {key}: {e}", self.name));
+                    let err = neg_errno(&e);
+                    tx.send(json!({"cmd": "NODE_CLUSTER", "errno": err, "key": key, "ack": ack, "data": data, "seq": next_seq()}));
+                    return;
+                }
+                Ok(Bound::Udp(s)) => {
+                    let kind = "dgram.Native";
+                    servers.insert(key.clone(), Server::Shared { sock: s.into(), kind, data, workers: HashSet::new() });
+                }
+                Ok(Bound::Tcp(l)) if self.balance == Balance::Shared => {
+                    servers.insert(
+                        key.clone(),
+                        Server::Shared { sock: l.into(), kind: "net.Native", data, workers: HashSet::new() },
+                    );
+                }
+                Ok(Bound::Unix(l)) if self.balance == Balance::Shared => {
+                    servers.insert(
+                        key.clone(),
+                        Server::Shared { sock: l.into(), kind: "net.Native", data, workers: HashSet::new() },
+                    );
+                }
+                Ok(b) => {
+                    let (sockname, listener) = match b {
+                        Bound::Tcp(l) => {
+                            let sn = sockname(&l);
+                            if l.set_nonblocking(true).is_err() {
+                                return;
+                            }
+                            match tokio::net::TcpListener::from_std(l) {
+                                Ok(t) => (sn, Listener::Tcp(t)),
+                                Err(e) => {
+                                    dlog(format!("app {}: cannot watch listener {key}: {e}", self.name));
+                                    return;
+                                }
+                            }
+                        }
+                        Bound::Unix(l) => {
+                            if l.set_nonblocking(true).is_err() {
+                                return;
+                            }
+                            match tokio::net::UnixListener::from_std(l) {
+                                Ok(u) => (Value::Null, Listener::Unix(u)),
+                                Err(e) => {
+                                    dlog(format!("app {}: cannot watch listener {key}: {e}", self.name));
+                                    return;
+                                }
+                            }
+                        }
+                        Bound::Udp(_) => return,
+                    };
+                    let (stx, srx) = mpsc::unbounded_channel();
+                    tokio::spawn(round_robin(listener, key.clone(), stx.clone(), srx, self.pending.clone()));
+                    servers.insert(key.clone(), Server::RoundRobin { tx: stx, data, sockname });
+                }
+            }
+        }
+        match servers.get_mut(&key) {
+            Some(Server::RoundRobin { tx: stx, data, sockname }) => {
+                let _ = stx.send(RrMsg::AddWorker(wid, tx.clone()));
+                let mut reply = json!({"cmd": "NODE_CLUSTER", "errno": null, "key": key, "ack": ack, "data": data, "seq": next_seq()});
+                if !sockname.is_null() {
+                    reply["sockname"] = sockname.clone();
+                }
+                tx.send(reply);
+            }
+            Some(Server::Shared { sock, kind, data, workers }) => {
+                let dup = match sock.as_fd().try_clone_to_owned() {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tx.send(json!({"cmd": "NODE_CLUSTER", "errno": neg_errno(&e), "key": key, "ack": ack, "data": data, "seq": next_seq()}));
+                        return;
+                    }
+                };
+                workers.insert(wid);
+                let msg =
+                    json!({"cmd": "NODE_CLUSTER", "errno": 0, "key": key, "ack": ack, "data": data, "seq": next_seq()});
+                tx.send_handle(kind, msg, dup);
+            }
+            None => {}
+        }
+    }
+
+    /// A worker closed one of its servers: stop routing that server's connections to it. The socket
+    /// itself is held.
+    pub fn worker_close(&self, wid: u64, key: &str) {
+        if let Ok(mut servers) = self.servers.lock() {
+            match servers.get_mut(key) {
+                Some(Server::RoundRobin { tx, .. }) => {
+                    let _ = tx.send(RrMsg::RemoveWorker(wid));
+                }
+                Some(Server::Shared { workers, .. }) => {
+                    workers.remove(&wid);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// A worker is leaving (disconnect, exit or reload): no more connections go to it, and connections
+    /// handed to it but not acknowledged are closed.
+    pub fn worker_gone(&self, wid: u64) {
+        if let Ok(mut servers) = self.servers.lock() {
+            for s in servers.values_mut() {
+                match s {
+                    Server::RoundRobin { tx, .. } => {
+                        let _ = tx.send(RrMsg::RemoveWorker(wid));
+                    }
+                    Server::Shared { workers, .. } => {
+                        workers.remove(&wid);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A worker's reply to `newconn` (`{ack, accepted}`). Returns false when no hand-off had that seq.
+    pub fn on_ack(&self, ack: u64, accepted: bool) -> bool {
+        let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&ack));
+        match tx {
+            Some(tx) => tx.send(RrMsg::Reply { seq: ack, accepted }).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Closes every listening socket and queued connection (the app was stopped or deleted).
+    pub fn close_all(&self) {
+        if let Ok(mut servers) = self.servers.lock() {
+            servers.clear();
+        }
+    }
+
+    /// Number of servers held (for tests and `show`).
+    pub fn server_count(&self) -> usize {
+        self.servers.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<OwnedFd> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok(s.into_std()?.into())
+            }
+            Listener::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                Ok(s.into_std()?.into())
+            }
+        }
+    }
+}
+
+/// State of one round-robin server (pure; driven by [`round_robin`]). Exposed to unit tests.
+struct RrState<C> {
+    order: Vec<u64>,
+    free: VecDeque<u64>,
+    queue: VecDeque<C>,
+    inflight: HashMap<u64, (u64, C)>,
+}
+
+impl<C> Default for RrState<C> {
+    fn default() -> Self {
+        RrState { order: Vec::new(), free: VecDeque::new(), queue: VecDeque::new(), inflight: HashMap::new() }
+    }
+}
+
+impl<C> RrState<C> {
+    fn add_worker(&mut self, wid: u64) {
+        if !self.order.contains(&wid) {
+            self.order.push(wid);
+            self.free.push_back(wid);
+        }
+    }
+    /// Removes a worker; returns the connections it had not acknowledged (to be closed).
+    fn remove_worker(&mut self, wid: u64) -> Vec<(u64, C)> {
+        self.order.retain(|w| *w != wid);
+        self.free.retain(|w| *w != wid);
+        let seqs: Vec<u64> = self.inflight.iter().filter(|(_, (w, _))| *w == wid).map(|(s, _)| *s).collect();
+        seqs.into_iter().filter_map(|s| self.inflight.remove(&s).map(|(_, c)| (s, c))).collect()
+    }
+    /// A worker answered; returns the worker to free again now (accepted) or after a back-off (refused).
+    fn reply(&mut self, seq: u64, accepted: bool) -> Option<(u64, bool)> {
+        let (wid, conn) = self.inflight.remove(&seq)?;
+        if !accepted {
+            self.queue.push_front(conn);
+        }
+        if self.order.contains(&wid) {
+            if accepted {
+                self.free.push_back(wid);
+            }
+            Some((wid, accepted))
+        } else {
+            None
+        }
+    }
+    fn free_again(&mut self, wid: u64) {
+        if self.order.contains(&wid) && !self.free.contains(&wid) && !self.inflight.values().any(|(w, _)| *w == wid) {
+            self.free.push_back(wid);
+        }
+    }
+    /// The next (worker, connection) pair to hand off, if any.
+    fn next(&mut self) -> Option<(u64, C)> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        let wid = self.free.pop_front()?;
+        let c = self.queue.pop_front()?;
+        Some((wid, c))
+    }
+}
+
+async fn round_robin(
+    listener: Listener,
+    key: String,
+    self_tx: mpsc::UnboundedSender<RrMsg>,
+    mut rx: mpsc::UnboundedReceiver<RrMsg>,
+    pending: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<RrMsg>>>>,
+) {
+    let mut st: RrState<OwnedFd> = RrState::default();
+    let mut txs: HashMap<u64, ChannelTx> = HashMap::new();
+    loop {
+        tokio::select! {
+            r = listener.accept(), if st.queue.len() < MAX_QUEUED_CONNECTIONS => match r {
+                Ok(fd) => st.queue.push_back(fd),
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    dlog(format!("accept on {key} failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            m = rx.recv() => match m {
+                None => break,
+                Some(RrMsg::AddWorker(wid, tx)) => { txs.insert(wid, tx); st.add_worker(wid); }
+                Some(RrMsg::RemoveWorker(wid)) => {
+                    txs.remove(&wid);
+                    for (seq, _conn) in st.remove_worker(wid) {
+                        if let Ok(mut p) = pending.lock() { p.remove(&seq); }
+                    }
+                }
+                Some(RrMsg::Reply { seq, accepted }) => {
+                    if let Some((wid, false)) = st.reply(seq, accepted) {
+                        // A refusal: give that worker a moment before offering it more.
+                        let t = self_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            let _ = t.send(RrMsg::Free(wid));
+                        });
+                    }
+                }
+                Some(RrMsg::Free(wid)) => st.free_again(wid),
+            },
+        }
+        while let Some((wid, conn)) = st.next() {
+            let Some(tx) = txs.get(&wid) else {
+                st.queue.push_front(conn);
+                continue;
+            };
+            let dup = match conn.as_fd().try_clone_to_owned() {
+                Ok(d) => d,
+                Err(_) => {
+                    st.free.push_front(wid);
+                    continue; // the connection is dropped (closed): nothing else can be done with it
+                }
+            };
+            let seq = next_seq();
+            if let Ok(mut p) = pending.lock() {
+                p.insert(seq, self_tx.clone());
+            }
+            if tx.send_handle(
+                "net.Native",
+                json!({"cmd": "NODE_CLUSTER", "act": "newconn", "key": key, "seq": seq}),
+                dup,
+            ) {
+                st.inflight.insert(seq, (wid, conn));
+            } else {
+                if let Ok(mut p) = pending.lock() {
+                    p.remove(&seq);
+                }
+                st.queue.push_front(conn);
+                txs.remove(&wid);
+                st.remove_worker(wid);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_node() {
+        let q = json!({"act":"queryServer","index":0,"data":null,"address":null,"port":8123,"addressType":4,"backlog":0,"seq":1});
+        assert_eq!(server_key(&q), "null:8123:4:undefined:0");
+        let q = json!({"address":"0.0.0.0","port":8126,"addressType":"udp4","fd":-1,"flags":0, "index": 0});
+        assert_eq!(server_key(&q), "0.0.0.0:8126:udp4:-1:0");
+        let q = json!({"address":"/tmp/x.sock","port":-1,"addressType":-1,"index":1});
+        assert_eq!(server_key(&q), "/tmp/x.sock:-1:-1:undefined:1");
+    }
+
+    #[test]
+    fn round_robin_alternates_and_waits_for_acks() {
+        let mut st: RrState<u32> = RrState::default();
+        st.add_worker(1);
+        st.add_worker(2);
+        for c in 0..4 {
+            st.queue.push_back(c);
+        }
+        let (w1, c1) = st.next().unwrap();
+        st.inflight.insert(100, (w1, c1));
+        let (w2, c2) = st.next().unwrap();
+        st.inflight.insert(101, (w2, c2));
+        assert_eq!((w1, w2), (1, 2));
+        // Both busy until they answer.
+        assert!(st.next().is_none());
+        st.reply(100, true);
+        let (w, c) = st.next().unwrap();
+        assert_eq!((w, c), (1, 2));
+        st.inflight.insert(102, (w, c));
+        // A refusal puts the connection back at the front and the worker is not free at once.
+        assert_eq!(st.reply(101, false), Some((2, false)));
+        assert_eq!(st.queue.front(), Some(&1));
+        assert!(st.next().is_none());
+        st.free_again(2);
+        assert_eq!(st.next(), Some((2, 1)));
+    }
+
+    #[test]
+    fn dead_worker_releases_unacked_connections() {
+        let mut st: RrState<u32> = RrState::default();
+        st.add_worker(7);
+        st.queue.push_back(42);
+        let (w, c) = st.next().unwrap();
+        st.inflight.insert(5, (w, c));
+        let lost = st.remove_worker(7);
+        assert_eq!(lost, vec![(5, 42)]);
+        assert!(st.reply(5, true).is_none());
+        assert!(st.next().is_none());
+    }
+
+    #[test]
+    fn balance_names() {
+        assert_eq!(Balance::parse("shared"), Some(Balance::Shared));
+        assert_eq!(Balance::parse("rr"), Some(Balance::RoundRobin));
+        assert_eq!(Balance::parse("x"), None);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn bind_errors_are_negative_errnos() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let q = json!({"address": "127.0.0.1", "port": port, "addressType": 4, "index": 0});
+        let e = bind(&q).err().unwrap();
+        assert_eq!(neg_errno(&e), -98);
+        let q = json!({"address": null, "port": 0, "addressType": 4, "fd": 5, "index": 0});
+        assert_eq!(neg_errno(&bind(&q).err().unwrap()), -22);
+    }
+}
