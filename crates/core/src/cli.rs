@@ -80,6 +80,12 @@ enum Cmd {
     Id { name: String },
     /// Print the environment of a process.
     Env { id: String },
+    /// Scale an app: N instances, or +N / -N.
+    Scale {
+        name: String,
+        #[arg(allow_hyphen_values = true)]
+        number: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -438,6 +444,16 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             let list = c.call("describe", json!({"targets": [name]})).unwrap_or(json!([]));
             let ids: Vec<String> = list.as_array().into_iter().flatten().map(|p| p["pm_id"].to_string()).collect();
             println!("[ {} ]", ids.join(", "));
+            Ok(0)
+        }
+        Cmd::Scale { name, number } => {
+            let mut c = ui.client()?;
+            let up = number.starts_with('+') || number.parse::<i64>().map(|_| true).unwrap_or(false);
+            c.call("scale", json!({"name": name, "number": number}))?;
+            ui.info(if up && !number.starts_with('-') { "Scaling application" } else { "Scaling down application" });
+            if !ui.silent {
+                print_list(ui, &mut c)?;
+            }
             Ok(0)
         }
         Cmd::Env { id } => {

@@ -56,6 +56,7 @@ enum RrMsg {
     RemoveWorker(u64),
     Reply { seq: u64, accepted: bool },
     Free(u64),
+    Close,
 }
 
 enum Server {
@@ -222,6 +223,7 @@ impl ClusterApp {
                         }
                         Bound::Udp(_) => return,
                     };
+                    dlog(format!("app {}: listening on {key} (round-robin)", self.name));
                     let (stx, srx) = mpsc::unbounded_channel();
                     tokio::spawn(round_robin(listener, key.clone(), stx.clone(), srx, self.pending.clone()));
                     servers.insert(key.clone(), Server::RoundRobin { tx: stx, data, sockname });
@@ -299,7 +301,12 @@ impl ClusterApp {
     /// Closes every listening socket and queued connection (the app was stopped or deleted).
     pub fn close_all(&self) {
         if let Ok(mut servers) = self.servers.lock() {
-            servers.clear();
+            for (key, s) in servers.drain() {
+                dlog(format!("app {}: closing {key}", self.name));
+                if let Server::RoundRobin { tx, .. } = s {
+                    let _ = tx.send(RrMsg::Close);
+                }
+            }
         }
     }
 
@@ -409,7 +416,7 @@ async fn round_robin(
                 }
             },
             m = rx.recv() => match m {
-                None => break,
+                None | Some(RrMsg::Close) => break,
                 Some(RrMsg::AddWorker(wid, tx)) => { txs.insert(wid, tx); st.add_worker(wid); }
                 Some(RrMsg::RemoveWorker(wid)) => {
                     txs.remove(&wid);

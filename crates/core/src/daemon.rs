@@ -998,6 +998,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
             });
             Ok(json!({"success": true, "stopped": ids.len()}))
         }
+        "scale" => scale(d, p).await,
         m => Err(herr("bad_request", format!("unknown method '{m}'"))),
     }
 }
@@ -1086,4 +1087,64 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
         return Err(herr("start_failed", errors.join("; ")));
     }
     Ok(list_json(d, &started, false))
+}
+
+/// `scale {name, number}`: `N` sets the instance count, `+N`/`-N` changes it. New instances clone the
+/// first one's declaration (and fill NODE_APP_INSTANCE gaps first); removal deletes the oldest ids, as PM2.
+async fn scale(d: &Arc<Daemon>, p: &Value) -> HResult {
+    let name = p.get("name").and_then(|v| v.as_str()).ok_or_else(|| herr("bad_request", "scale needs an app name"))?;
+    let number = match p.get("number") {
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(herr("bad_request", "scale needs a number: N, +N or -N")),
+    };
+    let ids: Vec<u32> =
+        handles(d).into_iter().filter(|(_, h)| h.spec.borrow().0.name == name).map(|(id, _)| id).collect();
+    if ids.is_empty() {
+        return Err(herr("not_found", format!("no app named '{name}': run `rpm2 list` to see the apps")));
+    }
+    let cur = ids.len() as i64;
+    let bad = || herr("bad_request", format!("'{number}' is not a number of instances: use N, +N or -N"));
+    let target = if let Some(n) = number.strip_prefix('+') {
+        cur + n.parse::<i64>().map_err(|_| bad())?
+    } else if number.starts_with('-') {
+        cur + number.parse::<i64>().map_err(|_| bad())?
+    } else {
+        number.parse::<i64>().map_err(|_| bad())?
+    };
+    if target < 1 {
+        return Err(herr("bad_request", format!("cannot scale '{name}' below 1 instance: use `rpm2 delete {name}`")));
+    }
+    if target == cur {
+        return Err(herr("nothing_to_do", format!("'{name}' already has {cur} instance(s): nothing to do")));
+    }
+    if target < cur {
+        let remove: Vec<u32> = ids.iter().copied().take((cur - target) as usize).collect();
+        on_each(d, &remove, |_| Some(Control::Delete(placeholder()))).await?;
+        if let Ok(mut r) = d.registry.lock() {
+            for id in &remove {
+                r.procs.remove(id);
+            }
+        }
+        d.changed.notify_one();
+        return Ok(list_json(d, &all_ids(d), false));
+    }
+    let Some(first) = handle_of(d, ids[0]) else { return Err(herr("internal", "app vanished")) };
+    let spec = first.spec.borrow().0.clone();
+    let unique_id = new_unique_id();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..(target - cur) {
+        let (pm_id, instance) = {
+            let Ok(mut r) = d.registry.lock() else { return Err(herr("internal", "registry unavailable")) };
+            let pm_id = r.next_id;
+            r.next_id += 1;
+            let used: Vec<u32> =
+                r.procs.values().filter(|e| e.handle.spec.borrow().0.name == spec.name).map(|e| e.instance).collect();
+            (pm_id, (0..).find(|i| !used.contains(i)).unwrap_or(0))
+        };
+        let h = register(d, pm_id, instance, unique_id.clone(), spec.clone(), ProcState::new());
+        set.spawn(async move { h.call(Control::Start).await });
+    }
+    while set.join_next().await.is_some() {}
+    Ok(list_json(d, &all_ids(d), false))
 }
