@@ -23,6 +23,7 @@ const EXEC_BIN = h.fixture('cli-exec-bin');
 const IGNORE_SIGINT = h.fixture('cli-ignore-sigint.js');
 const GRACEFUL = h.fixture('cli-graceful.js');
 const SPAWN_CHILD = h.fixture('cli-spawn-child.js');
+const FLOOD = h.fixture('cli-flood.js');
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SEED_COLUMNS = ['App name', 'id', 'mode', 'pid', 'status', 'restart', 'uptime', 'cpu', 'memory', 'watching'];
@@ -134,6 +135,76 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
       { message: `stderr line in ${err}` });
     assert.ok(!fs.readFileSync(out, 'utf8').includes('stderr line'), 'stderr does not go to the out log');
     assert.equal(fs.readFileSync(path.join(home, 'pids', 'my-app-0.pid'), 'utf8').trim(), String(pid));
+  });
+
+  test('log and pid files: default name from the script, sanitised names, -o/-e/-p overrides', async (t) => {
+    const { dir, home } = h.useHome(t);
+    // No --name: the name is the script's base name.
+    await ok(['start', IDLE], { home });
+    const d = await h.waitForProc(home, 'cli-idle', (x) => x.pm2_env.status === 'online');
+    assert.equal(d.pm2_env.pm_out_log_path, path.join(home, 'logs', 'cli-idle-out.log'));
+    // A name with characters PM2 replaces ([^a-zA-Z0-9.-] -> -) in file names.
+    const odd = await startApp(home, 'my app/1_x', IDLE, ['-f']);
+    assert.equal(odd.pm2_env.pm_out_log_path, path.join(home, 'logs', 'my-app-1-x-out.log'));
+    assert.equal(odd.pm2_env.pm_err_log_path, path.join(home, 'logs', 'my-app-1-x-error.log'));
+    await h.waitFor(() => fs.readFileSync(path.join(home, 'logs', 'my-app-1-x-out.log'), 'utf8').includes(`pid=${odd.pid}`),
+      { message: 'sanitised out log written' });
+    // -o/-e relative to the app's cwd; -p gets the pm_id inserted (PM2: -p echo.pid -> echo-<id>.pid).
+    const wd = path.join(dir, 'wd');
+    fs.mkdirSync(wd);
+    const o = await startApp(home, 'custom', IDLE, ['--cwd', wd, '-o', 'o.log', '-e', path.join(dir, 'e.log'),
+      '-p', path.join(dir, 'app.pid')]);
+    assert.equal(o.pm2_env.pm_out_log_path, path.join(wd, 'o.log'));
+    assert.equal(o.pm2_env.pm_err_log_path, path.join(dir, 'e.log'));
+    assert.equal(o.pm2_env.pm_pid_path, path.join(dir, `app-${o.pm_id}.pid`));
+    await h.waitFor(() => fs.readFileSync(path.join(wd, 'o.log'), 'utf8').includes(`stdout line pid=${o.pid}`), { message: 'o.log' });
+    await h.waitFor(() => fs.readFileSync(path.join(dir, 'e.log'), 'utf8').includes(`stderr line pid=${o.pid}`), { message: 'e.log' });
+    assert.equal(fs.readFileSync(path.join(dir, `app-${o.pm_id}.pid`), 'utf8').trim(), String(o.pid));
+    assert.ok(!fs.existsSync(path.join(home, 'logs', 'custom-out.log')), 'no default log when -o is given');
+  });
+
+  test('nothing a child writes is lost, and log files are appended across runs', async (t) => {
+    const { home } = h.useHome(t);
+    const n = 50000;
+    await ok(['start', FLOOD, '--name', 'flood', '--no-autorestart', '--', String(n)], { home });
+    await h.waitForProc(home, 'flood', (x) => x.pm2_env.status === 'stopped', { timeout: 20000, message: 'flood exited' });
+    const out = path.join(home, 'logs', 'flood-out.log');
+    const err = path.join(home, 'logs', 'flood-error.log');
+    const check = (file, kind, runs) => {
+      const got = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith(`${kind} `));
+      assert.equal(got.length, runs * n, `${file}: ${got.length} of ${runs * n} lines`);
+      for (let i = 0; i < runs * n; i++) {
+        if (got[i] !== `${kind} run ${i % n}`) assert.fail(`${file}: line ${i} is ${JSON.stringify(got[i])}`);
+      }
+    };
+    const count = (file) => (fs.readFileSync(file, 'utf8').match(/\n/g) || []).length;
+    // The exit may be seen before the last chunk is written: poll for the count, then check the order.
+    await h.waitFor(() => count(out) >= n && count(err) >= n, { message: `${n} lines in each log` });
+    check(out, 'out', 1);
+    check(err, 'err', 1);
+    // A second run appends.
+    await ok(['restart', 'flood'], { home });
+    await h.waitFor(() => count(out) >= 2 * n && count(err) >= 2 * n, { timeout: 20000, message: `${2 * n} lines in each log` });
+    await h.waitForProc(home, 'flood', (x) => x.pm2_env.status === 'stopped', { timeout: 20000, message: 'second run exited' });
+    check(out, 'out', 2);
+    check(err, 'err', 2);
+  });
+
+  test('status is coloured unless NO_COLOR / --no-color', async (t) => {
+    const { home } = h.useHome(t);
+    await startApp(home, 'colour');
+    const colour = { NO_COLOR: undefined, FORCE_COLOR: '1' };
+    const r = await ok(['list'], { home, env: colour });
+    // eslint-disable-next-line no-control-regex
+    assert.match(r.stdout, /\x1b\[[0-9;]*32[0-9;]*m\s*online/, `online is green:\n${JSON.stringify(r.stdout)}`);
+    await ok(['stop', 'colour'], { home });
+    const r2 = await ok(['list'], { home, env: colour });
+    // eslint-disable-next-line no-control-regex
+    assert.match(r2.stdout, /\x1b\[[0-9;]*m\s*stopped/, 'stopped is coloured');
+    for (const [args, env] of [[['list'], {}], [['list', '--no-color'], { NO_COLOR: undefined, FORCE_COLOR: '1' }]]) {
+      const plain = await ok(args, { home, env });
+      assert.ok(!plain.stdout.includes('\x1b['), `no escape codes with ${args.join(' ')} ${JSON.stringify(env)}`);
+    }
   });
 
   // 3 ------------------------------------------------------------------------------------------------
@@ -558,6 +629,39 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     }
   });
 
+  test('the daemon answers while an app is being stopped (status stopping)', async (t) => {
+    const { dir, home } = h.useHome(t);
+    const ready = path.join(dir, 'ready');
+    const p = await startApp(home, 'slow', IGNORE_SIGINT, ['--kill-timeout', '4000', '--', ready]);
+    await h.waitFor(() => fs.existsSync(ready), { message: 'handlers installed' });
+    const stopping = h.rpm2(['stop', 'slow'], { home });
+    const seen = await h.waitForProc(home, 'slow', (x) => x.pm2_env.status === 'stopping',
+      { interval: 50, timeout: 3500, message: 'stopping while the stop is in progress' });
+    assert.equal(seen.pm_id, 0);
+    assert.match((await ok(['ping'], { home })).stdout, /pong/);
+    const r = await stopping;
+    assert.equal(r.code, 0, h.show(r));
+    const s = await h.proc(home, 'slow');
+    assert.equal(s.pm2_env.status, 'stopped');
+    await h.waitFor(() => !h.isAlive(p.pid), { timeout: 5000, message: 'gone' });
+  });
+
+  test('stop cancels a pending restart ("waiting restart" -> stopped for good)', async (t) => {
+    const { home } = h.useHome(t);
+    await ok(['start', EXIT, '--name', 'pending', '--restart-delay', '2000', '--', '1'], { home });
+    const w = await h.waitForProc(home, 'pending', (x) => x.pm2_env.status === 'waiting restart',
+      { interval: 50, message: 'waiting restart' });
+    await ok(['stop', 'pending'], { home });
+    let s = await h.proc(home, 'pending');
+    assert.equal(s.pm2_env.status, 'stopped');
+    assert.equal(s.pid, 0);
+    await h.sleep(2500);
+    s = await h.proc(home, 'pending');
+    assert.equal(s.pm2_env.status, 'stopped', 'the pending restart was cancelled');
+    assert.equal(s.pm2_env.restart_time, w.pm2_env.restart_time, 'no restart happened');
+    assert.equal(s.pid, 0);
+  });
+
   // 10 -----------------------------------------------------------------------------------------------
   test('restart keeps the stored environment; restart --update-env takes the new shell environment', async (t) => {
     const { dir, home } = h.useHome(t);
@@ -703,6 +807,35 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.ok(copies.some((p) => p.pid === ctx.bystander.pid), 'the first copy kept its pid');
   });
 
+  test('start of a known name restarts it (PM2); start of a stopped app starts it again', async (t) => {
+    const { home } = h.useHome(t);
+    const a = await startApp(home, 'again');
+    const r = await ok(['start', 'again'], { home });
+    assert.ok(h.parseTable(r.stdout).rows.some((x) => x['App name'] === 'again'), r.stdout);
+    const b = await h.waitForProc(home, 'again', (x) => x.pm2_env.status === 'online' && x.pid !== a.pid,
+      { message: 'restarted by start <name>' });
+    assert.equal(b.pm2_env.restart_time, 1);
+    assert.equal(b.pm_id, 0);
+    await ok(['stop', 'again'], { home });
+    await ok(['start', IDLE, '--name', 'again'], { home });
+    const c = await h.waitForProc(home, 'again', (x) => x.pm2_env.status === 'online', { message: 'online again' });
+    assert.equal(c.pm_id, 0, 'the same process entry, not a new one');
+    assert.equal((await h.jlist(home)).length, 1);
+  });
+
+  test('bad input: nothing to act on (stop all on an empty table), unknown command', async (t) => {
+    const { home } = h.useHome(t);
+    await ok(['ping'], { home });
+    for (const cmd of ['stop', 'restart', 'delete']) {
+      const r = await h.rpm2([cmd, 'all'], { home });
+      // PM2: `[PM2][WARN] No process found`, exit 1.
+      assertOneLineError(r, [], `${cmd} all with no process`);
+    }
+    const r = await h.rpm2(['no-such-command'], { home });
+    assert.notEqual(r.code, 0, h.show(r));
+    assert.ok(r.stderr.includes('no-such-command'), h.show(r));
+  });
+
   test('bad input: an interpreter that is not installed', async (t) => {
     const ctx = await withBystander(t);
     const r = await h.rpm2(['start', IDLE, '--name', 'x', '--interpreter', 'nope-xyz'], { home: ctx.home });
@@ -778,5 +911,32 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     await ok(['ping'], { home: open });
     assert.equal((fs.statSync(open).mode & 0o777).toString(8), '700', 'existing home tightened to 0700');
     assert.equal((fs.statSync(path.join(open, 'rpc.sock')).mode & 0o777).toString(8), '600');
+  });
+
+  test('security: the daemon refuses a connection from another user', { skip: process.getuid() !== 0 && 'needs root to run a client as nobody' }, async (t) => {
+    const { dir, home } = h.useHome(t);
+    await ok(['ping'], { home });
+    // Open the path to the socket (the 0700 home is what normally keeps others out) to reach the peer check.
+    fs.chmodSync(dir, 0o711);
+    fs.chmodSync(home, 0o711);
+    fs.chmodSync(path.join(home, 'rpc.sock'), 0o666);
+    const client = `
+      const s = require('net').connect(process.argv[1]);
+      let data = '';
+      let connected = false;
+      s.on('connect', () => (connected = true) && s.write(JSON.stringify({id: 1, method: 'hello', params: {protocol: 1}}) + '\\n' +
+        JSON.stringify({id: 2, method: 'list', params: {}}) + '\\n'));
+      s.on('data', (d) => { data += d; });
+      s.on('error', (e) => { console.log(JSON.stringify({error: e.code, connected, data})); process.exit(0); });
+      s.on('close', () => { console.log(JSON.stringify({closed: true, connected, data})); process.exit(0); });
+      setTimeout(() => { console.log(JSON.stringify({timeout: true, connected, data})); process.exit(0); }, 5000);`;
+    const { execFileSync } = require('node:child_process');
+    const out = execFileSync(process.execPath, ['-e', client, path.join(home, 'rpc.sock')],
+      { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 15000 });
+    const res = JSON.parse(out.trim().split('\n').pop());
+    assert.equal(res.connected, true, `the other user could reach the socket (test set-up): ${out}`);
+    assert.equal(res.data, '', `no answer to another uid: ${out}`);
+    assert.ok(h.isAlive(h.daemonPid(home)), 'the daemon survives');
+    assert.match((await ok(['ping'], { home })).stdout, /pong/);
   });
 });
