@@ -80,6 +80,36 @@ enum Cmd {
     Id { name: String },
     /// Print the environment of a process.
     Env { id: String },
+    /// Save the app list to RPM2_HOME/dump.rpm2 (restored by `resurrect` and at boot).
+    #[command(visible_alias = "dump")]
+    Save {
+        /// Save even an empty list over a non-empty dump.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Start the saved apps that are not running.
+    Resurrect,
+    /// Remove the saved app list.
+    Cleardump,
+    /// Import a PM2 dump (default ~/.pm2/dump.pm2) and start its apps.
+    #[command(name = "import-pm2")]
+    ImportPm2 { path: Option<String> },
+    /// Print (or, as root, install) a systemd unit that starts rpm2 and the saved apps at boot.
+    Startup {
+        /// Init system (only systemd is supported).
+        platform: Option<String>,
+        /// User to run as.
+        #[arg(short = 'u', long)]
+        user: Option<String>,
+        /// Home directory of that user.
+        #[arg(long = "hp")]
+        home_path: Option<String>,
+        /// Print the unit instead of installing it.
+        #[arg(long = "print")]
+        print: bool,
+    },
+    /// Remove the systemd unit installed by `startup`.
+    Unstartup { platform: Option<String> },
     /// Scale an app: N instances, or +N / -N.
     Scale {
         name: String,
@@ -245,7 +275,7 @@ struct StartArgs {
 /// A CLI error that has already been explained to the user.
 struct Shown;
 
-struct Ui {
+pub(crate) struct Ui {
     paint: Paint,
     silent: bool,
     home: Home,
@@ -446,6 +476,26 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             println!("[ {} ]", ids.join(", "));
             Ok(0)
         }
+        Cmd::Save { force } => {
+            let mut c = ui.client()?;
+            ui.info("Saving current process list...");
+            let r = c.call("dump", json!({"force": force, "node": node_info()}))?;
+            ui.info(&format!("Successfully saved {} app(s) in {}", r["count"], r["path"].as_str().unwrap_or("")));
+            Ok(0)
+        }
+        Cmd::Resurrect => crate::ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| ui.client()),
+        Cmd::Cleardump => {
+            for f in ["dump.rpm2", "dump.rpm2.bak"] {
+                let _ = std::fs::remove_file(ui.home.root().join(f));
+            }
+            ui.info(&format!("Saved app list removed from {}", ui.home.root().display()));
+            Ok(0)
+        }
+        Cmd::ImportPm2 { path } => crate::ops::import_pm2(path.as_deref(), &ui.paint, &|| ui.client()),
+        Cmd::Startup { platform, user, home_path, print } => {
+            crate::ops::startup(&ui.home, platform.as_deref(), user, home_path, print)
+        }
+        Cmd::Unstartup { platform } => crate::ops::unstartup(&ui.home, platform.as_deref()),
         Cmd::Scale { name, number } => {
             let mut c = ui.client()?;
             let up = number.starts_with('+') || number.parse::<i64>().map(|_| true).unwrap_or(false);
@@ -499,7 +549,20 @@ fn action(ui: &Ui, method: &str, targets: &[String], mut params: Value) -> Resul
     Ok(0)
 }
 
-fn client_env() -> std::collections::BTreeMap<String, String> {
+/// The `node` on PATH and its version, recorded in dumps so `resurrect` can warn when it changed.
+pub fn node_info() -> Value {
+    let Some(path) = config::which("node") else { return Value::Null };
+    let version = std::process::Command::new(&path)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    json!({"path": path, "version": version})
+}
+
+/// The client's environment (the base of every app's environment).
+pub fn client_env() -> std::collections::BTreeMap<String, String> {
     std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
@@ -1022,6 +1085,16 @@ pub fn run_daemon() -> i32 {
             return 1;
         }
     };
+    if std::env::args().any(|a| a == "--foreground") {
+        // Under systemd (or a container): no fork, logs to stderr, stops on SIGTERM.
+        return match crate::daemon::run_foreground(home) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{e:#}");
+                1
+            }
+        };
+    }
     match crate::daemon::start_detached(home) {
         Ok(()) => 0,
         Err(e) => {

@@ -93,6 +93,23 @@ fn redirect_stdio(home: &Home) {
     }
 }
 
+/// Runs the daemon in the foreground (systemd `Type=simple`, containers): takes the home's lock,
+/// fails when another daemon holds it, and serves until SIGTERM/SIGINT or `kill`.
+pub fn run_foreground(home: Home) -> Result<()> {
+    home.ensure()?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(home.lock_file())
+        .with_context(|| format!("cannot open {}", home.lock_file().display()))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!("another rpm2 daemon is already running for {}", home.root().display());
+    }
+    run(home, None, lock)
+}
+
 /// Runs the daemon in this process until `kill` or SIGTERM/SIGINT. `ready` receives `ok` once the
 /// socket accepts connections (or the error). `lock` must hold the home's flock.
 pub fn run(home: Home, ready: Option<std::fs::File>, lock: std::fs::File) -> Result<()> {
@@ -999,6 +1016,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
             Ok(json!({"success": true, "stopped": ids.len()}))
         }
         "scale" => scale(d, p).await,
+        "dump" => dump(d, p),
         m => Err(herr("bad_request", format!("unknown method '{m}'"))),
     }
 }
@@ -1009,9 +1027,13 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
     let specs: Vec<AppSpec> = serde_json::from_value(p.get("apps").cloned().unwrap_or(Value::Null))
         .map_err(|e| herr("bad_request", format!("malformed app list: {e}")))?;
     let force = p.get("force").and_then(|v| v.as_bool()).unwrap_or(false);
+    let skip_existing = p.get("skip_existing").and_then(|v| v.as_bool()).unwrap_or(false);
     // Validate everything first: nothing is started half-way.
     let mut plan = Vec::new();
     for spec in specs {
+        if skip_existing && handles(d).iter().any(|(_, h)| h.spec.borrow().0.name == spec.name) {
+            continue;
+        }
         let existing: Vec<(u32, Status)> = handles(d)
             .into_iter()
             .filter(|(_, h)| h.spec.borrow().0.name == spec.name)
@@ -1147,4 +1169,57 @@ async fn scale(d: &Arc<Daemon>, p: &Value) -> HResult {
     }
     while set.join_next().await.is_some() {}
     Ok(list_json(d, &all_ids(d), false))
+}
+
+/// `dump {force, node}`: writes the app list to `RPM2_HOME/dump.rpm2` (atomically, 0600, the previous
+/// dump kept as `dump.rpm2.bak`). An empty list does not replace a non-empty dump unless `force`.
+fn dump(d: &Daemon, p: &Value) -> HResult {
+    let force = p.get("force").and_then(|v| v.as_bool()).unwrap_or(false);
+    let mut apps: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, h) in handles(d) {
+        let spec = h.spec.borrow().0.clone();
+        if !seen.insert(spec.name.clone()) {
+            continue; // one entry per app: instances are in the spec
+        }
+        let count = handles(d).iter().filter(|(_, o)| o.spec.borrow().0.name == spec.name).count() as u32;
+        let mut spec = spec.as_ref().clone();
+        spec.instances = count.max(1);
+        let status = h.state.borrow().status;
+        let running = !matches!(status, Status::Stopped | Status::Errored);
+        apps.push(json!({"spec": spec, "status": if running { "online" } else { "stopped" }}));
+    }
+    let path = d.home.root().join("dump.rpm2");
+    if apps.is_empty() && !force && path.exists() {
+        let existing = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        let n = existing.as_ref().and_then(|v| v.get("apps")).and_then(|a| a.as_array()).map(|a| a.len()).unwrap_or(0);
+        if n > 0 {
+            return Err(herr(
+                "empty",
+                format!(
+                    "no app is running: not replacing the saved list of {n} app(s) in {} (use --force)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    let doc = json!({
+        "format": 1,
+        "rpm2": crate::VERSION,
+        "saved_at": now_ms(),
+        "node": p.get("node").cloned().unwrap_or(Value::Null),
+        "apps": apps,
+    });
+    let data = serde_json::to_vec_pretty(&doc).map_err(|e| herr("internal", e.to_string()))?;
+    if path.exists() {
+        let bak = d.home.root().join("dump.rpm2.bak");
+        if let Ok(old) = std::fs::read(&path) {
+            if serde_json::from_slice::<Value>(&old).is_ok() {
+                write_atomic(&bak, &old, 0o600).map_err(|e| herr("io", format!("{e:#}")))?;
+            }
+        }
+    }
+    write_atomic(&path, &data, 0o600)
+        .map_err(|e| herr("io", format!("cannot save the app list: {e:#} (the previous dump is intact)")))?;
+    Ok(json!({"path": path, "count": doc["apps"].as_array().map(|a| a.len()).unwrap_or(0)}))
 }

@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod fmt;
 pub mod ipc;
 pub mod logs;
+pub mod ops;
 pub mod paths;
 pub mod policy;
 pub mod procinfo;
