@@ -80,6 +80,15 @@ enum Cmd {
     Id { name: String },
     /// Print the environment of a process.
     Env { id: String },
+    /// Write a commented starter ecosystem.config.js in the current folder.
+    #[command(visible_alias = "ecosystem")]
+    Init {
+        /// `simple` for a minimal file.
+        mode: Option<String>,
+        /// Overwrite an existing file.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
     /// Save the app list to RPM2_HOME/dump.rpm2 (restored by `resurrect` and at boot).
     #[command(visible_alias = "dump")]
     Save {
@@ -476,6 +485,21 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             println!("[ {} ]", ids.join(", "));
             Ok(0)
         }
+        Cmd::Init { mode, force } => {
+            let path =
+                std::env::current_dir().context("cannot read the current directory")?.join("ecosystem.config.js");
+            if path.exists() && !force {
+                bail!("{} already exists: use --force to overwrite it", path.display());
+            }
+            let text = if mode.as_deref() == Some("simple") {
+                "module.exports = {\n  apps: [{\n    name: 'app1',\n    script: './app.js',\n  }],\n};\n"
+            } else {
+                crate::ecosystem::STARTER
+            };
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("File {} generated", path.display());
+            Ok(0)
+        }
         Cmd::Save { force } => {
             let mut c = ui.client()?;
             ui.info("Saving current process list...");
@@ -567,8 +591,7 @@ pub fn client_env() -> std::collections::BTreeMap<String, String> {
 }
 
 fn is_ecosystem(s: &str) -> bool {
-    let lower = s.to_ascii_lowercase();
-    [".json", ".json5", ".yml", ".yaml", ".config.js", ".config.cjs", ".config.mjs"].iter().any(|e| lower.ends_with(e))
+    crate::ecosystem::kind_of(s).is_some()
 }
 
 /// Turns `rpm2 start` flags into a PM2-style app object.
@@ -655,42 +678,9 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
     Ok(Value::Object(o))
 }
 
-/// Reads an ecosystem file into its list of app objects (JSON/JSON5 in Rust; JS through Node).
+/// Reads an ecosystem file into its list of app objects (see [`crate::ecosystem`]).
 pub fn load_ecosystem(path: &Path) -> Result<Vec<Value>> {
-    let text_name = path.to_string_lossy().to_ascii_lowercase();
-    let v: Value = if text_name.ends_with(".js") || text_name.ends_with(".cjs") || text_name.ends_with(".mjs") {
-        let script = r#"const p=require('path'),u=require('url');const f=p.resolve(process.argv[1]);
-(async()=>{let m;try{m=require(f)}catch(e){if(e&&e.code==='ERR_REQUIRE_ESM'||/\.mjs$/.test(f)){m=await import(u.pathToFileURL(f).href)}else{throw e}}
-if(m&&m.__esModule===undefined&&m.default&&!m.apps&&!Array.isArray(m))m=m.default;if(m&&m.default&&!m.apps)m=m.default;
-process.stdout.write(JSON.stringify(m===undefined?null:m))})().catch(e=>{process.stderr.write(String(e&&e.stack||e));process.exit(3)})"#;
-        let out = std::process::Command::new("node")
-            .arg("-e")
-            .arg(script)
-            .arg(path)
-            .output()
-            .context("cannot run node to read the ecosystem file (is Node.js installed?)")?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("error");
-            bail!("cannot load {}: {}", path.display(), first);
-        }
-        serde_json::from_slice(&out.stdout).with_context(|| format!("{} did not export an object", path.display()))?
-    } else {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        json5::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
-    };
-    let apps = match v {
-        Value::Array(a) => a,
-        Value::Object(mut o) => match o.remove("apps").or_else(|| o.remove("pm2")) {
-            Some(Value::Array(a)) => a,
-            Some(other) => vec![other],
-            None => vec![Value::Object(o)],
-        },
-        other => {
-            bail!("{} must export an object with `apps`, an array of apps or one app, got {other}", path.display())
-        }
-    };
-    Ok(apps)
+    Ok(crate::ecosystem::load(path)?.apps)
 }
 
 fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
@@ -710,7 +700,16 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
     let mut raws = Vec::new();
     let file_path = config::absolutize(&cwd, &script);
     if is_ecosystem(&script) && file_path.is_file() {
-        let mut apps = load_ecosystem(&file_path)?;
+        let eco = crate::ecosystem::load(&file_path)?;
+        let mut apps = eco.apps;
+        // PM2's precedence: shell env < deploy.<env>.env < app env < app env_<env>.
+        if let Some(n) = &a.env {
+            if let Some(Value::Object(denv)) = eco.deploy_env.get(n) {
+                for (k, v) in denv {
+                    ctx.env.insert(k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()));
+                }
+            }
+        }
         if let Some(only) = &a.only {
             let names: Vec<&str> = only.split(',').map(str::trim).collect();
             apps.retain(|app| app.get("name").and_then(|n| n.as_str()).map(|n| names.contains(&n)).unwrap_or(false));

@@ -21,6 +21,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
+pub mod ecosystem;
 pub mod fmt;
 pub mod ipc;
 pub mod logs;

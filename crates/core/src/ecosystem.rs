@@ -1,0 +1,286 @@
+//! Ecosystem files: every format PM2 users have (`.json` with comments and trailing commas, `.json5`,
+//! `.yaml`/`.yml`, `ecosystem.config.js`/`.cjs`/`.mjs` with `module.exports`, `export default` or
+//! `export const apps`), into the list of app objects [`crate::config::resolve_app`] takes. Data
+//! formats are parsed in Rust; JS files are evaluated by Node. Errors name the file, the line and
+//! the column.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{Map, Value};
+use std::path::Path;
+
+/// The kinds of ecosystem file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// JSON with comments/trailing commas (JSON5 grammar), as the seed writes it.
+    Json5,
+    /// YAML.
+    Yaml,
+    /// A JavaScript module (CommonJS or ESM), evaluated by Node.
+    Js,
+}
+
+/// The kind of `name` when it is an ecosystem file (by its ending, as PM2 recognises them).
+pub fn kind_of(name: &str) -> Option<Kind> {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with(".json") || n.ends_with(".json5") {
+        Some(Kind::Json5)
+    } else if n.ends_with(".yml") || n.ends_with(".yaml") {
+        Some(Kind::Yaml)
+    } else if n.ends_with(".config.js") || n.ends_with(".config.cjs") || n.ends_with(".config.mjs") {
+        Some(Kind::Js)
+    } else {
+        None
+    }
+}
+
+/// An ecosystem file's content: its apps (raw objects) and the `deploy.<env>.env` blocks.
+#[derive(Debug, Clone, Default)]
+pub struct Ecosystem {
+    /// App declarations, as written.
+    pub apps: Vec<Value>,
+    /// `deploy.<name>.env` per environment name (merged under `env_<name>`, as PM2).
+    pub deploy_env: Map<String, Value>,
+}
+
+/// Parses data-format text (JSON5 or YAML). Never panics, whatever the input.
+pub fn parse_text(text: &str, kind: Kind) -> std::result::Result<Value, String> {
+    match kind {
+        Kind::Json5 => json5::from_str::<Value>(text).map_err(|e| e.to_string().replace('\n', " ")),
+        Kind::Yaml => serde_norway::from_str::<Value>(text).map_err(|e| e.to_string()),
+        Kind::Js => Err("JavaScript needs Node".into()),
+    }
+}
+
+/// Splits a parsed document into apps and deploy environments. Accepts `{apps: [...]}` (or PM2's
+/// old `pm2` key), a bare array of apps, or one app object.
+pub fn shape(v: Value, path: &Path) -> Result<Ecosystem> {
+    let mut eco = Ecosystem::default();
+    match v {
+        Value::Array(a) => eco.apps = a,
+        Value::Object(mut o) => {
+            if let Some(Value::Object(dep)) = o.remove("deploy") {
+                for (name, d) in dep {
+                    if let Some(env) = d.get("env") {
+                        eco.deploy_env.insert(name, env.clone());
+                    }
+                }
+            }
+            match o.remove("apps").or_else(|| o.remove("pm2")) {
+                Some(Value::Array(a)) => eco.apps = a,
+                Some(other @ Value::Object(_)) => eco.apps = vec![other],
+                Some(other) => bail!("{}: `apps` must be a list of apps, got {other}", path.display()),
+                None if o.contains_key("script") || o.contains_key("exec") || o.contains_key("cmd") => {
+                    eco.apps = vec![Value::Object(o)]
+                }
+                None => bail!("{}: no `apps` list and no `script`: nothing to start", path.display()),
+            }
+        }
+        other => bail!("{} must hold an object with `apps`, a list of apps or one app, got {other}", path.display()),
+    }
+    for (i, a) in eco.apps.iter().enumerate() {
+        if !a.is_object() {
+            bail!("{}: app #{} must be an object, got {a}", path.display(), i + 1);
+        }
+    }
+    Ok(eco)
+}
+
+const NODE_LOADER: &str = r#"const p=require('path'),u=require('url');const f=p.resolve(process.argv[1]);
+(async()=>{let m;
+ if(/\.mjs$/i.test(f)){m=await import(u.pathToFileURL(f).href)}
+ else{try{m=require(f)}catch(e){if(e&&(e.code==='ERR_REQUIRE_ESM'||e.code==='ERR_REQUIRE_ASYNC_MODULE')){m=await import(u.pathToFileURL(f).href)}else{throw e}}}
+ if(m&&typeof m==='object'&&!Array.isArray(m)&&!('apps' in m)&&m.default!==undefined)m=m.default;
+ process.stdout.write(JSON.stringify(m===undefined?null:m))
+})().catch(e=>{process.stderr.write(String(e&&e.stack||e));process.exit(3)})"#;
+
+/// Node's error output condensed to `file:line:column: message` (the column from the caret line).
+fn node_error(stderr: &str, path: &Path) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let message = lines
+        .iter()
+        .find(|l| l.contains("Error:") || l.contains("Error "))
+        .map(|l| l.trim().to_string())
+        .unwrap_or_else(|| {
+            lines.iter().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()).unwrap_or_default()
+        });
+    let file = path.display().to_string();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(rest) = l.strip_prefix(&format!("{file}:")) {
+            if let Ok(line) = rest.trim().parse::<u32>() {
+                let col = lines.get(i + 2).and_then(|c| c.find('^')).map(|c| c + 1);
+                return match col {
+                    Some(c) => format!("{file}:{line}:{c}: {message}"),
+                    None => format!("{file}:{line}: {message}"),
+                };
+            }
+        }
+    }
+    format!("{file}: {message}")
+}
+
+/// Loads an ecosystem file of any supported kind.
+pub fn load(path: &Path) -> Result<Ecosystem> {
+    let name = path.to_string_lossy();
+    let kind = kind_of(&name).unwrap_or(Kind::Json5);
+    let v = match kind {
+        Kind::Js => {
+            let out = std::process::Command::new("node")
+                .arg("-e")
+                .arg(NODE_LOADER)
+                .arg(path)
+                .output()
+                .context("cannot run node to read the ecosystem file (is Node.js installed?)")?;
+            if !out.status.success() {
+                bail!("cannot load {}", node_error(&String::from_utf8_lossy(&out.stderr), path));
+            }
+            serde_json::from_slice(&out.stdout).map_err(|_| anyhow!("{} did not export an object", path.display()))?
+        }
+        k => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            parse_text(&text, k).map_err(|e| anyhow!("syntax error in {}: {e}", path.display()))?
+        }
+    };
+    shape(v, path)
+}
+
+/// The starter `ecosystem.config.js` written by `rpm2 init`.
+pub const STARTER: &str = r#"// rpm2 / PM2 ecosystem file. Start everything with `rpm2 start` (or `rpm2 start ecosystem.config.js`),
+// pick an environment with `--env production`, one app with `--only api`.
+// Every option: see schema/ecosystem.schema.json in the rpm2 package (editors complete from it).
+module.exports = {
+  apps: [
+    {
+      name: 'api',
+      script: './index.js',          // relative to cwd (default: the folder you run rpm2 from)
+      // cwd: __dirname,             // uncomment to resolve paths against this file's folder
+      instances: 1,                  // 'max' = one per CPU (cluster mode)
+      exec_mode: 'fork',             // or 'cluster'
+      watch: false,                  // true, a path, or a list of paths
+      max_memory_restart: '300M',    // restart above this memory (K, M, G)
+      kill_timeout: 1600,            // ms between SIGINT and SIGKILL on stop
+      // wait_ready: true,           // wait for process.send('ready')
+      // listen_timeout: 3000,       // ms to wait for 'ready' / listening
+      env: {
+        NODE_ENV: 'development',
+      },
+      env_production: {
+        NODE_ENV: 'production',
+      },
+    },
+  ],
+};
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn same_apps_from_every_data_format() {
+        let p = Path::new("x");
+        let a = shape(
+            parse_text(
+                "{\n // or 0 => 'max'\n apps: [{name: 'a', script: 'a.js', instances: 2, env: {X: '1'},},],\n}",
+                Kind::Json5,
+            )
+            .unwrap(),
+            p,
+        )
+        .unwrap();
+        let b = shape(
+            parse_text("apps:\n  - name: a\n    script: a.js\n    instances: 2\n    env:\n      X: '1'\n", Kind::Yaml)
+                .unwrap(),
+            p,
+        )
+        .unwrap();
+        assert_eq!(a.apps, b.apps);
+        let c = shape(json!([{"name": "a", "script": "a.js", "instances": 2, "env": {"X": "1"}}]), p).unwrap();
+        assert_eq!(a.apps, c.apps);
+        let d = shape(json!({"name": "a", "script": "a.js", "instances": 2, "env": {"X": "1"}}), p).unwrap();
+        assert_eq!(a.apps, d.apps);
+    }
+
+    #[test]
+    fn deploy_env_and_bad_shapes() {
+        let p = Path::new("f.json");
+        let e = shape(json!({"apps": [{"script": "a.js"}], "deploy": {"production": {"env": {"A": "1"}}}}), p).unwrap();
+        assert_eq!(e.deploy_env["production"], json!({"A": "1"}));
+        assert!(shape(json!({"nothing": 1}), p).is_err());
+        assert!(shape(json!({"apps": [1]}), p).is_err());
+        assert!(shape(json!(3), p).is_err());
+        let err = parse_text("{apps: [\n  {script: 'a.js',,}\n]}", Kind::Json5).unwrap_err();
+        assert!(err.contains('2'), "line number expected: {err}");
+        let err = parse_text("apps:\n  - script: [a\n", Kind::Yaml).unwrap_err();
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(kind_of("ecosystem.config.js"), Some(Kind::Js));
+        assert_eq!(kind_of("a.config.mjs"), Some(Kind::Js));
+        assert_eq!(kind_of("dev.json"), Some(Kind::Json5));
+        assert_eq!(kind_of("x.yml"), Some(Kind::Yaml));
+        assert_eq!(kind_of("app.js"), None);
+    }
+
+    /// Property test without extra crates: random and mutated inputs never make the parsers panic.
+    #[test]
+    fn parsers_never_panic() {
+        let seeds = [
+            "{apps:[{name:'a',script:'a.js',env:{A:1}}]}",
+            "apps:\n  - script: a.js\n    env: {A: 1}\n",
+            "[{\"script\": \"x\"}]",
+        ];
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet: Vec<char> = "{}[]:,'\"\\/*\n -#&!|>@`%0123456789abcnulltrue\u{e9}\u{1F600}".chars().collect();
+        for round in 0..3000 {
+            let base: Vec<char> = seeds[round % seeds.len()].chars().collect();
+            let mut s: Vec<char> = base.clone();
+            for _ in 0..(next() % 6) {
+                let pos = (next() as usize) % (s.len() + 1);
+                match next() % 3 {
+                    0 if !s.is_empty() => {
+                        s.remove(pos.min(s.len() - 1));
+                    }
+                    1 => s.insert(pos, alphabet[(next() as usize) % alphabet.len()]),
+                    _ => s.truncate(pos),
+                }
+            }
+            let text: String = s.into_iter().collect();
+            for k in [Kind::Json5, Kind::Yaml] {
+                if let Ok(v) = parse_text(&text, k) {
+                    let _ = shape(v, Path::new("fuzz"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    /// The shipped JSON Schema and the Rust model name the same options.
+    #[test]
+    fn schema_matches_known_options() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/ecosystem.schema.json");
+        let text = std::fs::read_to_string(&path).expect("schema/ecosystem.schema.json is shipped");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+        let props = v["definitions"]["app"]["properties"].as_object().expect("app properties");
+        for k in crate::config::KNOWN_OPTIONS {
+            assert!(props.contains_key(*k), "option '{k}' is missing from the schema");
+        }
+        for (k, p) in props {
+            let alias = p.get("$ref").is_some();
+            assert!(
+                alias || crate::config::KNOWN_OPTIONS.contains(&k.as_str()),
+                "schema has '{k}' that rpm2 does not know"
+            );
+        }
+    }
+}
