@@ -119,6 +119,8 @@ enum Cmd {
     },
     /// Remove the systemd unit installed by `startup`.
     Unstartup { platform: Option<String> },
+    /// Replace the running daemon with this version, restarting every app gracefully.
+    Update,
     /// Scale an app: N instances, or +N / -N.
     Scale {
         name: String,
@@ -520,6 +522,27 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             crate::ops::startup(&ui.home, platform.as_deref(), user, home_path, print)
         }
         Cmd::Unstartup { platform } => crate::ops::unstartup(&ui.home, platform.as_deref()),
+        Cmd::Update => {
+            if crate::client::is_running(&ui.home) {
+                let mut c = Client::connect(&ui.home)?;
+                let old = c.daemon_version.clone();
+                let pid = c.call("info", json!({}))?.get("pid").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+                ui.info(&format!("Stopping the rpm2 {old} daemon (apps are restarted by the new one)"));
+                c.call("shutdown", json!({}))?;
+                for _ in 0..1000 {
+                    if pid == 0 || !crate::procinfo::is_alive(pid) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+            let mut c = ui.client()?;
+            ui.info(&format!("rpm2 daemon {} running", c.daemon_version));
+            // Give restored apps a moment to come up before showing them.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            print_list(ui, &mut c)?;
+            Ok(0)
+        }
         Cmd::Scale { name, number } => {
             let mut c = ui.client()?;
             let up = number.starts_with('+') || number.parse::<i64>().map(|_| true).unwrap_or(false);
@@ -753,7 +776,11 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
     let mut specs = Vec::new();
     let mut names = std::collections::HashSet::new();
     for raw in &raws {
-        let r = config::resolve_app(raw, &ctx)?;
+        let r = if is_ecosystem(&script) {
+            config::resolve_app(raw, &ctx).with_context(|| file_path.display().to_string())?
+        } else {
+            config::resolve_app(raw, &ctx)?
+        };
         for w in &r.warnings {
             ui.warn(&format!("app '{}': {w}", r.spec.name));
         }

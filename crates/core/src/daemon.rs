@@ -156,7 +156,17 @@ struct Metrics {
     sampler: Sampler,
     last: Option<Instant>,
     usage: HashMap<u32, Usage>,
+    /// When a client last read the list (`list`, `describe`, `monit`, the web API): while that is
+    /// recent the sampler runs every second, otherwise every [`SAMPLE_IDLE`].
+    last_look: Option<Instant>,
 }
+
+/// Sampling period while someone looks (a `list` within [`LOOK_WINDOW`]).
+const SAMPLE_BUSY: Duration = Duration::from_secs(1);
+/// Sampling period when nobody looks: an idle daemon reads /proc this rarely.
+const SAMPLE_IDLE: Duration = Duration::from_secs(10);
+/// How long after the last `list` the daemon keeps sampling every second.
+const LOOK_WINDOW: Duration = Duration::from_secs(5);
 
 /// Shared daemon state. The registry mutex guards only the id → handle map and is never held across
 /// an await; each process's state lives in its actor.
@@ -168,6 +178,8 @@ struct Daemon {
     shutdown: Notify,
     persist_enabled: std::sync::atomic::AtomicBool,
     metrics: Mutex<Metrics>,
+    /// Wakes the sampler early when a client starts looking after an idle period.
+    sampler_wake: Notify,
     started_at: u64,
     clusters: Mutex<HashMap<String, Arc<ClusterApp>>>,
 }
@@ -194,7 +206,8 @@ async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
         changed: Arc::new(Notify::new()),
         shutdown: Notify::new(),
         persist_enabled: std::sync::atomic::AtomicBool::new(true),
-        metrics: Mutex::new(Metrics { sampler: Sampler::new(), last: None, usage: HashMap::new() }),
+        metrics: Mutex::new(Metrics { sampler: Sampler::new(), last: None, usage: HashMap::new(), last_look: None }),
+        sampler_wake: Notify::new(),
         started_at: now_ms(),
         clusters: Mutex::new(HashMap::new()),
     });
@@ -424,13 +437,44 @@ fn register(
     handle
 }
 
+/// Samples CPU/memory of every running app: every [`SAMPLE_BUSY`] while a client has looked at the
+/// list within [`LOOK_WINDOW`], every [`SAMPLE_IDLE`] otherwise (an idle daemon costs next to nothing).
 async fn sampler_task(d: Arc<Daemon>) {
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let busy = d
+            .metrics
+            .lock()
+            .ok()
+            .and_then(|m| m.last_look)
+            .map(|t| t.elapsed() < LOOK_WINDOW)
+            .unwrap_or(false);
+        let period = if busy { SAMPLE_BUSY } else { SAMPLE_IDLE };
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = d.sampler_wake.notified() => continue,
+        }
         let any_running = handles(&d).iter().any(|(_, h)| h.state.borrow().pid.is_some());
         if any_running {
-            sample(&d, Duration::from_millis(0));
+            // A little under the period, so a `list` that just sampled does not make us skip a beat.
+            sample(&d, period.mul_f32(0.9));
+        } else if let Ok(mut m) = d.metrics.lock() {
+            m.usage.clear();
         }
+    }
+}
+
+/// Records that a client is looking at the list: the sampler goes to one sample a second.
+fn mark_look(d: &Daemon) {
+    let was_idle = match d.metrics.lock() {
+        Ok(mut m) => {
+            let idle = m.last_look.map(|t| t.elapsed() >= LOOK_WINDOW).unwrap_or(true);
+            m.last_look = Some(Instant::now());
+            idle
+        }
+        Err(_) => false,
+    };
+    if was_idle {
+        d.sampler_wake.notify_one();
     }
 }
 
@@ -774,6 +818,7 @@ fn package_version(script: &std::path::Path) -> String {
 }
 
 fn list_json(d: &Daemon, ids: &[u32], show_env: bool) -> Value {
+    mark_look(d);
     sample(d, Duration::from_millis(1000));
     Value::Array(ids.iter().filter_map(|id| proc_json(d, *id, show_env)).collect())
 }
@@ -1017,6 +1062,20 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
         }
         "scale" => scale(d, p).await,
         "dump" => dump(d, p),
+        "shutdown" => {
+            // Stop every app gracefully but keep the app table: the next daemon (e.g. a newer
+            // version after `rpm2 update`) starts them again.
+            if let Err(e) = persist(d) {
+                return Err(herr("io", format!("cannot save the app table before shutting down: {e:#}")));
+            }
+            stop_all_keep(d).await;
+            let d2 = d.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                d2.shutdown.notify_one();
+            });
+            Ok(json!({"success": true}))
+        }
         m => Err(herr("bad_request", format!("unknown method '{m}'"))),
     }
 }

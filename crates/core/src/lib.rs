@@ -30,6 +30,7 @@ pub mod paths;
 pub mod policy;
 pub mod procinfo;
 pub mod protocol;
+pub mod runtime;
 pub mod spec;
 pub mod supervisor;
 pub mod table;
