@@ -149,9 +149,11 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
 
   test('log and pid files: default name from the script, sanitised names, -o/-e/-p overrides', async (t) => {
     const { dir, home } = h.useHome(t);
-    // No --name: the name is the script's base name.
-    await ok(['start', IDLE], { home });
+    // No --name: the name is the script's base name; a relative script resolves against the shell's cwd.
+    await ok(['start', 'cli-idle.js'], { home, cwd: h.FIXTURES });
     const d = await h.waitForProc(home, 'cli-idle', (x) => x.pm2_env.status === 'online');
+    assert.equal(d.pm2_env.pm_exec_path, IDLE);
+    assert.equal(d.pm2_env.pm_cwd, h.FIXTURES);
     assert.equal(d.pm2_env.pm_out_log_path, path.join(home, 'logs', 'cli-idle-out.log'));
     // A name with characters PM2 replaces ([^a-zA-Z0-9.-] -> -) in file names.
     const odd = await startApp(home, 'my app/1_x', IDLE, ['-f']);
@@ -276,10 +278,14 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
       assert.equal(list[n].pm2_env.status, 'stopped', n);
       assert.equal(list[n].pid, 0, n);
     }
-    // restart all brings them back; stop all stops them all.
+    // restart all brings them back (PM2: restarting a stopped process just starts it, no ↺ increment);
+    // stop all stops them all.
+    const counts = [list.a.pm2_env.restart_time, list.b.pm2_env.restart_time, list.c.pm2_env.restart_time];
     await ok(['restart', 'all'], { home });
     list = byName(await h.jlist(home));
     for (const n of ['a', 'b', 'c']) assert.equal(list[n].pm2_env.status, 'online', n);
+    assert.deepEqual([list.a.pm2_env.restart_time, list.b.pm2_env.restart_time, list.c.pm2_env.restart_time], counts,
+      'restart of a stopped process does not count as a restart');
     await ok(['stop', 'all'], { home });
     list = byName(await h.jlist(home));
     for (const n of ['a', 'b', 'c']) assert.equal(list[n].pm2_env.status, 'stopped', n);
@@ -506,6 +512,8 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     const wd = path.join(dir, 'wd');
     fs.mkdirSync(wd);
     const dump = path.join(dir, 'env.json');
+    // The daemon is started without the variable: the app must get the env of the client that starts it.
+    await ok(['ping'], { home });
     await ok(['start', ENV_DUMP, '--name', 'envy', '--node-args=--max-old-space-size=64', '--cwd', wd,
       '--', dump, 'a', 'b'], { home, env: { RPM2_TEST_SHELL_VAR: 'from-the-shell-42' } });
     const d = await h.waitFor(() => h.readJson(dump), { message: dump });
@@ -538,6 +546,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     };
     for (const [k, v] of Object.entries(want)) assert.equal(e[k], v, `env ${k}`);
     assert.match(e.unique_id || '', UUID, 'env unique_id');
+    assert.equal(e.unique_id, p.pm2_env.unique_id, 'the same unique_id as jlist');
     assert.equal(e.PATH, process.env.PATH, 'the shell PATH is passed on');
   });
 
@@ -722,6 +731,9 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.ok(fs.existsSync(path.join(home, 'rpc.sock')));
     const daemon = h.daemonPid(home);
     assert.ok(h.isAlive(daemon));
+    const st = h.procStat(daemon);
+    assert.equal(st.sid, daemon, 'the daemon runs detached in its own session');
+    assert.ok(h.cmdline(daemon).includes('--daemon'), `daemon argv ${h.cmdline(daemon)}`);
     const r2 = await ok(['ping'], { home });
     assert.match(r2.stdout, /pong/);
     assert.equal(h.daemonPid(home), daemon, 'the second ping uses the same daemon');
@@ -903,6 +915,8 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
       return l.length === 2 ? l : undefined;
     }, { message: 'two online copies' });
     assert.deepEqual(copies.map((p) => p.pm_id).sort(), [0, 1]);
+    // NODE_APP_INSTANCE is a per-name index (PM2's injectVariables): the copy is instance 1.
+    assert.deepEqual(copies.map((p) => p.pm2_env.NODE_APP_INSTANCE).sort(), [0, 1]);
     assert.ok(copies.some((p) => p.pid === ctx.bystander.pid), 'the first copy kept its pid');
   });
 
@@ -988,6 +1002,22 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
         assertOneLineError(r, [home], `${args[0]} with RPM2_HOME=${home}`);
       }
     }
+  });
+
+  test('RPM2_HOME defaults to ~/.rpm2 (created 0700)', async (t) => {
+    const { dir } = h.mkHome();
+    const fakeHome = path.join(dir, 'user');
+    fs.mkdirSync(fakeHome);
+    const home = path.join(fakeHome, '.rpm2');
+    t.after(async () => {
+      await h.cleanup(home, { keep: true });
+      await h.cleanup(path.join(dir, 'home'));
+    });
+    const r = await h.rpm2(['ping'], { env: { RPM2_HOME: undefined, HOME: fakeHome } });
+    assert.equal(r.code, 0, h.show(r));
+    assert.ok(fs.existsSync(path.join(home, 'rpc.sock')), `${home}/rpc.sock`);
+    assert.equal((fs.statSync(home).mode & 0o777).toString(8), '700');
+    assert.equal(h.procEnv(h.daemonPid(home)).RPM2_HOME, home, 'the daemon knows its home');
   });
 
   // 15 -----------------------------------------------------------------------------------------------
