@@ -15,6 +15,7 @@ use std::path::Path;
 #[derive(Parser, Debug)]
 #[command(
     name = "rpm2",
+    bin_name = "rpm2",
     about = "rpm2: a fast, PM2-compatible process manager for Node.js",
     disable_version_flag = true
 )]
@@ -305,7 +306,8 @@ impl Ui {
         let exe = std::env::current_exe().context("cannot find the rpm2 executable")?;
         let c = Client::connect_or_start(&self.home, &exe)?;
         if c.started_daemon && !self.silent {
-            println!("{} Spawned the rpm2 daemon (home {})", self.paint.cyan("[rpm2]"), self.home.root().display());
+            // stderr: stdout stays clean for `rpm2 jlist | jq` even when the daemon had to start.
+            eprintln!("{} Spawned the rpm2 daemon (home {})", self.paint.cyan("[rpm2]"), self.home.root().display());
         }
         if c.daemon_version != crate::VERSION && !c.daemon_version.is_empty() {
             self.warn(&format!(
@@ -417,7 +419,9 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         }
         Cmd::Kill => {
             if !crate::client::is_running(&ui.home) {
-                ui.info("No daemon running");
+                // The daemon died: stop what its persisted table says is still running, and forget it.
+                let n = crate::daemon::kill_orphans(&ui.home);
+                ui.info(&format!("No daemon running; stopped {n} process(es) left by the previous one"));
                 return Ok(0);
             }
             let mut c = Client::connect(&ui.home)?;

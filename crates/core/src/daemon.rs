@@ -21,9 +21,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, Notify};
 
-/// Writes one line to the daemon log (the daemon's stderr is `RPM2_HOME/rpm2.log`).
+/// Writes one line to the daemon log (the daemon's stderr is `RPM2_HOME/rpm2.log`, rotated by
+/// [`crate::logs::daemon_log_line`]). Never panics, even when the disk is full.
 pub fn dlog(msg: impl std::fmt::Display) {
-    eprintln!("{}: rpm2: {msg}", format_date(now_ms(), "YYYY-MM-DDTHH:mm:ss"));
+    crate::logs::daemon_log_line(&format!("{}: rpm2: {msg}", format_date(now_ms(), "YYYY-MM-DDTHH:mm:ss")));
 }
 
 /// Entry point of `rpm2d --daemon`: takes the home's lock (exiting quietly when another daemon holds
@@ -351,7 +352,9 @@ async fn restore(d: &Arc<Daemon>) {
             matches!(p.state.status, Status::Online | Status::Launching | Status::WaitingRestart | Status::Stopping);
         let mut state = p.state.clone();
         state.pid = None;
-        state.status = Status::Stopped;
+        if state.status != Status::Errored {
+            state.status = Status::Stopped;
+        }
         let h = register(d, p.pm_id, p.instance, p.unique_id, Arc::new(p.spec), state);
         if run {
             starts.push(h);
@@ -363,6 +366,32 @@ async fn restore(d: &Arc<Daemon>) {
     for h in starts {
         h.tell(Control::Start(tokio::sync::oneshot::channel().0));
     }
+}
+
+/// Without a daemon (it died): stops every process the persisted table says is still running (the
+/// same process: pid and start time match), then empties the table. Returns how many were stopped.
+pub fn kill_orphans(home: &Home) -> usize {
+    let Ok(data) = std::fs::read(home.state_file()) else { return 0 };
+    let Ok(table) = serde_json::from_slice::<SavedTable>(&data) else { return 0 };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return 0 };
+    let mut n = 0;
+    rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for p in &table.apps {
+            if let (Some(pid), Some(st)) = (p.state.pid, p.pid_start) {
+                if procinfo::stat(pid).map(|s| s.start_time) == Some(st) {
+                    n += 1;
+                    set.spawn(stop_orphan(pid, p.spec.kill_timeout));
+                }
+            }
+        }
+        while set.join_next().await.is_some() {}
+    });
+    let empty = SavedTable { version: 1, next_id: 0, apps: vec![] };
+    if let Ok(bytes) = serde_json::to_vec_pretty(&empty) {
+        let _ = write_atomic(&home.state_file(), &bytes, 0o600);
+    }
+    n
 }
 
 async fn stop_orphan(pid: u32, kill_timeout: u64) {
@@ -441,13 +470,7 @@ fn register(
 /// list within [`LOOK_WINDOW`], every [`SAMPLE_IDLE`] otherwise (an idle daemon costs next to nothing).
 async fn sampler_task(d: Arc<Daemon>) {
     loop {
-        let busy = d
-            .metrics
-            .lock()
-            .ok()
-            .and_then(|m| m.last_look)
-            .map(|t| t.elapsed() < LOOK_WINDOW)
-            .unwrap_or(false);
+        let busy = d.metrics.lock().ok().and_then(|m| m.last_look).map(|t| t.elapsed() < LOOK_WINDOW).unwrap_or(false);
         let period = if busy { SAMPLE_BUSY } else { SAMPLE_IDLE };
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
@@ -488,6 +511,11 @@ fn sample(d: &Daemon, max_age: Duration) {
             return;
         }
         m.usage = m.sampler.sample(&pids);
+        // A pid that vanished between the registry read and /proc (an exit between two samples)
+        // reads as zero until its supervisor notices, instead of forcing a rescan on every call.
+        for p in pids {
+            m.usage.entry(p).or_default();
+        }
         m.last = Some(Instant::now());
     }
 }
@@ -1151,7 +1179,13 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
                 // Reserve the slot so the next instance sees it.
                 (pm_id, instance)
             };
-            let h = register(d, pm_id, instance, unique_id.clone(), spec.clone(), ProcState::new());
+            // Registered as launching (not stopped) so that a concurrent start of the same name sees
+            // it as running and is refused.
+            let mut state = ProcState::new();
+            if spec.autostart {
+                state.status = Status::Launching;
+            }
+            let h = register(d, pm_id, instance, unique_id.clone(), spec.clone(), state);
             started.push(pm_id);
             if spec.autostart {
                 set.spawn(async move { h.call(Control::Start).await });
