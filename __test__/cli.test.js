@@ -765,7 +765,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     const d1 = h.daemonPid(home);
     assert.ok(h.isAlive(d1));
     // Let the app table reach the disk, then kill the daemon hard.
-    await h.sleep(300);
+    await h.sleep(1000); // let the app table reach the disk
     process.kill(d1, 'SIGKILL');
     await h.waitFor(() => !h.isAlive(d1), { message: 'daemon dead' });
     assert.ok(fs.existsSync(path.join(home, 'rpc.sock')), 'a stale socket is left behind');
@@ -810,7 +810,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     const { home } = h.useHome(t);
     await ok(['start', EXIT, '--name', 'broken', '--max-restarts', '2', '--min-uptime', '5000', '--', '1'], { home });
     await h.waitForProc(home, 'broken', (x) => x.pm2_env.status === 'errored', { message: 'errored' });
-    await h.sleep(300); // let the table reach the disk
+    await h.sleep(1000); // let the app table reach the disk (written within ms of a change)
     const d1 = h.daemonPid(home);
     process.kill(d1, 'SIGKILL');
     await h.waitFor(() => !h.isAlive(d1), { message: 'daemon dead' });
@@ -826,7 +826,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     const { home } = h.useHome(t);
     const a = await startApp(home, 'orphan-js');
     const b = await startApp(home, 'orphan-sh', IDLE_SH);
-    await h.sleep(300); // let the table reach the disk
+    await h.sleep(1000); // let the app table reach the disk (written within ms of a change)
     const d1 = h.daemonPid(home);
     process.kill(d1, 'SIGKILL');
     await h.waitFor(() => !h.isAlive(d1), { message: 'daemon dead' });
@@ -847,7 +847,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.deepEqual(JSON.parse(r.stdout), [], `stdout is JSON:\n${r.stdout}`);
     // After a daemon crash too (the usual case for a monitoring script).
     await startApp(home, 'watched');
-    await h.sleep(300);
+    await h.sleep(1000); // let the app table reach the disk
     const d1 = h.daemonPid(home);
     process.kill(d1, 'SIGKILL');
     await h.waitFor(() => !h.isAlive(d1), { message: 'daemon dead' });
