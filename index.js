@@ -81,27 +81,14 @@ function regexTarget(t) {
   }
 }
 
-// Reads the apps of an ecosystem file: JS files are required (as PM2 does; ESM through the core),
-// JSON/JSON5 files are parsed by the core.
-function loadEcosystem(file) {
-  let v;
-  if (/\.c?js$/i.test(file)) {
-    try {
-      delete require.cache[require.resolve(file)];
-      v = require(file);
-    } catch (e) {
-      if (e && e.code === 'ERR_REQUIRE_ESM') return JSON.parse(native.loadEcosystem(file));
-      throw rpm2Error(`cannot load ${file}: ${e && e.message ? e.message.split('\n')[0] : e}`, 'bad_config');
-    }
-    if (v && v.__esModule && v.default) v = v.default;
-  } else {
-    try {
-      return JSON.parse(native.loadEcosystem(file));
-    } catch (e) {
-      throw rpm2Error(e.message, 'bad_config');
-    }
+// Reads an ecosystem file with the CLI's loader (JSON/JSON5/YAML in Rust, JS through node):
+// {apps: [app objects], deploy_env: {<env name>: {...}}}.
+async function loadEcosystem(file) {
+  try {
+    return JSON.parse(await native.loadEcosystem(file));
+  } catch (e) {
+    throw rpm2Error(e.message, 'bad_config');
   }
-  return appsOf(v, file);
 }
 
 function appsOf(v, what) {
@@ -132,6 +119,16 @@ function appFromOptions(script, opts) {
 
 function envNameOf(opts) {
   return opts && typeof opts.env === 'string' && opts.env ? opts.env : undefined;
+}
+
+// Environment values as strings (objects are JSON, as PM2 does for env values).
+function stringValues(o) {
+  const out = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (v === null || v === undefined) continue;
+    out[k] = typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  }
+  return out;
 }
 
 function sleep(ms) {
@@ -301,13 +298,25 @@ class RPM2 {
   async _start(cmd, opts, existingVerb) {
     const cwd = opts.cwd && (typeof cmd !== 'string' || isConfigFile(cmd)) ? path.resolve(this.cwd, opts.cwd) : this.cwd;
     let raws;
+    let baseEnv = process.env;
     let declarations = true; // apps from objects/files: existing names are restarted with the new declaration
     if (Array.isArray(cmd)) {
       raws = cmd.map((a) => ({ ...a }));
     } else if (cmd && typeof cmd === 'object') {
       raws = appsOf(cmd, 'the app declaration').map((a) => ({ ...a }));
     } else if (isConfigFile(cmd) && fs.existsSync(path.resolve(this.cwd, cmd))) {
-      raws = loadEcosystem(path.resolve(this.cwd, cmd));
+      const file = path.resolve(this.cwd, cmd);
+      const eco = await loadEcosystem(file);
+      raws = eco.apps;
+      const name = envNameOf(opts);
+      if (name) {
+        // PM2's precedence: process env < deploy.<env>.env < app env < app env_<env>.
+        const deploy = eco.deploy_env[name];
+        if (deploy === undefined && !raws.some((a) => a[`env_${name}`] !== undefined)) {
+          throw rpm2Error(`env '${name}': no app in ${file} has an \`env_${name}\` block`, 'bad_config');
+        }
+        if (deploy && typeof deploy === 'object') baseEnv = { ...process.env, ...stringValues(deploy) };
+      }
     } else if (typeof cmd === 'string' && cmd.trim() !== '') {
       declarations = false;
       // Not a file: the name, id or namespace of a known app is restarted, as PM2 does.
@@ -327,7 +336,7 @@ class RPM2 {
       raws = raws.filter((a) => only.includes(a.name));
       if (raws.length === 0) throw rpm2Error(`only ${only.join(',')}: no app of that name`, 'not_found');
     }
-    const specs = this._resolve(raws, cwd, envNameOf(opts));
+    const specs = this._resolve(raws, cwd, envNameOf(opts), baseEnv);
     const results = [];
     const toStart = [];
     for (const spec of specs) {
@@ -348,10 +357,10 @@ class RPM2 {
   }
 
   // App objects -> the daemon's specs, against the caller's cwd and environment.
-  _resolve(raws, cwd, envName) {
+  _resolve(raws, cwd, envName, env = process.env) {
     let out;
     try {
-      out = JSON.parse(native.resolveApps(JSON.stringify(raws), cwd, JSON.stringify(process.env), envName));
+      out = JSON.parse(native.resolveApps(JSON.stringify(raws), cwd, JSON.stringify(env), envName));
     } catch (e) {
       throw rpm2Error(e.message, 'bad_config');
     }
@@ -390,7 +399,8 @@ class RPM2 {
       (isConfigFile(target) && fs.existsSync(path.resolve(this.cwd, target)));
     if (decl) {
       if (method === 'restart' || method === 'reload') return this._start(target, { ...opts, updateEnv: true }, method);
-      const raws = typeof target === 'string' ? loadEcosystem(path.resolve(this.cwd, target)) : appsOf(target, 'target');
+      const raws =
+        typeof target === 'string' ? (await loadEcosystem(path.resolve(this.cwd, target))).apps : appsOf(target, 'target');
       target = this._resolve(raws, this.cwd, envNameOf(opts)).map((s) => s.name);
     }
     const targets = await this._targets(target);

@@ -415,6 +415,46 @@ test('an ecosystem file: start, restart with its declaration, stop by file', asy
   assert.equal(stopped[0].status, 'stopped');
 });
 
+test('ecosystem files in other formats: YAML with deploy env precedence, ESM, and a syntax error', async (t) => {
+  const { api, home } = setup(t);
+  const yml = path.join(home, 'eco.yml');
+  fs.writeFileSync(
+    yml,
+    [
+      'apps:',
+      '  - name: yaml-app',
+      `    script: ${TICK}`,
+      '    env: { TICK_TAG: app, FROM_APP: "1" }',
+      '    env_staging: { TICK_TAG: staging }',
+      'deploy:',
+      '  staging:',
+      '    env: { FROM_DEPLOY: deploy, FROM_APP: deploy, TICK_TAG: deploy }',
+      '',
+    ].join('\n'),
+  );
+  const res = await api.start(yml, { env: 'staging' });
+  assert.deepEqual(res.map((p) => p.name), ['yaml-app']);
+  const env = (await api.describe('yaml-app', { env: true }))[0].pm2_env.env;
+  assert.equal(env.FROM_DEPLOY, 'deploy', 'deploy.<env>.env is applied');
+  assert.equal(env.FROM_APP, '1', 'app env wins over deploy env');
+  assert.equal(env.TICK_TAG, 'staging', 'env_<env> wins over app env');
+  await assert.rejects(api.start(yml, { env: 'nope' }), { code: 'bad_config', message: /env_nope/ });
+
+  const mjs = path.join(home, 'esm.config.mjs');
+  fs.writeFileSync(mjs, `export default { apps: [{ name: 'esm-app', script: ${JSON.stringify(TICK)} }] };\n`);
+  assert.deepEqual((await api.start(mjs)).map((p) => p.name), ['esm-app']);
+
+  const bad = path.join(home, 'bad.json');
+  fs.writeFileSync(bad, '{ "apps": [ { "name": "x", } ');
+  await assert.rejects(api.start(bad), (e) => {
+    assert.equal(e.code, 'bad_config');
+    assert.match(e.message, /bad\.json/);
+    assert.ok(!e.message.includes('\n'), 'one line');
+    return true;
+  });
+  assert.deepEqual((await api.list()).map((p) => p.name).sort(), ['esm-app', 'yaml-app']);
+});
+
 test('the singleton honours RPM2_HOME from process.env', async (t) => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rpm2-api-env-'));
   const old = process.env.RPM2_HOME;

@@ -289,12 +289,32 @@ pub fn resolve_apps(apps_json: String, cwd: String, env_json: String, env_name: 
         .map_err(|e| Error::from_reason(format!("cannot serialise the apps: {e}")))
 }
 
-/// Reads an ecosystem file (JSON/JSON5 natively; JS files through `node`) into its app objects.
-/// Returns a JSON array; throws with the core's one-line message.
-#[napi]
-pub fn load_ecosystem(path: String) -> Result<String> {
-    let apps = rpm2_core::cli::load_ecosystem(Path::new(&path)).map_err(|e| Error::from_reason(format!("{e:#}")))?;
-    serde_json::to_string(&apps).map_err(|e| Error::from_reason(format!("{e}")))
+/// Reads an ecosystem file on libuv's pool, with the CLI's loader (JSON/JSON5/YAML parsed natively;
+/// JS files evaluated by `node`).
+pub struct EcosystemTask {
+    path: String,
+}
+
+impl Task for EcosystemTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<String> {
+        let eco =
+            rpm2_core::ecosystem::load(Path::new(&self.path)).map_err(|e| Error::from_reason(format!("{e:#}")))?;
+        Ok(json!({"apps": eco.apps, "deploy_env": eco.deploy_env}).to_string())
+    }
+
+    fn resolve(&mut self, _env: Env, output: String) -> Result<String> {
+        Ok(output)
+    }
+}
+
+/// Reads an ecosystem file into `{"apps": [app objects], "deploy_env": {<env name>: {...}}}` (JSON).
+/// Rejects with the core's one-line message (file, line and column of a syntax error).
+#[napi(ts_return_type = "Promise<string>")]
+pub fn load_ecosystem(path: String) -> AsyncTask<EcosystemTask> {
+    AsyncTask::new(EcosystemTask { path })
 }
 
 /// Runs the CLI in a pool thread (the fallback where no native executable exists).
