@@ -472,6 +472,44 @@ test('the singleton honours RPM2_HOME from process.env', async (t) => {
   assert.deepEqual((await rpm2.list()).map((p) => p.name), ['single']);
 });
 
+test('runCli(): the CLI fallback in the addon starts the real daemon and returns the exit code', async (t) => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rpm2-api-cli-'));
+  const api = new rpm2.custom({ home });
+  t.after(async () => {
+    await api.killDaemon();
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+  // In a child process: the CLI prints straight to the process's stdout.
+  const script = `require(${JSON.stringify(path.join(__dirname, '..'))}).runCli(process.argv.slice(1))
+    .then((code) => { process.exitCode = code; })`;
+  const run = (...args) =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ['-e', script, ...args], {
+        env: { ...process.env, RPM2_HOME: home, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, out });
+      });
+    });
+  const ping = await run('ping');
+  assert.equal(ping.code, 0, ping.out);
+  assert.match(ping.out, /pong/);
+  const info = await api.connect();
+  assert.equal(info.new_pm2_instance, false, 'the CLI started the daemon (with rpm2d, not node)');
+  const jlist = await run('jlist');
+  assert.equal(jlist.code, 0);
+  assert.deepEqual(JSON.parse(jlist.out), []);
+  const bad = await run('stop', 'ghost');
+  assert.equal(bad.code, 1);
+  assert.match(bad.out, /ghost/);
+});
+
 for (const mode of ['close-bus', 'keep-bus']) {
   test(`a script using the API exits by itself after disconnect() (${mode})`, async (t) => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'rpm2-api-client-'));
