@@ -117,6 +117,24 @@ function appFromOptions(script, opts) {
   return app;
 }
 
+// The name an app declaration gets (as the core names it), without resolving it: stop/delete by
+// file must work even when a script has gone.
+function nameOf(app) {
+  let name = app && typeof app.name === 'string' && app.name.trim() !== '' ? app.name : undefined;
+  if (name === undefined) {
+    const script = String((app && (app.script || app.exec || app.cmd || app.command)) || '');
+    if (script.includes(' ') && !fs.existsSync(script)) {
+      name = script;
+    } else {
+      const base = path.basename(script);
+      const dot = base.lastIndexOf('.');
+      name = dot > 0 ? base.slice(0, dot) : base;
+    }
+  }
+  const prefix = app && (app.name_prefix || app.namePrefix);
+  return prefix ? `${prefix}:${name}` : name;
+}
+
 function envNameOf(opts) {
   return opts && typeof opts.env === 'string' && opts.env ? opts.env : undefined;
 }
@@ -401,7 +419,7 @@ class RPM2 {
       if (method === 'restart' || method === 'reload') return this._start(target, { ...opts, updateEnv: true }, method);
       const raws =
         typeof target === 'string' ? (await loadEcosystem(path.resolve(this.cwd, target))).apps : appsOf(target, 'target');
-      target = this._resolve(raws, this.cwd, envNameOf(opts)).map((s) => s.name);
+      target = raws.map(nameOf);
     }
     const targets = await this._targets(target);
     const params = { targets };

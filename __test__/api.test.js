@@ -413,6 +413,21 @@ test('an ecosystem file: start, restart with its declaration, stop by file', asy
   assert.equal((await api.describe('eco-a', { env: true }))[0].pm2_env.env.TICK_TAG, 'prod');
   const stopped = await api.stop(eco);
   assert.equal(stopped[0].status, 'stopped');
+  // restart(file) applies the file again; reload(app object) too.
+  const restarted = await api.restart(eco);
+  assert.equal(restarted[0].name, 'eco-a');
+  assert.equal((await api.describe('eco-a'))[0].pm2_env.status, 'online');
+
+  // Deleting by file works from the names even when a script has gone.
+  const copy = path.join(home, 'gone.js');
+  fs.copyFileSync(TICK, copy);
+  const eco2 = path.join(home, 'eco2.config.js');
+  fs.writeFileSync(eco2, `module.exports = [{ script: ${JSON.stringify(copy)} }];\n`);
+  assert.deepEqual((await api.start(eco2)).map((p) => p.name), ['gone']);
+  fs.unlinkSync(copy);
+  assert.deepEqual((await api.delete(eco2)).map((p) => p.name), ['gone']);
+  assert.deepEqual((await api.delete({ script: TICK, name: 'eco-a' })).map((p) => p.name), ['eco-a']);
+  assert.deepEqual(await api.list(), []);
 });
 
 test('ecosystem files in other formats: YAML with deploy env precedence, ESM, and a syntax error', async (t) => {
