@@ -1,0 +1,2 @@
+// Idle fork-mode app: keeps the event loop alive and does nothing else.
+setInterval(() => {}, 1000);

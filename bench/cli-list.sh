@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# 2. `list` wall time with 10 idle apps online (and `jlist`, informational).
+#    Whole process, spawn to exit, monotonic clock; stdout to /dev/null.
+#    Runs alternate rpm2 / pm2 so that machine drift hits both alike.
+#    Also (informational, rpm2 only): `list` run as <pkg>/rpm2d directly, without
+#    the bin/rpm2 shell launcher, to show what the launcher costs.
+# Params: LIST_N (20 timed runs per tool, after 2 warm-up runs), LIST_APPS (10)
+source "$(dirname "$0")/lib.sh"
+bench_init
+LIST_N=${LIST_N:-20}
+LIST_APPS=${LIST_APPS:-10}
+
+live=
+for t in $BENCH_TOOLS; do
+  if fresh_daemon "$t" && start_apps "$t" idle "$LIST_APPS" idle.js && wait_online "$t" idle "$LIST_APPS" 60; then
+    live="$live $t"
+  else
+    na list_10apps_ms "$t" "$WAIT_REASON"; na jlist_10apps_ms "$t" "$WAIT_REASON"
+  fi
+  record_app_pids "$t"
+done
+
+for cmd in list jlist; do
+  declare -A S=() BAD=()
+  for t in $live; do time_cli "$t" 2 "$cmd" >/dev/null; S[$t]=; BAD[$t]=; done
+  for i in $(seq 1 "$LIST_N"); do
+    for t in $(tools_for_rep "$i"); do
+      case " $live " in *" $t "*) ;; *) continue ;; esac
+      [ -n "${BAD[$t]}" ] && continue
+      read -r ms rc < <(time_cli "$t" 1 "$cmd")
+      if [ "${rc:-x}" != 0 ]; then pm "$t" "$cmd"; BAD[$t]="'$cmd' exited with rc $rc: $(last_error "$t")"; continue; fi
+      S[$t]="${S[$t]} $ms"
+    done
+  done
+  for t in $live; do
+    if [ -n "${BAD[$t]}" ]; then na "${cmd}_10apps_ms" "$t" "${BAD[$t]}"
+    else emit "${cmd}_10apps_ms" "$t" --note "$LIST_APPS apps online, n=$LIST_N" ${S[$t]}; fi
+  done
+  unset S BAD
+done
+# rpm2 without the launcher
+RPM2D=$(dirname "$(dirname "$RPM2_CLI")")/rpm2d
+case " $live " in
+  *" rpm2 "*)
+    if [ -x "$RPM2D" ]; then
+      ds=$(cd "$(apps_of rpm2)" && tool_env rpm2 "$PY" "$BT_PY" time --n "$LIST_N" --warmup 2 --timeout "$BENCH_CMD_TIMEOUT" -- "$RPM2D" list)
+      if awk '$2 != 0 {bad=1} END{exit bad}' <<<"$ds"; then emit list_direct_ms rpm2 $(awk '{print $1}' <<<"$ds")
+      else na list_direct_ms rpm2 "'$RPM2D list' failed"; fi
+    else na list_direct_ms rpm2 "no rpm2d next to $(dirname "$RPM2_CLI")"; fi ;;
+esac
+for t in $live; do pm "$t" delete all; done
+exit 0
