@@ -93,9 +93,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.deepEqual(h.daemonPids(home), []);
   });
 
-  test('--help prints usage naming the rpm2 command and starts no daemon', {
-    todo: 'the usage line says "rpm2d" (argv[0] of the native executable the launcher execs), not "rpm2"',
-  }, async (t) => {
+  test('--help prints usage naming the rpm2 command and starts no daemon', async (t) => {
     const { home } = h.useHome(t);
     const r = await ok(['--help'], { home });
     assert.match(r.stdout, /Usage: rpm2 /, r.stdout);
@@ -804,9 +802,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.equal(n.pm_id, 3);
   });
 
-  test('persistence: an errored app is still errored (not stopped) after the daemon is replaced', {
-    todo: 'restore() turns every non-running state into stopped: an errored app comes back as stopped',
-  }, async (t) => {
+  test('persistence: an errored app is still errored (not stopped) after the daemon is replaced', async (t) => {
     const { home } = h.useHome(t);
     await ok(['start', EXIT, '--name', 'broken', '--max-restarts', '2', '--min-uptime', '5000', '--', '1'], { home });
     await h.waitForProc(home, 'broken', (x) => x.pm2_env.status === 'errored', { message: 'errored' });
@@ -820,9 +816,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.equal(p.pm2_env.restart_time, 1);
   });
 
-  test('kill after the daemon died still stops every app (the persisted table knows them)', {
-    todo: 'rpm2 kill says "No daemon running" when the socket is stale and leaves the apps of the persisted table running',
-  }, async (t) => {
+  test('kill after the daemon died still stops every app (the persisted table knows them)', async (t) => {
     const { home } = h.useHome(t);
     const a = await startApp(home, 'orphan-js');
     const b = await startApp(home, 'orphan-sh', IDLE_SH);
@@ -839,9 +833,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.deepEqual(await h.jlist(home), [], 'the table is empty after kill');
   });
 
-  test('jlist prints only JSON, even when it has to start the daemon', {
-    todo: 'the "[rpm2] Spawned the rpm2 daemon" notice goes to stdout, before the JSON (PM2 prints its spawn banner there too, which breaks `pm2 jlist | jq`)',
-  }, async (t) => {
+  test('jlist prints only JSON, even when it has to start the daemon', async (t) => {
     const { home } = h.useHome(t);
     const r = await ok(['jlist'], { home });
     assert.deepEqual(JSON.parse(r.stdout), [], `stdout is JSON:\n${r.stdout}`);
@@ -866,9 +858,7 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.deepEqual(h.daemonPids(home).length, 1);
   });
 
-  test('concurrent starts of the same name: one starts it, the other is refused (no restart of the first)', {
-    todo: 'a process just registered is "stopped" until its actor spawns it, so a second concurrent start sees it stopped and restarts it (both exit 0, restart_time 1)',
-  }, async (t) => {
+  test('concurrent starts of the same name: one starts it, the other is refused (no restart of the first)', async (t) => {
     const { home } = h.useHome(t);
     await ok(['ping'], { home });
     // The race window is a few ms wide: several rounds of three make it show up reliably.

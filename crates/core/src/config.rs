@@ -359,6 +359,8 @@ fn resolve_inner(
         Some(v) => vec![int_value(v, "stop_exit_codes")? as i32],
     };
 
+    // log_type, max_size, retain, compress, disable_logs: checked here, kept in `extra`, read by logs.
+    crate::logs::validate_options(o).map_err(|e| anyhow!(e))?;
     let mut extra = BTreeMap::new();
     for k in [
         "vizion",

@@ -200,7 +200,7 @@ pub fn spawn(spec: Arc<AppSpec>, ctx: ProcCtx, initial: ProcState, start: bool) 
     let (state_tx, state_rx) = watch::channel(initial.clone());
     let paths = proc_paths(&ctx.home, &spec, ctx.pm_id);
     let (spec_tx, spec_rx) = watch::channel((spec.clone(), paths.clone()));
-    let logs = Arc::new(Mutex::new(LogFiles::open(paths.clone(), spec.log_date_format.clone())));
+    let logs = Arc::new(Mutex::new(LogFiles::for_app(&spec, ctx.pm_id, paths.clone())));
     let actor = Actor {
         spec,
         paths,
@@ -432,7 +432,7 @@ impl Actor {
 
     fn apply_spec(&mut self, s: Arc<AppSpec>) {
         self.paths = proc_paths(&self.ctx.home, &s, self.ctx.pm_id);
-        self.logs = Arc::new(Mutex::new(LogFiles::open(self.paths.clone(), s.log_date_format.clone())));
+        self.logs = Arc::new(Mutex::new(LogFiles::for_app(&s, self.ctx.pm_id, self.paths.clone())));
         self.spec = s;
         self.spec_tx.send_replace((self.spec.clone(), self.paths.clone()));
         self.report_log_errors();
@@ -1047,8 +1047,10 @@ impl Pipe {
     }
 }
 
-/// Copies a child's pipe to its log files and the bus until EOF. Reading only as fast as the files
-/// take the data is the back-pressure: a child that writes faster than the disk blocks in write().
+/// Copies a child's pipe to its log files and the bus until EOF, line by line: whole lines go on at
+/// once, a partial line is held until its end arrives (or `PARTIAL_FLUSH` passes), so prefixes and
+/// bus events never split a line. Reading only as fast as the files take the data is the
+/// back-pressure: a child that writes faster than the disk blocks in write(), memory stays bounded.
 async fn pump(
     mut pipe: Pipe,
     stream: Stream,
@@ -1056,23 +1058,52 @@ async fn pump(
     bus: broadcast::Sender<BusEvent>,
     process: Value,
 ) {
+    let src = crate::logs::next_source();
+    let label = format!("[{}:{}]", process["name"].as_str().unwrap_or(""), process["pm_id"]);
+    let mut lines = crate::logs::LineAssembler::new();
     let mut buf = vec![0u8; 64 * 1024];
     let topic = if stream == Stream::Out { "log:out" } else { "log:err" };
-    loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+    let emit = |data: &[u8]| {
+        if data.is_empty() {
+            return;
+        }
+        let (written, errors) = match logs.lock() {
+            Ok(mut l) => {
+                let w = l.write(src, stream, data);
+                let w = if bus.receiver_count() > 0 && !w.is_empty() {
+                    Some(String::from_utf8_lossy(&w).into_owned())
+                } else {
+                    None
+                };
+                (w, std::mem::take(&mut l.errors))
+            }
+            Err(_) => (None, vec![]),
         };
-        let written = match logs.lock() {
-            Ok(mut l) => l.write(stream, &buf[..n]),
-            Err(_) => buf[..n].to_vec(),
-        };
-        if bus.receiver_count() > 0 {
-            let data = String::from_utf8_lossy(&written).into_owned();
+        for e in errors {
+            dlog(format!("App {label}: {e}"));
+        }
+        if let Some(data) = written {
             let _ = bus.send(BusEvent {
                 topic: topic.into(),
                 data: json!({"process": process, "at": now_ms(), "data": data}),
             });
         }
+    };
+    loop {
+        let deadline = lines.deadline();
+        let read = tokio::select! {
+            r = pipe.read(&mut buf) => r,
+            _ = async { match deadline { Some(t) => sleep_until(t.into()).await, None => std::future::pending().await } } => {
+                emit(&lines.take());
+                continue;
+            }
+        };
+        let n = match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let ready = lines.push(&buf[..n]);
+        emit(&ready);
     }
+    emit(&lines.take());
 }
