@@ -41,7 +41,7 @@ enum Cmd {
     #[command(visible_aliases = ["ls", "l", "status", "ps"])]
     List,
     /// Stop processes (ids, names, namespaces or all).
-    Stop(Targets),
+    Stop(StopArgs),
     /// Restart processes.
     Restart(RestartArgs),
     /// Reload processes (zero-downtime in cluster mode; a graceful restart in fork mode).
@@ -145,6 +145,16 @@ struct EnvFlag {
 }
 
 #[derive(Args, Debug)]
+struct StopArgs {
+    /// Ids, names, namespaces, or `all`.
+    #[arg(required = true)]
+    targets: Vec<String>,
+    /// Stop watching for file changes (every stop does, as PM2).
+    #[arg(long)]
+    watch: bool,
+}
+
+#[derive(Args, Debug)]
 struct ShowArgs {
     target: String,
     /// Show environment values.
@@ -162,6 +172,9 @@ struct RestartArgs {
     /// Ecosystem environment name (env_<name>).
     #[arg(long = "env")]
     env: Option<String>,
+    /// Toggle watching for file changes (restart only).
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Args, Debug)]
@@ -394,7 +407,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             print_list(ui, &mut c)?;
             Ok(0)
         }
-        Cmd::Stop(t) => action(ui, "stop", &t.targets, json!({})),
+        Cmd::Stop(t) => action(ui, "stop", &t.targets, json!({"watch": false})),
         Cmd::Restart(a) | Cmd::Reload(a) | Cmd::GracefulReload(a) if is_ecosystem(&a.targets[0]) => {
             let sa = StartArgs {
                 script: Some(a.targets[0].clone()),
@@ -587,6 +600,9 @@ fn restart_like(ui: &Ui, method: &str, a: RestartArgs) -> Result<i32> {
     } else if !ui.silent {
         println!("Use --update-env to update environment variables");
     }
+    if a.watch && method == "restart" {
+        params["watch"] = json!("toggle");
+    }
     action(ui, method, &a.targets, params)
 }
 
@@ -654,7 +670,14 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
         put("watch", Some(if w.is_empty() { json!(true) } else { json!(w) }));
     }
     put("ignore_watch", a.ignore_watch.clone().map(|v| json!(v)));
-    put("watch_delay", a.watch_delay.clone().map(Value::String));
+    // `--watch-delay 4` is seconds, `--watch-delay 4000ms` milliseconds (PM2); the option is ms.
+    put(
+        "watch_delay",
+        a.watch_delay.clone().map(|d| match d.trim().parse::<f64>() {
+            Ok(secs) if secs >= 0.0 && secs.is_finite() => json!((secs * 1000.0).round() as u64),
+            _ => Value::String(d),
+        }),
+    );
     put("max_memory_restart", a.max_memory_restart.clone().map(Value::String));
     put("kill_timeout", num("--kill-timeout", &a.kill_timeout)?);
     put("listen_timeout", num("--listen-timeout", &a.listen_timeout)?);
@@ -773,6 +796,9 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
                     params["update_env"] = json!(true);
                     params["env"] = json!(client_env());
                 }
+                if a.watch.is_some() {
+                    params["watch"] = json!(true); // `start <app> --watch` enables watching, as PM2
+                }
                 c.call("restart", params)?;
                 print_list(ui, &mut c)?;
                 return Ok(0);
@@ -862,7 +888,13 @@ fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
             },
             format!("{}%", proc_["monit"]["cpu"].as_f64().unwrap_or(0.0)),
             human_bytes(proc_["monit"]["memory"].as_u64().unwrap_or(0)),
-            if env["watch"].as_bool().unwrap_or(false) { p.green("enabled") } else { p.grey("disabled") },
+            if env["watch_paused"].is_string() {
+                p.yellow("paused")
+            } else if env["watch"].as_bool().unwrap_or(false) {
+                p.green("enabled")
+            } else {
+                p.grey("disabled")
+            },
         ]);
     }
     let mut out = std::io::stdout().lock();
@@ -936,6 +968,9 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
         ];
         if let Some(r) = e["restart_reason"].as_str() {
             rows.push(("last restart reason", r.to_string()));
+        }
+        if let Some(r) = e["watch_paused"].as_str() {
+            rows.push(("watch paused", p.yellow(r)));
         }
         if let Some(c) = e["exit_code"].as_i64() {
             rows.push(("last exit code", c.to_string()));

@@ -323,28 +323,40 @@ fn resolve_inner(
 
     let max_memory_restart = match o.get("max_memory_restart") {
         None | Some(Value::Null) => None,
-        Some(v) => {
-            Some(parse_size(v).with_context(|| format!("field 'max_memory_restart' has a bad value {}", short(v)))?)
-        }
+        Some(v) => match parse_size(v) {
+            Ok(0) => bail!("field 'max_memory_restart' must be more than 0, got {}", short(v)),
+            Ok(n) => Some(n),
+            Err(e) => bail!("field 'max_memory_restart': {e}"),
+        },
     };
     let cron_restart = match o.get("cron_restart") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.as_i64() == Some(0) => None,
-        Some(Value::String(s)) if s == "0" || s.is_empty() => None,
+        Some(Value::String(s)) if s.trim() == "0" || s.trim().is_empty() => None,
         Some(Value::String(s)) => {
-            let n = s.split_whitespace().count();
-            if n != 5 && n != 6 {
-                bail!("field 'cron_restart' must have 5 or 6 fields, got '{s}'");
+            if let Err(e) = crate::cron::validate(s) {
+                bail!(
+                    "field 'cron_restart' has a bad cron pattern \"{s}\": {e} (e.g. \"0 3 * * *\", or \"*/30 * * * * *\" with seconds)"
+                );
             }
-            Some(s.clone())
+            Some(s.trim().to_string())
         }
-        Some(v) => bail!("field 'cron_restart' must be a string, got {}", short(v)),
+        Some(v) => bail!("field 'cron_restart' must be a cron pattern string, got {}", short(v)),
     };
     let watch = match o.get("watch") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => false,
         Some(Value::Bool(true)) | Some(Value::String(_)) | Some(Value::Array(_)) => true,
         Some(v) => bail!("field 'watch' must be a boolean, a path or a list of paths, got {}", short(v)),
     };
+    // Watched paths must exist when watching is on; the other watch options are checked always
+    // (`restart --watch` may turn watching on later).
+    if watch {
+        crate::watch::roots(o.get("watch"), &cwd).map_err(|e| anyhow!("field 'watch' {e}"))?;
+    }
+    let ignore = crate::watch::ignore_list(o.get("ignore_watch")).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
+    crate::watch::IgnoreRules::new(&ignore, &[]).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
+    crate::watch::delay_ms(o.get("watch_delay")).map_err(|e| anyhow!("field 'watch_delay' {e}"))?;
+    crate::watch::poll_option(o.get("watch_options")).map_err(|e| anyhow!("field 'watch_options' {e}"))?;
 
     let stop_exit_codes = match o.get("stop_exit_codes") {
         None | Some(Value::Null) => vec![],
@@ -367,6 +379,7 @@ fn resolve_inner(
         "cluster_lb",
         "ignore_watch",
         "watch_delay",
+        "watch_options",
         "log_type",
         "disable_logs",
         "force",

@@ -9,6 +9,7 @@ use crate::procinfo::{self, Sampler, Usage};
 use crate::protocol::{Request, Response, MAX_LINE, PROTOCOL_VERSION};
 use crate::spec::{AppSpec, ExecMode};
 use crate::supervisor::{self, BusEvent, Control, Handle, ProcCtx, ProcState, Status};
+use crate::triggers::{AppView, Fire, Triggers};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
@@ -166,6 +167,8 @@ struct Metrics {
 const SAMPLE_BUSY: Duration = Duration::from_secs(1);
 /// Sampling period when nobody looks: an idle daemon reads /proc this rarely.
 const SAMPLE_IDLE: Duration = Duration::from_secs(10);
+/// Sampling period while an app has a `max_memory_restart`.
+const SAMPLE_LIMITS: Duration = Duration::from_secs(2);
 /// How long after the last `list` the daemon keeps sampling every second.
 const LOOK_WINDOW: Duration = Duration::from_secs(5);
 
@@ -183,6 +186,8 @@ struct Daemon {
     sampler_wake: Notify,
     started_at: u64,
     clusters: Mutex<HashMap<String, Arc<ClusterApp>>>,
+    /// Restarts on file changes, cron and memory limits.
+    triggers: Triggers,
 }
 
 async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
@@ -200,6 +205,7 @@ async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
     };
     std::fs::write(home.pid_file(), std::process::id().to_string()).ok();
     let (bus, _) = broadcast::channel(4096);
+    let (triggers, fires) = Triggers::new(home.root().to_path_buf());
     let d = Arc::new(Daemon {
         home: home.clone(),
         registry: Mutex::new(Registry::default()),
@@ -211,6 +217,7 @@ async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
         sampler_wake: Notify::new(),
         started_at: now_ms(),
         clusters: Mutex::new(HashMap::new()),
+        triggers,
     });
     dlog(format!(
         "--- rpm2d {} started (pid {}, home {}) ---",
@@ -219,6 +226,8 @@ async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
         home.root().display()
     ));
     restore(&d).await;
+    sync_triggers(&d);
+    tokio::spawn(trigger_task(d.clone(), fires));
     tokio::spawn(persister(d.clone()));
     tokio::spawn(sampler_task(d.clone()));
     if let Some(mut r) = ready {
@@ -472,6 +481,9 @@ async fn sampler_task(d: Arc<Daemon>) {
     loop {
         let busy = d.metrics.lock().ok().and_then(|m| m.last_look).map(|t| t.elapsed() < LOOK_WINDOW).unwrap_or(false);
         let period = if busy { SAMPLE_BUSY } else { SAMPLE_IDLE };
+        // max_memory_restart is checked at least every SAMPLE_LIMITS.
+        let limits = handles(&d).iter().any(|(_, h)| h.spec.borrow().0.max_memory_restart.is_some());
+        let period = if limits { period.min(SAMPLE_LIMITS) } else { period };
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
             _ = d.sampler_wake.notified() => continue,
@@ -480,6 +492,9 @@ async fn sampler_task(d: Arc<Daemon>) {
         if any_running {
             // A little under the period, so a `list` that just sampled does not make us skip a beat.
             sample(&d, period.mul_f32(0.9));
+            if limits {
+                check_memory(&d);
+            }
         } else if let Ok(mut m) = d.metrics.lock() {
             m.usage.clear();
         }
@@ -517,6 +532,119 @@ fn sample(d: &Daemon, max_age: Duration) {
             m.usage.entry(p).or_default();
         }
         m.last = Some(Instant::now());
+    }
+}
+
+/// Hands the triggers the current apps (one entry per name, with every instance's own files).
+fn sync_triggers(d: &Daemon) {
+    let mut apps: Vec<AppView> = Vec::new();
+    for (_, h) in handles(d) {
+        let (spec, paths) = h.spec.borrow().clone();
+        let files = [paths.out, paths.err, paths.combined, Some(paths.pid)].into_iter().flatten();
+        match apps.iter_mut().find(|a| a.spec.name == spec.name) {
+            Some(a) => a.log_files.extend(files),
+            None => apps.push(AppView { spec, log_files: files.collect() }),
+        }
+    }
+    d.triggers.sync(&apps);
+}
+
+/// Over-the-limit check of every online process with a `max_memory_restart` (fresh sample).
+fn check_memory(d: &Daemon) {
+    let usage = match d.metrics.lock() {
+        Ok(m) => m.usage.clone(),
+        Err(_) => return,
+    };
+    for (id, h) in handles(d) {
+        let spec = h.spec.borrow().0.clone();
+        let (status, pid) = {
+            let st = h.state.borrow();
+            (st.status, st.pid)
+        };
+        if let (Some(_), Status::Online, Some(pid)) = (spec.max_memory_restart, status, pid) {
+            if let Some(u) = usage.get(&pid).filter(|u| u.memory > 0) {
+                d.triggers.memory(id, &spec, u.memory);
+            }
+        }
+    }
+}
+
+/// Carries out the triggers' restarts (each on its own task) and acknowledges them.
+async fn trigger_task(d: Arc<Daemon>, mut fires: mpsc::UnboundedReceiver<Fire>) {
+    while let Some(f) = fires.recv().await {
+        let d = d.clone();
+        tokio::spawn(async move {
+            if d.persist_enabled.load(std::sync::atomic::Ordering::SeqCst) {
+                run_fire(&d, &f).await;
+            }
+            d.triggers.done(&f);
+        });
+    }
+}
+
+async fn run_fire(d: &Daemon, f: &Fire) {
+    let ids: Vec<u32> = match &f.ids {
+        Some(ids) => ids.clone(),
+        None => handles(d).into_iter().filter(|(_, h)| h.spec.borrow().0.name == f.app).map(|(id, _)| id).collect(),
+    };
+    let Some(first) = ids.first().and_then(|id| handle_of(d, *id)) else { return };
+    let cluster = first.spec.borrow().0.exec_mode == ExecMode::Cluster;
+    let (reason, graceful) = (f.reason.clone(), f.graceful);
+    let mut errors = Vec::new();
+    if graceful && cluster {
+        // A rolling reload, one instance at a time, as `rpm2 reload`.
+        for id in ids {
+            let Some(h) = handle_of(d, id) else { continue };
+            let reason = reason.clone();
+            if let Err(e) = h.call(|reply| Control::Trigger { reason, graceful, reply }).await {
+                errors.push(e);
+                break;
+            }
+        }
+    } else {
+        let mut set = tokio::task::JoinSet::new();
+        for id in ids {
+            let Some(h) = handle_of(d, id) else { continue };
+            let reason = reason.clone();
+            set.spawn(async move { h.call(|reply| Control::Trigger { reason, graceful, reply }).await });
+        }
+        while let Some(r) = set.join_next().await {
+            if let Ok(Err(e)) = r {
+                errors.push(e);
+            }
+        }
+    }
+    for e in errors {
+        dlog(format!("App [{}]: automatic restart ({}) failed: {e}", f.app, f.reason));
+    }
+}
+
+/// `stop` turns watching off (as PM2); `restart` with `watch: "toggle"` (CLI `--watch`) toggles it per
+/// app, `watch: true|false` sets it; a restart or reload by hand resumes a watch the loop breaker paused.
+async fn watch_controls(d: &Daemon, method: &str, p: &Value, ids: &[u32]) {
+    let mut wanted: HashMap<String, bool> = HashMap::new();
+    for &id in ids {
+        let Some(h) = handle_of(d, id) else { continue };
+        let (name, watching) = {
+            let s = h.spec.borrow();
+            (s.0.name.clone(), s.0.watch)
+        };
+        let on = match (method, p.get("watch")) {
+            ("stop", _) => Some(false),
+            ("restart" | "reload", Some(Value::String(t))) if t == "toggle" => {
+                Some(*wanted.entry(name.clone()).or_insert(!watching))
+            }
+            ("restart" | "reload", Some(Value::Bool(b))) => Some(*b),
+            _ => None,
+        };
+        if matches!(method, "restart" | "reload") {
+            d.triggers.resume(&name);
+        }
+        if let Some(on) = on {
+            if on != watching {
+                let _ = h.call(|reply| Control::SetWatch { on, reply }).await;
+            }
+        }
     }
 }
 
@@ -601,10 +729,14 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
                 subscribe(d, req, tx, closed).await;
                 return;
             }
+            let method = req.method.clone();
             let resp = match handle(&d, req).await {
                 Ok(v) => Response::ok(id, v),
                 Err(e) => Response::err(id, e.code, e.message),
             };
+            if !matches!(method.as_str(), "list" | "describe" | "ping" | "version" | "info") {
+                sync_triggers(&d);
+            }
             let _ = tx.send(resp.to_line());
         });
     }
@@ -815,6 +947,9 @@ fn proc_json(d: &Daemon, id: u32, show_env: bool) -> Option<Value> {
     if let Some(v) = &st.restart_reason {
         o.insert("restart_reason".into(), json!(v));
     }
+    if let Some(v) = d.triggers.paused(&spec.name) {
+        o.insert("watch_paused".into(), json!(v));
+    }
     if let Some(v) = &st.axm_monitor {
         o.insert("axm_monitor".into(), v.clone());
     }
@@ -896,6 +1031,8 @@ fn with_reply(c: Control, reply: supervisor::Reply) -> Control {
         Control::Reset(_) => Control::Reset(reply),
         Control::ReloadLogs => Control::ReloadLogs,
         Control::Reload(_) => Control::Reload(reply),
+        Control::Trigger { reason, graceful, .. } => Control::Trigger { reason, graceful, reply },
+        Control::SetWatch { on, .. } => Control::SetWatch { on, reply },
     }
 }
 
@@ -971,6 +1108,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                 )),
                 _ => None,
             };
+            watch_controls(d, &method, p, &ids).await;
             let before = summary(d, &ids);
             if req.method == "reload" && new_spec.is_none() && update_env.is_none() {
                 // One instance at a time; the rollout stops at the first instance that fails, so the
@@ -1150,6 +1288,7 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
     for (spec, existing) in plan {
         let spec = Arc::new(spec);
         if !existing.is_empty() {
+            d.triggers.resume(&spec.name);
             for id in existing {
                 if let Some(h) = handle_of(d, id) {
                     let s = spec.clone();

@@ -14,12 +14,14 @@
 //! - [`ipc`]: Node's IPC channel (JSON lines over a socketpair).
 //! - [`logs`]: log file writers and tails.
 //! - [`procinfo`]: CPU and memory of a process tree, read from /proc.
+//! - [`triggers`], [`watch`], [`cron`]: restarts on file changes, on a schedule, over a memory limit.
 //! - [`cli`], [`table`], [`fmt`]: the command line and its output.
 
 pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod cron;
 pub mod daemon;
 pub mod ecosystem;
 pub mod fmt;
@@ -34,6 +36,8 @@ pub mod runtime;
 pub mod spec;
 pub mod supervisor;
 pub mod table;
+pub mod triggers;
+pub mod watch;
 
 /// The version of rpm2 (the crate version), printed by `rpm2 --version` and exchanged in the hello.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -142,6 +142,12 @@ pub enum Control {
     /// Zero-downtime replacement (cluster mode): start the new worker, wait until it listens (or is
     /// ready), then retire the old one. Fork mode: a graceful restart.
     Reload(Reply),
+    /// An automatic restart (file change, cron, memory limit; see [`crate::triggers`]): a reload when
+    /// `graceful` and the process is an online cluster worker, else a restart (which starts a stopped
+    /// process). `reason` becomes the restart reason.
+    Trigger { reason: String, graceful: bool, reply: Reply },
+    /// Turns `watch` on or off in the spec, without restarting.
+    SetWatch { on: bool, reply: Reply },
 }
 
 enum Msg {
@@ -369,20 +375,43 @@ impl Actor {
                 if let Some(s) = spec {
                     self.apply_spec(s);
                 }
-                self.restart_at = None;
-                let was_running = self.running.is_some();
-                self.stop_running().await;
-                if was_running || self.st.status == Status::WaitingRestart {
-                    self.st.restart_time += 1;
-                }
-                self.st.created_at = now_ms();
-                self.st.unstable_restarts = 0;
-                self.counters = Counters::default();
-                self.st.restart_reason = Some(reason.clone());
-                dlog(format!("App {} restarting ({reason})", self.label()));
-                self.event("restart", true);
-                let r = self.start_now(true).await;
+                let r = self.restart(reason).await;
                 let _ = reply.send(r);
+            }
+            Control::Trigger { reason, graceful, reply } => {
+                // A reload only helps a worker that serves (listens, or says ready); one that does not
+                // would only wait listen_timeout. A reload that fails becomes a restart: the cause (new
+                // code, memory) must take effect.
+                let cluster = self.spec.exec_mode == crate::spec::ExecMode::Cluster;
+                let serves =
+                    self.spec.wait_ready || self.ctx.cluster.as_ref().map(|c| c.server_count() > 0).unwrap_or(false);
+                let r = if graceful && cluster && serves && self.running.is_some() && self.st.status == Status::Online {
+                    dlog(format!("App {} reloading ({reason})", self.label()));
+                    match self.reload().await {
+                        Ok(()) => {
+                            self.st.restart_reason = Some(reason);
+                            self.publish();
+                            Ok(())
+                        }
+                        Err(e) => {
+                            dlog(format!("App {}: {e}; restarting instead", self.label()));
+                            self.restart(reason).await
+                        }
+                    }
+                } else {
+                    self.restart(reason).await
+                };
+                let _ = reply.send(r);
+            }
+            Control::SetWatch { on, reply } => {
+                if self.spec.watch != on {
+                    let mut s = self.spec.as_ref().clone();
+                    s.watch = on;
+                    self.spec = Arc::new(s);
+                    self.spec_tx.send_replace((self.spec.clone(), self.paths.clone()));
+                    self.publish();
+                }
+                let _ = reply.send(Ok(()));
             }
             Control::Delete(reply) => {
                 self.restart_at = None;
@@ -428,6 +457,23 @@ impl Actor {
             }
         }
         true
+    }
+
+    /// Stops the child if it runs, then starts it again, recording `reason`.
+    async fn restart(&mut self, reason: String) -> Result<(), String> {
+        self.restart_at = None;
+        let was_running = self.running.is_some();
+        self.stop_running().await;
+        if was_running || self.st.status == Status::WaitingRestart {
+            self.st.restart_time += 1;
+        }
+        self.st.created_at = now_ms();
+        self.st.unstable_restarts = 0;
+        self.counters = Counters::default();
+        self.st.restart_reason = Some(reason.clone());
+        dlog(format!("App {} restarting ({reason})", self.label()));
+        self.event("restart", true);
+        self.start_now(true).await
     }
 
     fn apply_spec(&mut self, s: Arc<AppSpec>) {

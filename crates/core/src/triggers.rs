@@ -1,0 +1,244 @@
+//! Automatic restarts that are not crashes: file changes ([`crate::watch`]), `cron_restart`
+//! ([`crate::cron`]) and `max_memory_restart`. This is the daemon's single entry point for them: the
+//! daemon tells it which apps exist ([`Triggers::sync`]) and what the memory sampler measured
+//! ([`Triggers::memory`]); it answers with [`Fire`]s on a channel, which the daemon carries out
+//! through the supervisors and acknowledges with [`Triggers::done`]. A trigger never fires again for
+//! the same target while its previous restart is still running.
+
+use crate::cron::Schedule;
+use crate::daemon::dlog;
+use crate::fmt::human_bytes;
+use crate::spec::AppSpec;
+use crate::watch::{self, Hub, WatchSpec};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What caused an automatic restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A file changed under a watched path.
+    Watch,
+    /// The app's `cron_restart` schedule.
+    Cron,
+    /// The process tree went over `max_memory_restart`.
+    Memory,
+}
+
+/// A restart to carry out.
+#[derive(Debug, Clone)]
+pub struct Fire {
+    /// The cause.
+    pub kind: Kind,
+    /// The app's name.
+    pub app: String,
+    /// The processes to restart; None: every instance of the app.
+    pub ids: Option<Vec<u32>>,
+    /// Why, for the daemon log and `rpm2 show` ("last restart reason").
+    pub reason: String,
+    /// A graceful replacement (a reload in cluster mode) rather than a plain restart.
+    pub graceful: bool,
+}
+
+/// One app as the daemon knows it: its spec and the log files it writes (never watched).
+pub struct AppView {
+    /// The app's spec (any instance's: they share it).
+    pub spec: Arc<AppSpec>,
+    /// Its log files.
+    pub log_files: Vec<PathBuf>,
+}
+
+/// See the module doc.
+pub struct Triggers {
+    tx: mpsc::UnboundedSender<Fire>,
+    home: PathBuf,
+    hub: Hub,
+    watched: Mutex<Vec<WatchSpec>>,
+    crons: Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>,
+    busy: Arc<Mutex<HashSet<(Kind, String)>>>,
+    paused: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Triggers {
+    /// Triggers for the daemon whose home is `home`; restarts arrive on the returned receiver.
+    pub fn new(home: PathBuf) -> (Triggers, mpsc::UnboundedReceiver<Fire>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let paused = Arc::new(Mutex::new(HashMap::new()));
+        let wtx = tx.clone();
+        let hub = Hub::new(
+            Arc::new(move |f: watch::WatchFire| {
+                let more = if f.count > 1 { format!(" (and {} more)", f.count - 1) } else { String::new() };
+                let _ = wtx.send(Fire {
+                    kind: Kind::Watch,
+                    app: f.app,
+                    ids: None,
+                    reason: format!("watch: {} changed{more}", f.display),
+                    graceful: true,
+                });
+            }),
+            paused.clone(),
+        );
+        let t = Triggers {
+            tx,
+            home,
+            hub,
+            watched: Mutex::new(Vec::new()),
+            crons: Mutex::new(HashMap::new()),
+            busy: Arc::new(Mutex::new(HashSet::new())),
+            paused,
+        };
+        (t, rx)
+    }
+
+    /// Makes watching and cron timers match `apps` (one entry per app name). Cheap when nothing
+    /// changed. Must run inside the daemon's runtime (cron timers are tasks).
+    pub fn sync(&self, apps: &[AppView]) {
+        let mut specs = Vec::new();
+        for a in apps {
+            let s = &a.spec;
+            if !s.watch {
+                continue;
+            }
+            // Declarations are validated when they are made; a watched path removed since is skipped.
+            let roots = watch::roots(s.extra.get("watch"), &s.cwd)
+                .unwrap_or_else(|_| watch::existing_roots(s.extra.get("watch"), &s.cwd));
+            let mut always = vec![self.home.clone()];
+            always.extend(a.log_files.iter().cloned());
+            specs.push(WatchSpec {
+                app: s.name.clone(),
+                cwd: s.cwd.clone(),
+                roots,
+                ignore: watch::ignore_list(s.extra.get("ignore_watch")).unwrap_or_default(),
+                always_ignored: always,
+                delay: Duration::from_millis(watch::delay_ms(s.extra.get("watch_delay")).unwrap_or(0)),
+                poll: watch::poll_option(s.extra.get("watch_options")).unwrap_or(None),
+            });
+        }
+        specs.sort_by(|a, b| a.app.cmp(&b.app));
+        let changed = match self.watched.lock() {
+            Ok(mut w) if *w != specs => {
+                *w = specs.clone();
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.hub.set(specs);
+        }
+
+        let wanted: HashMap<String, String> = apps
+            .iter()
+            .filter_map(|a| a.spec.cron_restart.as_ref().map(|c| (a.spec.name.clone(), c.clone())))
+            .collect();
+        let Ok(mut crons) = self.crons.lock() else { return };
+        crons.retain(|name, (pattern, task)| {
+            let keep = wanted.get(name) == Some(pattern);
+            if !keep {
+                task.abort();
+                dlog(format!("[Cron] cron_restart of app [{name}] removed"));
+            }
+            keep
+        });
+        for (name, pattern) in wanted {
+            if crons.contains_key(&name) {
+                continue;
+            }
+            let schedule = match Schedule::parse(&pattern) {
+                Ok(s) => s,
+                Err(e) => {
+                    dlog(format!("[Cron] app [{name}]: cron_restart \"{pattern}\" is not valid ({e}); ignored"));
+                    continue;
+                }
+            };
+            let tx = self.tx.clone();
+            let busy = self.busy.clone();
+            let app = name.clone();
+            let pat = pattern.clone();
+            let task = tokio::spawn(crate::cron::run(schedule, move |at| {
+                let key = (Kind::Cron, app.clone());
+                if let Ok(mut b) = busy.lock() {
+                    if !b.insert(key) {
+                        return; // the previous cron restart still runs
+                    }
+                }
+                let _ = tx.send(Fire {
+                    kind: Kind::Cron,
+                    app: app.clone(),
+                    ids: None,
+                    reason: format!("cron_restart \"{pat}\" ({})", at.format("%Y-%m-%dT%H:%M:%S")),
+                    graceful: false,
+                });
+            }));
+            dlog(format!("[Cron] app [{name}] restarts on \"{pattern}\""));
+            crons.insert(name, (pattern, task.abort_handle()));
+        }
+    }
+
+    /// Checks one running process's measured memory (its whole process tree) against its app's
+    /// `max_memory_restart`; over the limit, a graceful restart of that process is asked.
+    pub fn memory(&self, pm_id: u32, spec: &AppSpec, used: u64) {
+        let Some(limit) = spec.max_memory_restart else { return };
+        if used <= limit {
+            return;
+        }
+        let key = (Kind::Memory, pm_id.to_string());
+        if let Ok(mut b) = self.busy.lock() {
+            if !b.insert(key) {
+                return;
+            }
+        }
+        dlog(format!(
+            "App [{}:{pm_id}] restarted because it exceeds --max-memory-restart value \
+             (current_memory={used} max_memory_limit={limit} [octets])",
+            spec.name
+        ));
+        let _ = self.tx.send(Fire {
+            kind: Kind::Memory,
+            app: spec.name.clone(),
+            ids: Some(vec![pm_id]),
+            reason: format!(
+                "max_memory_restart: using {} ({used} bytes), over the limit of {} ({limit} bytes)",
+                human_bytes(used),
+                human_bytes(limit)
+            ),
+            graceful: true,
+        });
+    }
+
+    /// The daemon carried out `f` (successfully or not): the trigger may fire again.
+    pub fn done(&self, f: &Fire) {
+        match f.kind {
+            Kind::Watch => self.hub.done(&f.app),
+            Kind::Cron => {
+                if let Ok(mut b) = self.busy.lock() {
+                    b.remove(&(Kind::Cron, f.app.clone()));
+                }
+            }
+            Kind::Memory => {
+                if let Ok(mut b) = self.busy.lock() {
+                    for id in f.ids.iter().flatten() {
+                        b.remove(&(Kind::Memory, id.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The user restarted `app` by hand: a watch paused by the loop breaker resumes.
+    pub fn resume(&self, app: &str) {
+        let paused = self.paused.lock().map(|p| p.contains_key(app)).unwrap_or(false);
+        if paused {
+            self.hub.resume(app);
+            if let Ok(mut p) = self.paused.lock() {
+                p.remove(app);
+            }
+        }
+    }
+
+    /// Why the watching of `app` is paused, if it is.
+    pub fn paused(&self, app: &str) -> Option<String> {
+        self.paused.lock().ok().and_then(|p| p.get(app).cloned())
+    }
+}
