@@ -679,6 +679,24 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.equal(s.pid, 0);
   });
 
+  test('the daemon does not leak file descriptors across restarts and crashes', async (t) => {
+    const { home } = h.useHome(t);
+    await startApp(home, 'fdapp');
+    const daemon = h.daemonPid(home);
+    const fds = () => fs.readdirSync(`/proc/${daemon}/fd`).length;
+    const before = fds();
+    for (let i = 0; i < 15; i++) await ok(['restart', 'fdapp'], { home });
+    // A crash loop to errored: 16 spawns and exits.
+    await ok(['start', EXIT_SH, '--name', 'fdloop'], { home });
+    await h.waitForProc(home, 'fdloop', (x) => x.pm2_env.status === 'errored', { timeout: 30000, message: 'errored' });
+    await ok(['delete', 'fdloop'], { home });
+    const p = await h.proc(home, 'fdapp');
+    assert.equal(p.pm2_env.restart_time, 15);
+    // Client connections close when each command ends; allow a little slack for one in flight.
+    await h.waitFor(() => fds() <= before + 2, { timeout: 5000, message: `daemon fds back to ~${before}` })
+      .catch((e) => assert.fail(`${e.message}: ${fds()} open now, ${before} before`));
+  });
+
   // 10 -----------------------------------------------------------------------------------------------
   test('restart keeps the stored environment; restart --update-env takes the new shell environment', async (t) => {
     const { dir, home } = h.useHome(t);
