@@ -51,11 +51,11 @@ impl Client {
         if let Ok(s) = UnixStream::connect(home.socket()) {
             return Client::handshake(s, false);
         }
-        start_daemon(home, daemon_exe)?;
+        let started = start_daemon(home, daemon_exe)?;
         let mut last = None;
         for _ in 0..200 {
             match UnixStream::connect(home.socket()) {
-                Ok(s) => return Client::handshake(s, true),
+                Ok(s) => return Client::handshake(s, started),
                 Err(e) => last = Some(e),
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -165,13 +165,14 @@ impl Iterator for Subscription {
 }
 
 /// Runs `daemon_exe --daemon` and waits until it says the daemon is ready (or why it is not).
-pub fn start_daemon(home: &Home, daemon_exe: &Path) -> Result<()> {
+/// Returns whether this call started it (false when another client's daemon won the race).
+pub fn start_daemon(home: &Home, daemon_exe: &Path) -> Result<bool> {
     home.ensure()?;
     let out = std::process::Command::new(daemon_exe)
         .arg("--daemon")
         .env("RPM2_HOME", home.root())
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .output()
         .with_context(|| format!("cannot run the rpm2 daemon {}", daemon_exe.display()))?;
@@ -183,7 +184,7 @@ pub fn start_daemon(home: &Home, daemon_exe: &Path) -> Result<()> {
             home.daemon_log().display()
         ));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).trim() != "running")
 }
 
 /// Whether a daemon answers on this home's socket.

@@ -30,8 +30,9 @@ pub fn dlog(msg: impl std::fmt::Display) {
 
 /// Entry point of `rpm2d --daemon`: takes the home's lock (exiting quietly when another daemon holds
 /// it), detaches into its own session, binds the socket and serves until killed. The parent process
-/// exits 0 once the daemon is ready to accept connections, or 1 with the reason on stderr.
-pub fn start_detached(home: Home) -> Result<()> {
+/// exits 0 once the daemon is ready to accept connections, or 1 with the reason on stderr. Returns
+/// whether this call started it (false: another daemon already owns the home).
+pub fn start_detached(home: Home) -> Result<bool> {
     home.ensure()?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -42,7 +43,7 @@ pub fn start_detached(home: Home) -> Result<()> {
     // SAFETY: flock on an fd we own.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         // Another daemon owns this home (or is starting): nothing to do.
-        return Ok(());
+        return Ok(false);
     }
     let (rd, wr) = nix::unistd::pipe().context("cannot create a pipe")?;
     // SAFETY: no threads exist yet in this process (no runtime has been built), so fork is sound.
@@ -55,7 +56,7 @@ pub fn start_detached(home: Home) -> Result<()> {
             let mut s = String::new();
             let _ = f.read_to_string(&mut s);
             if s.starts_with("ok") {
-                Ok(())
+                Ok(true)
             } else if s.is_empty() {
                 bail!("the daemon exited before it was ready: see {}", home.daemon_log().display())
             } else {
@@ -1164,7 +1165,13 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                 }
                 d.changed.notify_one();
                 release_clusters(d);
-                return Ok(before);
+                // The deleted processes, as they are now: stopped, no pid.
+                let mut gone = before;
+                for p in gone.as_array_mut().into_iter().flatten() {
+                    p["status"] = json!("stopped");
+                    p["pid"] = json!(0);
+                }
+                return Ok(gone);
             }
             Ok(summary(d, &ids))
         }

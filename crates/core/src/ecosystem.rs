@@ -45,9 +45,23 @@ pub struct Ecosystem {
 /// Parses data-format text (JSON5 or YAML). Never panics, whatever the input.
 pub fn parse_text(text: &str, kind: Kind) -> std::result::Result<Value, String> {
     match kind {
-        Kind::Json5 => json5::from_str::<Value>(text).map_err(|e| e.to_string().replace('\n', " ")),
-        Kind::Yaml => serde_norway::from_str::<Value>(text).map_err(|e| e.to_string()),
+        Kind::Json5 => json5::from_str::<Value>(text).map_err(|e| json5_error(&e.to_string())),
+        Kind::Yaml => serde_norway::from_str::<Value>(text).map_err(|e| match e.location() {
+            Some(l) => format!("{}:{}: {e}", l.line(), l.column()),
+            None => format!(" {e}"),
+        }),
         Kind::Js => Err("JavaScript needs Node".into()),
+    }
+}
+
+/// pest's multi-line error (` --> 3:5 ... = expected x`) as `3:5: expected x`.
+fn json5_error(e: &str) -> String {
+    let pos = e.split("-->").nth(1).and_then(|r| r.split_whitespace().next()).map(str::to_string);
+    let msg =
+        e.lines().find_map(|l| l.trim().strip_prefix("= ")).map(str::to_string).unwrap_or_else(|| e.replace('\n', " "));
+    match pos {
+        Some(p) => format!("{p}: {msg}"),
+        None => format!(" {msg}"),
     }
 }
 
@@ -137,7 +151,7 @@ pub fn load(path: &Path) -> Result<Ecosystem> {
         }
         k => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            parse_text(&text, k).map_err(|e| anyhow!("syntax error in {}: {e}", path.display()))?
+            parse_text(&text, k).map_err(|e| anyhow!("syntax error in {}:{e}", path.display()))?
         }
     };
     shape(v, path)
@@ -210,7 +224,7 @@ mod tests {
         assert!(shape(json!({"apps": [1]}), p).is_err());
         assert!(shape(json!(3), p).is_err());
         let err = parse_text("{apps: [\n  {script: 'a.js',,}\n]}", Kind::Json5).unwrap_err();
-        assert!(err.contains('2'), "line number expected: {err}");
+        assert!(err.starts_with("2:"), "line:column expected: {err}");
         let err = parse_text("apps:\n  - script: [a\n", Kind::Yaml).unwrap_err();
         assert!(err.contains("line"), "{err}");
     }

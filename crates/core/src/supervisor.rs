@@ -904,6 +904,8 @@ impl Actor {
         self.retire(r, false).await;
         self.st.pid = None;
         let _ = std::fs::remove_file(&self.paths.pid);
+        // PM2 publishes `exit` for every exit, requested ones included.
+        self.event("exit", true);
     }
 
     /// Retires one child. `graceful` (reload): stop routing to it, send cluster `disconnect` and
