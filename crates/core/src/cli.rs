@@ -128,6 +128,11 @@ enum Cmd {
         #[arg(allow_hyphen_values = true)]
         number: String,
     },
+    /// Full-screen dashboard: processes with CPU and memory, the selected one's details, logs and metrics.
+    #[command(visible_aliases = ["dashboard", "dash"])]
+    Monit,
+    /// Serve the JSON web API and Prometheus /metrics as the `rpm2-http-interface` process.
+    Web(crate::web::WebArgs),
 }
 
 #[derive(Args, Debug)]
@@ -236,17 +241,17 @@ struct StartArgs {
     watch_delay: Option<String>,
     #[arg(long = "max-memory-restart")]
     max_memory_restart: Option<String>,
-    #[arg(short = 'k', long = "kill-timeout", allow_hyphen_values = true)]
+    #[arg(short = 'k', long = "kill-timeout")]
     kill_timeout: Option<String>,
-    #[arg(long = "listen-timeout", allow_hyphen_values = true)]
+    #[arg(long = "listen-timeout")]
     listen_timeout: Option<String>,
-    #[arg(long = "restart-delay", allow_hyphen_values = true)]
+    #[arg(long = "restart-delay")]
     restart_delay: Option<String>,
-    #[arg(long = "exp-backoff-restart-delay", allow_hyphen_values = true)]
+    #[arg(long = "exp-backoff-restart-delay")]
     exp_backoff_restart_delay: Option<String>,
-    #[arg(long = "max-restarts", allow_hyphen_values = true)]
+    #[arg(long = "max-restarts")]
     max_restarts: Option<String>,
-    #[arg(long = "min-uptime", allow_hyphen_values = true)]
+    #[arg(long = "min-uptime")]
     min_uptime: Option<String>,
     #[arg(long = "no-autorestart")]
     no_autorestart: bool,
@@ -320,11 +325,7 @@ impl Ui {
         eprintln!("{} {msg}", self.paint.yellow("[rpm2][WARN]"));
     }
     fn client(&self) -> Result<Client> {
-        // RPM2_DAEMON_EXE: the daemon executable when this CLI runs inside another host (the addon).
-        let exe = match std::env::var_os("RPM2_DAEMON_EXE") {
-            Some(p) => std::path::PathBuf::from(p),
-            None => std::env::current_exe().context("cannot find the rpm2 executable")?,
-        };
+        let exe = std::env::current_exe().context("cannot find the rpm2 executable")?;
         let c = Client::connect_or_start(&self.home, &exe)?;
         if c.started_daemon && !self.silent {
             // stderr: stdout stays clean for `rpm2 jlist | jq` even when the daemon had to start.
@@ -343,6 +344,10 @@ impl Ui {
 
 /// Runs the CLI with `argv` (program name first) and returns the process exit code.
 pub fn run(argv: Vec<OsString>) -> i32 {
+    if argv.get(1).map(|a| a == crate::web::SERVER_FLAG).unwrap_or(false) {
+        let args: Vec<String> = argv.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
+        return crate::web::server_main(&args);
+    }
     let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
         Err(e) => {
@@ -578,6 +583,14 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             }
             Ok(0)
         }
+        Cmd::Monit => crate::monit::run(&ui.home, &|| ui.client()),
+        Cmd::Web(a) => {
+            let code = crate::web::command(&ui.home, &ui.paint, ui.silent, a, &|| ui.client())?;
+            if !ui.silent {
+                print_list(ui, &mut ui.client()?)?;
+            }
+            Ok(code)
+        }
         Cmd::Env { id } => {
             let mut c = ui.client()?;
             let list = c.call("describe", json!({"targets": [id], "env": true}))?;
@@ -657,10 +670,11 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
     let num = |flag: &str, v: &Option<String>| -> Result<Option<Value>> {
         match v {
             None => Ok(None),
-            Some(s) => s.trim().parse::<i64>().map(|n| Some(json!(n))).map_err(|_| {
-                let unit = if flag == "--max-restarts" { "" } else { " of milliseconds" };
-                anyhow!("{flag} must be a whole number{unit}, got '{s}'")
-            }),
+            Some(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(|n| Some(json!(n)))
+                .map_err(|_| anyhow!("{flag} must be a whole number (milliseconds), got '{s}'")),
         }
     };
     put("name", a.name.clone().map(Value::String));
@@ -1228,11 +1242,7 @@ pub fn run_daemon() -> i32 {
         };
     }
     match crate::daemon::start_detached(home) {
-        Ok(started) => {
-            // Read by the client that ran us: did this call start the daemon?
-            println!("{}", if started { "started" } else { "running" });
-            0
-        }
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("{e:#}");
             1

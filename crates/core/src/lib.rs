@@ -14,6 +14,7 @@
 //! - [`ipc`]: Node's IPC channel (JSON lines over a socketpair).
 //! - [`logs`]: log file writers and tails.
 //! - [`procinfo`]: CPU and memory of a process tree, read from /proc.
+//! - [`web`]: the JSON web API and Prometheus metrics (`rpm2 web`); [`monit`]: the terminal dashboard.
 //! - [`triggers`], [`watch`], [`cron`]: restarts on file changes, on a schedule, over a memory limit.
 //! - [`cli`], [`table`], [`fmt`]: the command line and its output.
 
@@ -27,6 +28,7 @@ pub mod ecosystem;
 pub mod fmt;
 pub mod ipc;
 pub mod logs;
+pub mod monit;
 pub mod ops;
 pub mod paths;
 pub mod policy;
@@ -38,6 +40,7 @@ pub mod supervisor;
 pub mod table;
 pub mod triggers;
 pub mod watch;
+pub mod web;
 
 /// The version of rpm2 (the crate version), printed by `rpm2 --version` and exchanged in the hello.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
