@@ -241,17 +241,17 @@ struct StartArgs {
     watch_delay: Option<String>,
     #[arg(long = "max-memory-restart")]
     max_memory_restart: Option<String>,
-    #[arg(short = 'k', long = "kill-timeout")]
+    #[arg(short = 'k', long = "kill-timeout", allow_hyphen_values = true)]
     kill_timeout: Option<String>,
-    #[arg(long = "listen-timeout")]
+    #[arg(long = "listen-timeout", allow_hyphen_values = true)]
     listen_timeout: Option<String>,
-    #[arg(long = "restart-delay")]
+    #[arg(long = "restart-delay", allow_hyphen_values = true)]
     restart_delay: Option<String>,
-    #[arg(long = "exp-backoff-restart-delay")]
+    #[arg(long = "exp-backoff-restart-delay", allow_hyphen_values = true)]
     exp_backoff_restart_delay: Option<String>,
-    #[arg(long = "max-restarts")]
+    #[arg(long = "max-restarts", allow_hyphen_values = true)]
     max_restarts: Option<String>,
-    #[arg(long = "min-uptime")]
+    #[arg(long = "min-uptime", allow_hyphen_values = true)]
     min_uptime: Option<String>,
     #[arg(long = "no-autorestart")]
     no_autorestart: bool,
@@ -325,7 +325,11 @@ impl Ui {
         eprintln!("{} {msg}", self.paint.yellow("[rpm2][WARN]"));
     }
     fn client(&self) -> Result<Client> {
-        let exe = std::env::current_exe().context("cannot find the rpm2 executable")?;
+        // RPM2_DAEMON_EXE: the daemon executable when this CLI runs inside another host (the addon).
+        let exe = match std::env::var_os("RPM2_DAEMON_EXE") {
+            Some(p) => std::path::PathBuf::from(p),
+            None => std::env::current_exe().context("cannot find the rpm2 executable")?,
+        };
         let c = Client::connect_or_start(&self.home, &exe)?;
         if c.started_daemon && !self.silent {
             // stderr: stdout stays clean for `rpm2 jlist | jq` even when the daemon had to start.
@@ -670,11 +674,10 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
     let num = |flag: &str, v: &Option<String>| -> Result<Option<Value>> {
         match v {
             None => Ok(None),
-            Some(s) => s
-                .trim()
-                .parse::<i64>()
-                .map(|n| Some(json!(n)))
-                .map_err(|_| anyhow!("{flag} must be a whole number (milliseconds), got '{s}'")),
+            Some(s) => s.trim().parse::<i64>().map(|n| Some(json!(n))).map_err(|_| {
+                let unit = if flag == "--max-restarts" { "" } else { " of milliseconds" };
+                anyhow!("{flag} must be a whole number{unit}, got '{s}'")
+            }),
         }
     };
     put("name", a.name.clone().map(Value::String));
@@ -1242,7 +1245,11 @@ pub fn run_daemon() -> i32 {
         };
     }
     match crate::daemon::start_detached(home) {
-        Ok(()) => 0,
+        Ok(started) => {
+            // Read by the client that ran us: did this call start the daemon?
+            println!("{}", if started { "started" } else { "running" });
+            0
+        }
         Err(e) => {
             eprintln!("{e:#}");
             1
