@@ -8,8 +8,8 @@
 // cleans up its daemon and apps (helpers.useHome registers cleanup with t.after). Run:
 //   RPM2_TEST_NODES=$(node scripts/install-nodes.js | paste -sd:) node --test __test__/ipc.test.js
 //
-// The bus is read through a raw control-socket client (RawClient below: hello, then subscribe), so
-// these tests exercise the daemon's event stream directly, independently of the JS API.
+// The bus is read with the JS API (require('rpm2').launchBus(), wildcard '*'), and, where the daemon's
+// wire matters, with a raw control-socket client (RawClient below: hello, then subscribe / send).
 
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -115,11 +115,36 @@ function httpGet(port, p = '/', timeout = 20000) {
   });
 }
 
+/** Collected bus events ({topic, data}) with helpers to find and wait for them. */
+class EventLog {
+  constructor() {
+    this.events = [];
+  }
+
+  /** Index of the first event (at or after `from`) matching `pred`, or -1. */
+  indexOf(pred, from = 0) {
+    for (let i = from; i < this.events.length; i++) if (pred(this.events[i])) return i;
+    return -1;
+  }
+
+  /** Waits for an event (at or after index `from`) matching `pred`; returns its index. */
+  async waitEvent(pred, what, from = 0, timeout = 20000) {
+    const i = await h.waitFor(() => {
+      const j = this.indexOf(pred, from);
+      return j >= 0 ? j + 1 : 0;
+    }, { timeout, interval: 20, message: `bus event: ${what}` }).catch((e) => {
+      e.message += `\nevents seen:\n${this.events.map((x) => JSON.stringify(x).slice(0, 300)).join('\n')}`;
+      throw e;
+    });
+    return i - 1;
+  }
+}
+
 /**
  * A raw client of the daemon's control socket (<home>/rpc.sock, JSON lines): `hello` first, then
  * calls; `subscribe()` turns the connection into an event stream collected in `events`.
  */
-class RawClient {
+class RawClient extends EventLog {
   static async open(home) {
     const c = new RawClient(net.createConnection(path.join(home, 'rpc.sock')));
     await new Promise((resolve, reject) => {
@@ -132,11 +157,11 @@ class RawClient {
   }
 
   constructor(sock) {
+    super();
     this.sock = sock;
     this.nextId = 1;
     this.buf = '';
     this.replies = new Map();
-    this.events = [];
     this.closed = false;
     sock.setEncoding('utf8');
     sock.on('data', (d) => this.onData(d));
@@ -174,27 +199,24 @@ class RawClient {
     assert.ok(r.result && r.result.subscribed, `subscribe refused: ${JSON.stringify(r)}`);
   }
 
-  /** Index of the first event (at or after `from`) matching `pred`, or -1. */
-  indexOf(pred, from = 0) {
-    for (let i = from; i < this.events.length; i++) if (pred(this.events[i])) return i;
-    return -1;
-  }
-
-  /** Waits for an event (at or after index `from`) matching `pred`; returns its index. */
-  async waitEvent(pred, what, from = 0, timeout = 20000) {
-    const i = await h.waitFor(() => {
-      const j = this.indexOf(pred, from);
-      return j >= 0 ? j + 1 : 0;
-    }, { timeout, interval: 20, message: `bus event: ${what}` }).catch((e) => {
-      e.message += `\nevents seen:\n${this.events.map((x) => JSON.stringify(x).slice(0, 300)).join('\n')}`;
-      throw e;
-    });
-    return i - 1;
-  }
-
   close() {
     this.sock.destroy();
   }
+}
+
+/** require('rpm2') bound to `home` (a fresh RPM2 instance per test). */
+function api(home) {
+  const { RPM2 } = require(h.ROOT);
+  return new RPM2({ home });
+}
+
+/** launchBus() of the JS API for `home`, every event collected through `bus.on('*')`. */
+async function apiBus(t, home) {
+  const log = new EventLog();
+  const bus = await api(home).launchBus();
+  t.after(() => bus.close());
+  bus.on('*', (topic, data) => log.events.push({ topic, data }));
+  return log;
 }
 
 /** A daemon for `home` (started by `rpm2 ping`) and a raw client subscribed to every topic. */
@@ -322,6 +344,23 @@ for (const node of NODES) {
       assert.equal(list.find((x) => x.name === 'polite').pm2_env.exit_code, 0, 'the polite app exited 0');
     });
 
+    test('reload of a fork-mode app is a graceful restart: "shutdown" (with --shutdown-with-message), exit, start', async (t) => {
+      const { home } = h.useHome(t);
+      await start(home, node, GRACEFUL, 'graceful', ['--shutdown-with-message', '--kill-timeout', '10000']);
+      const p = await online(home, 'graceful');
+      await waitLog(home, 'graceful', /listening \d+/);
+      const r = await h.rpm2(['reload', 'graceful'], { home });
+      assert.equal(r.code, 0, h.show(r));
+      const q = await online(home, 'graceful');
+      assert.notEqual(q.pid, p.pid, 'a new process');
+      assert.equal(q.pm2_env.restart_time, 1, 'restart_time incremented');
+      assert.ok(!h.isAlive(p.pid), 'the old process is gone');
+      const log = await outLog(home, 'graceful');
+      assert.match(log, /got message "shutdown"[\s\S]*server closed, exiting/, 'the old process closed on "shutdown"');
+      assert.doesNotMatch(log, /got SIGINT/);
+      await waitLog(home, 'graceful', /listening \d+[\s\S]*listening \d+/, { message: 'the new process listens' });
+    });
+
     test('wait_ready: status is launching until the app sends "ready", then online; without "ready" it is online after listen_timeout', async (t) => {
       const { dir, home } = h.useHome(t);
       const flag = path.join(dir, 'send-ready-now');
@@ -351,9 +390,9 @@ for (const node of NODES) {
       assert.ok(timeoutLine, `the daemon log says 'never' did not send ready in time\n${daemonLog(home)}`);
     });
 
-    test('child -> daemon -> bus: {type, data}, other values as process:msg raw, "ready", process:event online/exit/stop, log:out', async (t) => {
+    test('child -> daemon -> launchBus(): {type, data}, other values as process:msg raw, "ready", process:event online/exit/stop, log:out', async (t) => {
       const { home } = h.useHome(t);
-      const bus = await subscribedBus(t, home);
+      const bus = await apiBus(t, home);
       await start(home, node, MESSENGER, 'messenger');
       const p = await online(home, 'messenger');
       const mine = (e) => e.data && e.data.process && e.data.process.name === 'messenger' && e.data.process.pm_id === p.pm_id;
@@ -379,27 +418,40 @@ for (const node of NODES) {
       await bus.waitEvent((e) => e.topic === 'process:event' && mine(e) && e.data.event === 'stop', 'process:event stop', iOnline2 + 1);
     });
 
-    test('daemon -> child: method `send` delivers the packet verbatim; `rpm2 sendSignal SIGUSR2` reaches the app', async (t) => {
+    test('daemon -> child: method `send` and sendDataToProcessId deliver the packet verbatim; sendSignal SIGUSR2 reaches the app', async (t) => {
       const { home } = h.useHome(t);
       const bus = await subscribedBus(t, home);
       await start(home, node, MESSENGER, 'messenger');
       const p = await online(home, 'messenger');
       await waitLog(home, 'messenger', /messenger log line/);
+      const echoed = (packet) => (e) => e.topic === 'echo' && e.data.process && e.data.process.pm_id === p.pm_id
+        && util.isDeepStrictEqual(e.data.data, packet);
+
+      // The daemon method, on the wire.
       const packet = { topic: 't', data: { a: 1 }, id: p.pm_id };
       const c = await RawClient.open(home);
       t.after(() => c.close());
       const r = await c.call('send', { id: p.pm_id, packet });
       assert.ok(r.result, `send failed: ${JSON.stringify(r)}`);
-      await bus.waitEvent((e) => e.topic === 'echo' && e.data.process && e.data.process.pm_id === p.pm_id
-        && util.isDeepStrictEqual(e.data.data, packet), 'the child echoes the packet it received');
-      const m = await waitLog(home, 'messenger', /^got message (\{.*\})$/m);
+      await bus.waitEvent(echoed(packet), 'the child echoes the packet it received');
+      const m = await waitLog(home, 'messenger', /^got message (\{.*"topic":"t".*\})$/m);
       assert.deepEqual(JSON.parse(m[1]), packet, 'the child received exactly the packet');
+
+      // The JS API.
+      const packet2 = { id: p.pm_id, type: 'process:msg', topic: 'from-api', data: { b: [1, 'two', null], s: 'é\n"' } };
+      const res = await api(home).sendDataToProcessId(p.pm_id, packet2);
+      assert.equal(res.success, true, JSON.stringify(res));
+      await bus.waitEvent(echoed(packet2), 'the child echoes the API packet');
 
       const s = await h.rpm2(['sendSignal', 'SIGUSR2', 'messenger'], { home });
       assert.equal(s.code, 0, h.show(s));
       await waitLog(home, 'messenger', /got SIGUSR2/);
+      await api(home).sendSignalToProcessName('SIGUSR2', 'messenger');
+      await h.waitFor(async () => (await outLog(home, 'messenger')).match(/got SIGUSR2/g).length >= 2,
+        { message: 'the second SIGUSR2 (sendSignalToProcessName) arrived' });
       const after = await h.proc(home, 'messenger');
-      assert.equal(after.pid, p.pid, 'the signal did not restart the app');
+      assert.equal(after.pid, p.pid, 'no restart');
+      assert.equal(after.pm2_env.restart_time, 0);
     });
 
     test('faults on the channel (garbage, 6 MB line, stray NODE_HANDLE_ACK, disconnect, a handle): daemon up, others untouched, faulty apps still supervised', async (t) => {
