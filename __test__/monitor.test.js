@@ -88,6 +88,15 @@ async function startWeb(home, args, opts = {}) {
   return { r, entry };
 }
 
+/** The stable /metrics names (README "Monitoring") and their types. */
+const METRIC_TYPES = {
+  rpm2_up: 'gauge', rpm2_info: 'gauge', rpm2_daemon_memory_bytes: 'gauge', rpm2_daemon_cpu_seconds_total: 'counter',
+  rpm2_daemon_uptime_seconds: 'gauge', rpm2_daemon_pid: 'gauge', rpm2_processes: 'gauge',
+  rpm2_process_cpu_percent: 'gauge', rpm2_process_memory_bytes: 'gauge', rpm2_process_restarts: 'gauge',
+  rpm2_process_unstable_restarts: 'gauge', rpm2_process_uptime_seconds: 'gauge', rpm2_process_pid: 'gauge',
+  rpm2_process_status: 'gauge', rpm2_process_custom_metric: 'gauge',
+};
+
 // ---------------------------------------------------------------------------------------------------
 // A small Prometheus text-format (0.0.4) parser: every line is a comment (# HELP / # TYPE / other),
 // blank, or a sample `name{label="value",...} value [timestamp]`. Throws on anything else.
@@ -370,15 +379,9 @@ describe('rpm2 web', () => {
       assert.ok(m.help.has(s.name), `HELP for ${s.name}`);
       assert.ok(m.type.has(s.name), `TYPE for ${s.name}`);
     }
-    // The documented names are all there, with their types.
-    const types = {
-      rpm2_up: 'gauge', rpm2_info: 'gauge', rpm2_daemon_memory_bytes: 'gauge', rpm2_daemon_cpu_seconds_total: 'counter',
-      rpm2_daemon_uptime_seconds: 'gauge', rpm2_daemon_pid: 'gauge', rpm2_processes: 'gauge',
-      rpm2_process_cpu_percent: 'gauge', rpm2_process_memory_bytes: 'gauge', rpm2_process_restarts: 'gauge',
-      rpm2_process_unstable_restarts: 'gauge', rpm2_process_uptime_seconds: 'gauge', rpm2_process_pid: 'gauge',
-      rpm2_process_status: 'gauge', rpm2_process_custom_metric: 'gauge',
-    };
-    for (const [name, ty] of Object.entries(types)) assert.equal(m.type.get(name), ty, name);
+    // The documented names are all there, with their types, and no others.
+    for (const [name, ty] of Object.entries(METRIC_TYPES)) assert.equal(m.type.get(name), ty, name);
+    assert.deepEqual([...m.type.keys()].sort(), Object.keys(METRIC_TYPES).sort());
     assert.equal(sample(m, 'rpm2_up').value, 1);
     const daemonPid = h.daemonPid(home);
     assert.equal(sample(m, 'rpm2_daemon_pid').value, daemonPid);
@@ -547,6 +550,36 @@ describe('rpm2 web', () => {
     assert.equal((await get(port, '/')).status, 200);
     const web = (await h.jlist(home)).find((p) => p.name === WEB);
     assert.equal(web.pm2_env.restart_time, 0, 'the web server did not crash');
+  });
+});
+
+describe('docs and examples', () => {
+  test('the README documents every /metrics name and the Grafana example uses only those', () => {
+    const readme = fs.readFileSync(path.join(h.ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Monitoring'), readme.indexOf('\n## ', readme.indexOf('## Monitoring') + 3));
+    assert.ok(section.length > 100, 'README has a Monitoring section');
+    for (const [name, ty] of Object.entries(METRIC_TYPES)) {
+      assert.match(section, new RegExp(`\\| \`${name}(\\{[^}]*\\})?\` \\| ${ty} \\|`), `README row for ${name}`);
+    }
+    const dir = path.join(h.ROOT, 'examples', 'grafana');
+    const dash = JSON.parse(fs.readFileSync(path.join(dir, 'rpm2-dashboard.json'), 'utf8'));
+    const exprs = [];
+    const walk = (v) => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') {
+        for (const [k, x] of Object.entries(v)) {
+          if ((k === 'expr' || k === 'definition') && typeof x === 'string') exprs.push(x);
+          else walk(x);
+        }
+      }
+    };
+    walk(dash);
+    assert.ok(exprs.length >= 8, 'the dashboard has queries');
+    const used = new Set(exprs.flatMap((e) => e.match(/\brpm2_[a-z_]+/g) || []));
+    for (const n of used) assert.ok(n in METRIC_TYPES, `dashboard uses unknown metric ${n}`);
+    for (const n of ['rpm2_process_cpu_percent', 'rpm2_process_memory_bytes', 'rpm2_process_restarts', 'rpm2_process_status']) {
+      assert.ok(used.has(n), `dashboard charts ${n}`);
+    }
   });
 });
 
