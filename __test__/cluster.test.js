@@ -232,6 +232,21 @@ function tcpConnect(port) {
   });
 }
 
+/** A port p of 127.0.0.1 such that p and p + 1 were both free a moment ago. */
+async function freePortPair() {
+  for (let i = 0; i < 50; i++) {
+    const p = await freePort();
+    if (p >= 65535) continue;
+    const second = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.on('error', () => resolve(false));
+      s.listen(p + 1, HOST, () => s.close(() => resolve(true)));
+    });
+    if (second) return p;
+  }
+  throw new Error('no two consecutive free ports found');
+}
+
 /** A self-signed certificate for localhost in `dir` (cert.pem, key.pem). */
 function makeCert(dir) {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
@@ -336,7 +351,7 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
   const node = SYSTEM_NODE;
 
   for (const n of [2, 1]) {
-    test(`reload -i ${n} three times under a steady client loop: no failed request, every pid replaced, restart counts incremented`, async (t) => {
+    test(`reload -i ${n} three times (once as gracefulReload) under steady client loops: no failed request, every pid replaced, restart counts incremented`, async (t) => {
       const { home } = h.useHome(t);
       const port = await freePort();
       await start(home, node, HTTP_APP, 'web', ['-i', String(n)], { PORT: port, HOST });
@@ -349,8 +364,10 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
       await loop.progress(5);
       await slow.progress(2);
       for (let k = 1; k <= 3; k++) {
-        const r = await h.rpm2(['reload', 'web'], { home });
-        assert.equal(r.code, 0, `reload ${k}\n${h.show(r)}`);
+        // The second one through the seed's name for it.
+        const cmd = k === 2 ? 'gracefulReload' : 'reload';
+        const r = await h.rpm2([cmd, 'web'], { home });
+        assert.equal(r.code, 0, `${cmd} (${k} of 3)\n${h.show(r)}`);
         await loop.progress(5);
         await slow.progress(2);
       }
@@ -446,6 +463,106 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     const errors = [...(await loop.stop()).errors, ...(await slow.stop()).errors, ...(await slow2.stop()).errors];
     assert.deepEqual(errors, [], 'failed requests during the rolled-back reload');
     await assertRolledBack(home, port, before);
+  });
+
+  test('reload of a cluster app that never listens (a background worker) replaces its workers, as PM2', {
+    todo: 'core bug: the explicit reload waits for a `listening` that never comes, rolls back after listen_timeout and exits 1, so a non-listening -i app can never be reloaded (the watch/cron trigger path already treats such apps as restarts)',
+  }, async (t) => {
+    const { home } = h.useHome(t);
+    await start(home, node, h.fixture('ipc-sleep.js'), 'bg', ['-i', '2', '--listen-timeout', '1000']);
+    const before = await allOnline(home, 'bg', 2);
+    const r = await h.rpm2(['reload', 'bg'], { home });
+    assert.equal(r.code, 0, h.show(r));
+    const after = await allOnline(home, 'bg', 2);
+    for (const [i, p] of after.entries()) {
+      assert.notEqual(p.pid, before[i].pid, `worker ${p.pm_id} replaced`);
+      assert.equal(p.pm2_env.restart_time, 1);
+    }
+  });
+
+  test('restart (not reload) of -i 2 under a client loop refuses no connection: the listener is held while all workers restart', async (t) => {
+    const { home } = h.useHome(t);
+    const port = await freePort();
+    await start(home, node, HTTP_APP, 'web', ['-i', '2'], { PORT: port, HOST });
+    const before = await allOnline(home, 'web', 2);
+    await waitPids(port, 2);
+    const loop = clientLoop(port);
+    t.after(() => loop.stop());
+    await loop.progress(5);
+    await ok(['restart', 'web'], { home });
+    const after = await allOnline(home, 'web', 2);
+    for (const [i, p] of after.entries()) assert.notEqual(p.pid, before[i].pid, `worker ${p.pm_id} restarted`);
+    await h.waitFor(() => after.every((p) => loop.stats.pids.has(p.pid)), { message: 'both new workers serve the loop' });
+    const stats = await loop.stop();
+    const refused = stats.errors.filter((c) => c === 'ECONNREFUSED');
+    assert.equal(refused.length, 0, `connections refused during the restart: ${JSON.stringify(stats.errors)}`);
+  });
+
+  test('server.close() in one worker: it gets no more connections, the other serves them all, nothing refused', async (t) => {
+    const { home } = h.useHome(t);
+    const port = await freePort();
+    await start(home, node, HTTP_APP, 'web', ['-i', '2'], { PORT: port, HOST });
+    const procs = await allOnline(home, 'web', 2);
+    await waitPids(port, 2);
+    const c = await get(port, { path: '/close' });
+    assert.ok(c.ok && c.json, JSON.stringify(c));
+    const closer = c.json.pid;
+    const other = procs.map((p) => p.pid).find((pid) => pid !== closer);
+    await waitLog(home, 'web', new RegExp(`server closed main ${closer}`));
+    for (let i = 0; i < 10; i++) {
+      const r = await get(port, { timeout: 10000 });
+      assert.ok(r.ok && r.json, `request ${i} after server.close(): ${JSON.stringify(r)}`);
+      assert.equal(r.json.pid, other, `request ${i} went to the worker that still listens`);
+    }
+    assert.ok(h.isAlive(closer), 'the closing worker keeps running');
+  });
+
+  test('-i max runs one worker per CPU, -i -1 CPUs minus one (at least 1)', async (t) => {
+    const { home } = h.useHome(t);
+    const cpus = os.cpus().length;
+    await start(home, node, h.fixture('ipc-sleep.js'), 'max', ['-i', 'max']);
+    await start(home, node, h.fixture('ipc-sleep.js'), 'minus', ['-i', '-1']);
+    const max = await allOnline(home, 'max', cpus);
+    const minus = await allOnline(home, 'minus', Math.max(1, cpus - 1));
+    for (const p of [...max, ...minus]) assert.equal(p.pm2_env.exec_mode, 'cluster_mode');
+  });
+
+  test('--increment-var PORT gives each worker its own port; --instance-var INSTANCE_ID replaces NODE_APP_INSTANCE\'s name', async (t) => {
+    const { home } = h.useHome(t);
+    const port = await freePortPair();
+    await start(home, node, HTTP_APP, 'web', ['-i', '2', '--increment-var', 'PORT', '--instance-var', 'INSTANCE_ID'],
+      { PORT: port, HOST });
+    const procs = await allOnline(home, 'web', 2);
+    const a = await waitPids(port, 1);
+    const b = await waitPids(port + 1, 1);
+    const [wa] = [...a.values()];
+    const [wb] = [...b.values()];
+    assert.notEqual(wa.pid, wb.pid, 'one worker per port');
+    assert.deepEqual([wa.envPort, wb.envPort], [String(port), String(port + 1)]);
+    assert.deepEqual([wa.instanceId, wb.instanceId].sort(), ['0', '1'], 'INSTANCE_ID is the instance number');
+    assert.deepEqual([wa.pid, wb.pid].sort(), procs.map((p) => p.pid).sort());
+  });
+
+  test('user messages work in cluster workers: {type, data} from each worker reaches launchBus, sendDataToProcessId reaches a worker', async (t) => {
+    const { home } = h.useHome(t);
+    const { RPM2 } = require(h.ROOT);
+    const rpm2api = new RPM2({ home });
+    const events = [];
+    const bus = await rpm2api.launchBus();
+    t.after(() => bus.close());
+    bus.on('*', (topic, data) => events.push({ topic, data }));
+    await start(home, node, h.fixture('ipc-messenger.js'), 'msgs', ['-i', '2']);
+    const procs = await allOnline(home, 'msgs', 2);
+    const from = (topic, id, pred) => events.some((e) => e.topic === topic && e.data.process && e.data.process.pm_id === id && pred(e.data));
+    for (const p of procs) {
+      await h.waitFor(() => from('my:event', p.pm_id, (d) => d.data && d.data.hello === 'world')
+        && from('process:msg', p.pm_id, (d) => d.raw === 'ready'), { message: `messages of worker ${p.pm_id} on the bus` });
+    }
+    const packet = { id: procs[1].pm_id, topic: 'to-worker', data: { z: 26 } };
+    await rpm2api.sendDataToProcessId(procs[1].pm_id, packet);
+    await h.waitFor(() => from('echo', procs[1].pm_id, (d) => d.data && d.data.topic === 'to-worker' && d.data.data.z === 26),
+      { message: 'the worker echoes the packet' });
+    assert.ok(!from('echo', procs[0].pm_id, () => true), 'only the addressed worker got it');
   });
 
   test('SIGKILL of the only worker (-i 1) refuses no connection: the listener is held while the daemon restarts it', async (t) => {
