@@ -201,7 +201,8 @@ impl Rotation {
     }
 
     /// An app's rotation from its `max_size` (`"10M"`, `"100K"`, bytes; `0`/`false` = off), `retain`
-    /// (a count, or `"all"`) and `compress` options, over [`Rotation::defaults`]. Errors name the field.
+    /// (a count, or `"all"`) and `compress` options, over [`Rotation::defaults`]. `RPM2_LOG_ROTATE=off`
+    /// wins over the app's `max_size` (a kill switch for every app). Errors name the field.
     pub fn resolve(
         max_size: Option<&Value>,
         retain: Option<&Value>,
@@ -209,6 +210,7 @@ impl Rotation {
         var: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Rotation, String> {
         let mut r = Rotation::defaults(var);
+        let kill_switch = r.max_size == 0 && var("RPM2_LOG_ROTATE").map(|v| off_word(&v)).unwrap_or(false);
         match max_size {
             None | Some(Value::Null) | Some(Value::Bool(true)) => {}
             Some(v) => r.max_size = size_of(v, "max_size")?,
@@ -220,6 +222,9 @@ impl Rotation {
         match compress {
             None | Some(Value::Null) => {}
             Some(v) => r.compress = flag_of(v, "compress")?,
+        }
+        if kill_switch {
+            r.max_size = 0;
         }
         Ok(r)
     }
@@ -700,11 +705,12 @@ fn split_name(path: &Path) -> (PathBuf, String, String) {
 }
 
 /// Where `path` goes when rotated at `ms`: `<stem>__YYYY-MM-DD_HH-mm-ss<ext>` (local time), with
-/// `-1`, `-2`... after the date when that name (or its `.gz`) exists.
+/// `-1`, `-2`... after the date when rotated files of that second exist (always above the highest
+/// counter present, so that names sort in rotation order even after pruning).
 pub fn rotated_path(path: &Path, ms: u64) -> PathBuf {
     let (dir, stem, ext) = split_name(path);
     let date = fmt::format_date(ms, ROTATE_DATE);
-    let mut n = 0u32;
+    let mut n = rotated_keys(path).into_iter().filter(|(d, _)| *d == date).map(|(_, n)| n + 1).max().unwrap_or(0);
     loop {
         let name = if n == 0 { format!("{stem}__{date}{ext}") } else { format!("{stem}__{date}-{n}{ext}") };
         let p = dir.join(&name);
@@ -715,14 +721,22 @@ pub fn rotated_path(path: &Path, ms: u64) -> PathBuf {
     }
 }
 
+fn rotated_keys(path: &Path) -> Vec<(String, u64)> {
+    rotated_map(path).into_keys().collect()
+}
+
 /// The rotated files of `path`, oldest first: each entry is the files of one rotation (the `.log`,
 /// its `.gz`, or both while being compressed).
 pub fn rotated_files(path: &Path) -> Vec<Vec<PathBuf>> {
+    rotated_map(path).into_values().collect()
+}
+
+fn rotated_map(path: &Path) -> std::collections::BTreeMap<(String, u64), Vec<PathBuf>> {
     let (dir, stem, ext) = split_name(path);
     let prefix = format!("{stem}__");
     let gz = format!("{ext}.gz");
     let mut found: std::collections::BTreeMap<(String, u64), Vec<PathBuf>> = Default::default();
-    let Ok(rd) = std::fs::read_dir(&dir) else { return vec![] };
+    let Ok(rd) = std::fs::read_dir(&dir) else { return found };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix(&prefix) else { continue };
@@ -750,7 +764,7 @@ pub fn rotated_files(path: &Path) -> Vec<Vec<PathBuf>> {
             found.entry((date.to_string(), n)).or_default().push(e.path());
         }
     }
-    found.into_values().collect()
+    found
 }
 
 /// Removes the oldest rotated files of `path` beyond `retain`.
@@ -790,21 +804,50 @@ pub fn gzip_file(file: &Path) -> std::io::Result<PathBuf> {
     Ok(gz)
 }
 
-/// After `path` was renamed to `target`: gzip it (in a thread) if asked, and prune old files.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` on the one background thread that compresses and prunes rotated files. One thread, in
+/// order: a later prune never races an earlier compression (which would bring a pruned file back).
+fn background(job: Job) {
+    static QUEUE: Mutex<Option<std::sync::mpsc::Sender<Job>>> = Mutex::new(None);
+    let Ok(mut q) = QUEUE.lock() else { return job() };
+    if q.is_none() {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new().name("rpm2-logs".into()).spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        });
+        if let Err(e) = spawned {
+            drop(q);
+            crate::daemon::dlog(format!("cannot start the log compression thread: {e}; compressing inline"));
+            return job();
+        }
+        *q = Some(tx);
+    }
+    if let Some(tx) = q.as_ref() {
+        if let Err(std::sync::mpsc::SendError(job)) = tx.send(job) {
+            *q = None;
+            drop(q);
+            job();
+        }
+    }
+}
+
+/// After `path` was renamed to `target`: gzip it (in the background) if asked, and prune old files.
 fn finish_rotation(path: PathBuf, target: PathBuf, rot: Rotation) {
     if !rot.compress {
         prune(&path, rot.retain);
         return;
     }
-    let job = move || {
-        if let Err(e) = gzip_file(&target) {
-            crate::daemon::dlog(format!("cannot compress rotated log {}: {e}", target.display()));
+    background(Box::new(move || {
+        match gzip_file(&target) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // pruned meanwhile
+            Err(e) => crate::daemon::dlog(format!("cannot compress rotated log {}: {e}", target.display())),
         }
         prune(&path, rot.retain);
-    };
-    if let Err(e) = std::thread::Builder::new().name("rpm2-gzip".into()).spawn(job) {
-        crate::daemon::dlog(format!("cannot start log compression: {e}"));
-    }
+    }));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -871,7 +914,9 @@ pub fn daemon_log_line(line: &str) {
     let target = rotated_path(&path, fmt::now_ms());
     if std::fs::rename(&path, &target).is_ok() {
         reopen_stdio(&path);
-        finish_rotation(path, target, st.rotation.clone());
+        let rotation = st.rotation.clone();
+        drop(guard); // finish_rotation may log
+        finish_rotation(path, target, rotation);
     }
 }
 
@@ -1132,6 +1177,8 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert!(left[0][0].ends_with("app-out__2026-11-25_08-00-00-1.log"));
         assert!(d.join("app-out-3__2026-11-24_23-59-59.log").exists());
+        // After pruning, a rotation in the same second still sorts last.
+        assert_eq!(rotated_path(&p, ms), d.join("app-out__2026-11-25_08-00-00-2.log"));
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -1146,6 +1193,7 @@ mod tests {
         assert_eq!(Rotation::resolve(Some(&0.into()), None, None, &none).unwrap().max_size, 0);
         let off = |k: &str| (k == "RPM2_LOG_ROTATE").then(|| "off".to_string());
         assert_eq!(Rotation::resolve(None, None, None, &off).unwrap().max_size, 0);
+        assert_eq!(Rotation::resolve(Some(&"1M".into()), None, None, &off).unwrap().max_size, 0);
         assert!(Rotation::resolve(Some(&"10X".into()), None, None, &none).unwrap_err().contains("max_size"));
         assert!(Rotation::resolve(None, Some(&"many".into()), None, &none).unwrap_err().contains("retain"));
         assert!(Rotation::resolve(None, None, Some(&"yes".into()), &none).unwrap_err().contains("compress"));
