@@ -387,6 +387,24 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     });
   }
 
+  test('reload honours PM2_GRACEFUL_TIMEOUT in the app env as the grace period: a 2 s request in flight in the old worker completes although --kill-timeout is 300', async (t) => {
+    // (Without the variable the grace period is kill_timeout, and this request is cut: checked by hand.)
+    const { home } = h.useHome(t);
+    const port = await freePort();
+    await start(home, node, HTTP_APP, 'web', ['-i', '1', '--kill-timeout', '300'], { PORT: port, HOST, PM2_GRACEFUL_TIMEOUT: '10000' });
+    const [before] = await allOnline(home, 'web', 1);
+    await waitPids(port, 1);
+    const slow = get(port, { path: '/slow?ms=2000' });
+    await waitLog(home, 'web', new RegExp(`slow start 2000 ${before.pid}`));
+    const r = await h.rpm2(['reload', 'web'], { home });
+    assert.equal(r.code, 0, h.show(r));
+    const res = await slow;
+    assert.ok(res.ok && res.status === 200, `the in-flight request completed: ${JSON.stringify(res)}`);
+    assert.equal(res.json.pid, before.pid, 'answered by the old worker');
+    const [after] = await allOnline(home, 'web', 1);
+    assert.notEqual(after.pid, before.pid);
+  });
+
   test('Listing 4-10 in cluster mode: a request in flight during `rpm2 reload` completes', async (t) => {
     const { home } = h.useHome(t);
     const port = await freePort();
@@ -420,7 +438,9 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
   async function assertRolledBack(home, port, before) {
     const after = await allOnline(home, 'web', 2);
     assert.deepEqual(after.map((p) => p.pid), before.map((p) => p.pid), 'the old workers are still the listed ones');
-    for (const p of after) assert.equal(p.pm2_env.restart_time, 0, `worker ${p.pm_id} was not replaced`);
+    for (const [i, p] of after.entries()) {
+      assert.equal(p.pm2_env.restart_time, before[i].pm2_env.restart_time, `worker ${p.pm_id} was not replaced`);
+    }
     const failed = [...(await outLog(home, 'web')).matchAll(/not sending ready (\d+)/g)].map((m) => Number(m[1]));
     assert.ok(failed.length >= 1, 'the new worker ran');
     await h.waitFor(() => failed.every((pid) => !h.isAlive(pid)), { message: 'the rolled-back worker is gone' });
@@ -428,11 +448,19 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     assert.deepEqual([...serving.keys()].sort(), before.map((p) => p.pid).sort(), 'the old pids still serve');
   }
 
-  test('a new worker that never sends "ready" is rolled back: reload exits non-zero naming the instance, the old workers keep serving', async (t) => {
+  test('wait_ready reload: replaced once the new workers say "ready"; a new worker that never does is rolled back, reload exits non-zero naming it, the old workers keep serving', async (t) => {
     const { dir, home } = h.useHome(t);
     const flag = path.join(dir, 'send-ready');
     const port = await freePort();
-    const before = await readyCluster(home, flag, port);
+    const first = await readyCluster(home, flag, port);
+    const r0 = await h.rpm2(['reload', 'web'], { home });
+    assert.equal(r0.code, 0, `a reload whose workers send ready succeeds\n${h.show(r0)}`);
+    const before = await allOnline(home, 'web', 2);
+    for (const [i, p] of before.entries()) {
+      assert.notEqual(p.pid, first[i].pid, `worker ${p.pm_id} replaced`);
+      assert.equal(p.pm2_env.restart_time, 1);
+    }
+    await waitPids(port, 2);
     fs.writeFileSync(flag, 'no');
     const r = await h.rpm2(['reload', 'web'], { home });
     assert.notEqual(r.code, 0, `reload must fail\n${h.show(r)}`);

@@ -390,7 +390,7 @@ for (const node of NODES) {
       assert.ok(timeoutLine, `the daemon log says 'never' did not send ready in time\n${daemonLog(home)}`);
     });
 
-    test('child -> daemon -> launchBus(): {type, data}, other values as process:msg raw, "ready", process:event online/exit/stop, log:out', async (t) => {
+    test('child -> daemon -> launchBus(): {type, data}, other values as process:msg raw, "ready", process:event online/exit/stop/restart/delete, log:out/err', async (t) => {
       const { home } = h.useHome(t);
       const bus = await apiBus(t, home);
       await start(home, node, MESSENGER, 'messenger');
@@ -406,16 +406,25 @@ for (const node of NODES) {
       const iReady = await bus.waitEvent((e) => e.topic === 'process:msg' && mine(e) && e.data.raw === 'ready', "process:msg raw 'ready'");
       assert.ok(iMsg < iCustom && iCustom < iRaw && iRaw < iReady, 'messages arrive in the order the child sent them');
       await bus.waitEvent((e) => e.topic === 'log:out' && mine(e) && String(e.data.data).includes(`messenger log line ${p.pid}`), 'log:out line');
+      await bus.waitEvent((e) => e.topic === 'log:err' && mine(e) && String(e.data.data).includes(`messenger err line ${p.pid}`), 'log:err line');
 
-      // A crash: exit event, then back online (automatic restart).
+      // A crash: exit event (with the signal, not manual), then back online (automatic restart).
       process.kill(p.pid, 'SIGKILL');
-      const iExit = await bus.waitEvent((e) => e.topic === 'process:event' && mine(e) && e.data.event === 'exit', 'process:event exit', iOnline + 1);
+      const event = (name) => (e) => e.topic === 'process:event' && mine(e) && e.data.event === name;
+      const iExit = await bus.waitEvent(event('exit'), 'process:event exit', iOnline + 1);
       const ex = bus.events[iExit].data;
-      assert.ok(ex.process.exit_signal === 'SIGKILL' || ex.process.exit_code === null, `exit event names the kill: ${JSON.stringify(ex)}`);
-      const iOnline2 = await bus.waitEvent((e) => e.topic === 'process:event' && mine(e) && e.data.event === 'online', 'process:event online after the crash', iExit + 1);
+      assert.equal(ex.process.exit_signal, 'SIGKILL', `the exit event names the signal: ${JSON.stringify(ex)}`);
+      assert.equal(ex.manually, false, 'a crash is not manual');
+      const iOnline2 = await bus.waitEvent(event('online'), 'process:event online after the crash', iExit + 1);
       await h.waitForProc(home, 'messenger', (x) => x.pm2_env.status === 'online' && x.pid > 0 && x.pid !== p.pid);
       await ok(['stop', 'messenger'], { home });
-      await bus.waitEvent((e) => e.topic === 'process:event' && mine(e) && e.data.event === 'stop', 'process:event stop', iOnline2 + 1);
+      const iStop = await bus.waitEvent(event('stop'), 'process:event stop', iOnline2 + 1);
+      assert.equal(bus.events[iStop].data.manually, true, 'a stop is manual');
+      await ok(['restart', 'messenger'], { home });
+      const iRestart = await bus.waitEvent(event('restart'), 'process:event restart', iStop + 1);
+      await bus.waitEvent(event('online'), 'process:event online after the restart', iRestart + 1);
+      await ok(['delete', 'messenger'], { home });
+      await bus.waitEvent(event('delete'), 'process:event delete', iRestart + 1);
     });
 
     test('daemon -> child: method `send` and sendDataToProcessId deliver the packet verbatim; sendSignal SIGUSR2 reaches the app', async (t) => {
