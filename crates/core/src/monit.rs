@@ -332,7 +332,7 @@ fn draw(f: &mut Frame, app: &mut App) {
     let [main, footer] = Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(f.area());
     let [left, right] = Layout::horizontal([Constraint::Percentage(35), Constraint::Fill(1)]).areas(main);
     let [list_area, metrics_area] = Layout::vertical([Constraint::Percentage(60), Constraint::Fill(1)]).areas(left);
-    let [logs_area, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Length(12)]).areas(right);
+    let [logs_area, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Length(13)]).areas(right);
     let [meta_area, charts_area] = Layout::horizontal([Constraint::Percentage(60), Constraint::Fill(1)]).areas(bottom);
 
     // Process list.
@@ -447,10 +447,10 @@ fn draw(f: &mut Frame, app: &mut App) {
         meta.push(kv("restarts", s(&e["restart_time"])));
         meta.push(kv("uptime", uptime));
         meta.push(kv("pid", s(&p["pid"])));
-        meta.push(kv("script path", s(&e["pm_exec_path"])));
-        meta.push(kv("script args", s(&e["args"])));
-        meta.push(kv("interpreter", s(&e["exec_interpreter"])));
         meta.push(kv("exec mode", s(&e["exec_mode"])));
+        meta.push(kv("interpreter", s(&e["exec_interpreter"])));
+        meta.push(kv("script args", s(&e["args"])));
+        meta.push(kv("script path", s(&e["pm_exec_path"])));
     }
     f.render_widget(
         Paragraph::new(meta).block(Block::bordered().title(" Metadata ")).wrap(Wrap { trim: false }),
