@@ -824,6 +824,49 @@ mod tests {
     }
 
     #[test]
+    fn watch_memory_and_cron_options_are_checked() {
+        let d = tmpdir("triggers");
+        std::fs::create_dir_all(d.join("src")).unwrap();
+        let ok = |v: serde_json::Value| resolve_app(&v, &ctx(&d)).map(|r| r.spec);
+        let err = |v: serde_json::Value| format!("{:#}", resolve_app(&v, &ctx(&d)).unwrap_err());
+        let s = ok(json!({"script": "app.js", "name": "w", "watch": ["src"], "ignore_watch": "*.log",
+            "watch_delay": "2s", "watch_options": {"usePolling": true}, "max_memory_restart": "60M",
+            "cron_restart": "*/2 * * * * *"}))
+        .unwrap();
+        assert!(s.watch);
+        assert_eq!(s.max_memory_restart, Some(60 * 1024 * 1024));
+        assert_eq!(s.cron_restart.as_deref(), Some("*/2 * * * * *"));
+        assert_eq!(s.extra["watch_options"], json!({"usePolling": true}));
+        assert_eq!(ok(json!({"script": "app.js", "cron_restart": 0})).unwrap().cron_restart, None);
+        for (bad, needles) in [
+            (json!({"script": "app.js", "name": "w", "watch": "nope"}), vec!["app 'w'", "'watch'", "nope"]),
+            (
+                json!({"script": "app.js", "name": "w", "max_memory_restart": "60X"}),
+                vec!["'max_memory_restart'", "60X"],
+            ),
+            (
+                json!({"script": "app.js", "name": "w", "max_memory_restart": 0}),
+                vec!["'max_memory_restart'", "more than 0"],
+            ),
+            (
+                json!({"script": "app.js", "name": "w", "cron_restart": "61 * * * *"}),
+                vec!["'cron_restart'", "61 * * * *"],
+            ),
+            (json!({"script": "app.js", "name": "w", "cron_restart": "* *"}), vec!["'cron_restart'", "2 fields"]),
+            (json!({"script": "app.js", "name": "w", "ignore_watch": ["a/[b"]}), vec!["'ignore_watch'", "a/[b"]),
+            (json!({"script": "app.js", "name": "w", "watch_delay": "later"}), vec!["'watch_delay'", "later"]),
+            (json!({"script": "app.js", "name": "w", "watch_options": {"interval": "x"}}), vec!["'watch_options'"]),
+        ] {
+            let e = err(bad.clone());
+            for n in needles {
+                assert!(e.contains(n), "{bad}: {e} should contain {n}");
+            }
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
     fn sizes_and_words() {
         assert_eq!(parse_size(&json!("100M")).unwrap(), 104857600);
         assert_eq!(parse_size(&json!("1K")).unwrap(), 1024);
