@@ -7,7 +7,7 @@
 
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const zlib = require('node:zlib');
@@ -393,6 +393,39 @@ describe('rotation', () => {
 });
 
 describe('faults', () => {
+  test('a full disk: the app keeps running, one error, writing resumes when space returns', async (t) => {
+    const { home, dir } = h.useHome(t);
+    const mnt = path.join(dir, 'small');
+    fs.mkdirSync(mnt);
+    // A tiny tmpfs is the only honest full disk; it needs root (CI runs as root).
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt], { encoding: 'utf8' });
+    if (m.status !== 0) {
+      t.skip(`cannot mount a tmpfs here: ${(m.stderr || '').trim()}`);
+      return;
+    }
+    t.after(() => spawnSync('umount', ['-l', mnt]));
+    const filler = path.join(mnt, 'filler');
+    fs.writeFileSync(filler, Buffer.alloc(200 * 1024));
+    const target = path.join(mnt, 'out.log');
+    await ok(['start', fx('logs-tick.js'), '--name', 'full', '-o', target, '--', '2'], { home });
+    const daemonLog = path.join(home, 'rpm2.log');
+    const errFile = path.join(home, 'logs', 'full-error.log');
+    await h.waitFor(() => read(daemonLog).includes(`cannot write log file ${target}`), { timeout: 30000, message: 'ENOSPC reported' });
+    const tockAt = () => Number((read(errFile).match(/tock (\d+)\n$/) || [0, 0])[1]);
+    const t0 = tockAt();
+    await h.waitFor(() => tockAt() > t0 + 200, { timeout: 30000, message: 'the app goes on writing' });
+    assert.equal(read(daemonLog).split('\n').filter((l) => l.includes(target)).length, 1, 'reported once');
+    assert.equal((await h.proc(home, 'full')).pm2_env.status, 'online');
+    fs.rmSync(filler);
+    const before = fs.statSync(target).size;
+    await h.waitFor(() => read(daemonLog).includes('writing resumed') && fs.statSync(target).size > before + 1000,
+      { timeout: 30000, message: 'writing resumed' });
+    // Lines after the outage are whole lines.
+    const tail = read(target).split('\n').slice(-20, -1);
+    for (const l of tail) assert.match(l, /^tick \d+$/);
+  });
+
+
   test('an unwritable log path: app and daemon keep running, one error with the path, writing resumes', async (t) => {
     const { home, dir } = h.useHome(t);
     const blocker = path.join(dir, 'blocker');
