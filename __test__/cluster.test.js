@@ -440,6 +440,58 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     assert.doesNotMatch(await outLog(home, 'graceful'), /got SIGINT/, 'no SIGINT with shutdown_with_message');
   });
 
+  test('deploy-style reloads (`reload web --update-env`, `reload <ecosystem file>`) are zero-downtime rollouts with the new env', {
+    todo: 'core bug: a reload with --update-env or from an ecosystem file becomes a restart of every worker at once (SIGINT), so in-flight requests are cut; PM2 rolls these out like a plain reload',
+  }, async (t) => {
+    const { dir, home } = h.useHome(t);
+    const port = await freePort();
+    await start(home, node, HTTP_APP, 'web', ['-i', '2'], { PORT: port, HOST, RELEASE: '1' });
+    const first = await allOnline(home, 'web', 2);
+    await waitPids(port, 2);
+    const loop = clientLoop(port);
+    const slow = clientLoop(port, { path: '/slow?ms=150' });
+    t.after(() => Promise.all([loop.stop(), slow.stop()]));
+    await loop.progress(5);
+    await slow.progress(2);
+    const r = await h.rpm2(['reload', 'web', '--update-env'], { home, env: { PORT: port, HOST, RELEASE: '2' } });
+    assert.equal(r.code, 0, h.show(r));
+    await loop.progress(5);
+    await slow.progress(2);
+    const second = await allOnline(home, 'web', 2);
+    for (const [i, p] of second.entries()) assert.notEqual(p.pid, first[i].pid, `worker ${p.pm_id} replaced`);
+    const s2 = await waitPids(port, 2);
+    assert.deepEqual([...s2.values()].map((b) => b.release), ['2', '2'], 'the new env is applied');
+
+    const file = path.join(dir, 'ecosystem.json');
+    fs.writeFileSync(file, JSON.stringify({ apps: [{
+      name: 'web', script: HTTP_APP, interpreter: node.bin, instances: 2, exec_mode: 'cluster',
+      env: { PORT: String(port), HOST, RELEASE: '3' },
+    }] }));
+    const r2 = await h.rpm2(['reload', file], { home });
+    assert.equal(r2.code, 0, h.show(r2));
+    await loop.progress(5);
+    await slow.progress(2);
+    const stats = [await loop.stop(), await slow.stop()];
+    assert.deepEqual([...stats[0].errors, ...stats[1].errors], [], 'failed requests during the deploy-style reloads');
+    const s3 = await waitPids(port, 2);
+    assert.deepEqual([...s3.values()].map((b) => b.release), ['3', '3'], 'the file\'s env is applied');
+  });
+
+  test('moving an app to another port (restart --update-env PORT=...) releases the old port: connections there are refused, not left hanging', {
+    todo: 'core bug: the listener on the old port stays held (rpm2d accepts and queues connections that no worker will ever take) until the app is stopped or deleted',
+  }, async (t) => {
+    const { home } = h.useHome(t);
+    const oldPort = await freePort();
+    const newPort = await freePort();
+    await start(home, node, HTTP_APP, 'web', ['-i', '2'], { PORT: oldPort, HOST });
+    await allOnline(home, 'web', 2);
+    await waitPids(oldPort, 2);
+    await ok(['restart', 'web', '--update-env'], { home, env: { PORT: newPort, HOST } });
+    await allOnline(home, 'web', 2);
+    await waitPids(newPort, 2);
+    await h.waitFor(async () => (await tcpConnect(oldPort)) === 'refused', { timeout: 5000, message: 'the old port is released' });
+  });
+
   /** Starts `web` -i 2 --wait-ready whose workers send 'ready' while the file `flag` does not hold `no`. */
   async function readyCluster(home, flag, port) {
     fs.writeFileSync(flag, 'yes');
@@ -770,17 +822,23 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     await h.waitFor(async () => (await tcpConnect(port)) === 'refused', { timeout: 5000, message: 'connect refused after delete' });
   });
 
-  test('a non-Node script with -i is refused with a one-line error and nothing starts', {
-    todo: 'core bug: `rpm2 start x.sh -i 2` starts 2 fork-mode instances (exit 0) although README says -i with a non-Node script is refused',
-  }, async (t) => {
+  test('a non-Node script with -i runs N fork-mode instances (PM2\'s behaviour); exec_mode cluster with it is refused', async (t) => {
     const { home } = h.useHome(t);
     const r = await h.rpm2(['start', SH_APP, '-i', '2', '--name', 'sh'], { home });
-    assert.notEqual(r.code, 0, `should fail\n${h.show(r)}`);
-    const lines = h.lines(r.stderr);
-    assert.equal(lines.length, 1, `one line on stderr\n${h.show(r)}`);
-    assert.match(lines[0], /cluster|node/i, h.show(r));
-    const list = await h.jlist(home);
-    assert.deepEqual(list.map((p) => p.name), [], 'nothing started');
+    assert.equal(r.code, 0, h.show(r));
+    const list = (await h.jlist(home)).filter((p) => p.name === 'sh');
+    assert.equal(list.length, 2, 'two instances');
+    assert.ok(list.every((p) => p.pm2_env.exec_mode === 'fork_mode'), 'fork mode');
+    const tmp = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'rpm2-eco-'));
+    t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    const bad = path.join(tmp, 'sh-cluster.json');
+    fs.writeFileSync(bad, JSON.stringify({ apps: [{ name: 'shc', script: SH_APP, exec_mode: 'cluster', instances: 2 }] }));
+    const r3 = await h.rpm2(['start', bad], { home });
+    assert.notEqual(r3.code, 0, `should fail\n${h.show(r3)}`);
+    const lines = h.lines(r3.stderr);
+    assert.equal(lines.length, 1, `one line on stderr\n${h.show(r3)}`);
+    assert.match(lines[0], /cluster mode needs a Node\.js app/, h.show(r3));
+    assert.ok(!(await h.jlist(home)).some((p) => p.name === 'shc'), 'nothing started');
   });
 
   test('ESM: an app.mjs http server runs with -i 2', async (t) => {
