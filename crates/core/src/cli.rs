@@ -143,13 +143,6 @@ struct Targets {
 }
 
 #[derive(Args, Debug)]
-struct EnvFlag {
-    /// Show environment values (hidden by default).
-    #[arg(long = "env")]
-    env: bool,
-}
-
-#[derive(Args, Debug)]
 struct StopArgs {
     /// Ids, names, namespaces, or `all`.
     #[arg(required = true)]
@@ -157,6 +150,13 @@ struct StopArgs {
     /// Stop watching for file changes (every stop does, as PM2).
     #[arg(long)]
     watch: bool,
+}
+
+#[derive(Args, Debug)]
+struct EnvFlag {
+    /// Show environment values (hidden by default).
+    #[arg(long = "env")]
+    env: bool,
 }
 
 #[derive(Args, Debug)]
@@ -627,7 +627,32 @@ fn restart_like(ui: &Ui, method: &str, a: RestartArgs) -> Result<i32> {
     action(ui, method, &a.targets, params)
 }
 
+/// Targets with ecosystem files replaced by the names of their apps (as PM2 accepts a file).
+fn expand_targets(targets: &[String]) -> Result<Vec<String>> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let mut out = Vec::new();
+    for t in targets {
+        let p = config::absolutize(&cwd, t);
+        if is_ecosystem(t) && p.is_file() {
+            for app in crate::ecosystem::load(&p)?.apps {
+                let name = app.get("name").and_then(|n| n.as_str()).map(String::from).or_else(|| {
+                    let script = app.get("script").and_then(|s| s.as_str())?;
+                    let file = Path::new(script).file_name()?.to_str()?;
+                    Some(file.rsplit_once('.').map(|(b, _)| b.to_string()).unwrap_or_else(|| file.to_string()))
+                });
+                if let Some(n) = name {
+                    out.push(n);
+                }
+            }
+        } else {
+            out.push(t.clone());
+        }
+    }
+    Ok(out)
+}
+
 fn action(ui: &Ui, method: &str, targets: &[String], mut params: Value) -> Result<i32> {
+    let targets = &expand_targets(targets)?;
     let mut c = ui.client()?;
     params["targets"] = json!(targets);
     ui.info(&format!("Applying action {method} on app [{}]", targets.join(", ")));
@@ -839,7 +864,7 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
             ui.warn(&format!("app '{}': {w}", r.spec.name));
         }
         if !names.insert(r.spec.name.clone()) {
-            bail!("two apps are named '{}': names in one file must be unique", r.spec.name);
+            bail!("{}: two apps are named '{}': names in one file must be unique", file_path.display(), r.spec.name);
         }
         specs.push(r.spec);
     }

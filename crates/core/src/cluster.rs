@@ -71,6 +71,8 @@ pub struct ClusterApp {
     balance: Balance,
     servers: Mutex<HashMap<String, Server>>,
     pending: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<RrMsg>>>>,
+    /// Workers on probation (waiting for `ready`): their round-robin servers, not yet routed to.
+    held: Mutex<HashMap<u64, Vec<(String, ChannelTx)>>>,
 }
 
 /// `undefined`/`null`/value as JavaScript's template strings print them.
@@ -161,6 +163,7 @@ impl ClusterApp {
             balance,
             servers: Mutex::new(HashMap::new()),
             pending: Arc::new(Mutex::new(HashMap::new())),
+            held: Mutex::new(HashMap::new()),
         })
     }
 
@@ -232,7 +235,19 @@ impl ClusterApp {
         }
         match servers.get_mut(&key) {
             Some(Server::RoundRobin { tx: stx, data, sockname }) => {
-                let _ = stx.send(RrMsg::AddWorker(wid, tx.clone()));
+                let held = match self.held.lock() {
+                    Ok(mut h) => match h.get_mut(&wid) {
+                        Some(list) => {
+                            list.push((key.clone(), tx.clone()));
+                            true
+                        }
+                        None => false,
+                    },
+                    Err(_) => false,
+                };
+                if !held {
+                    let _ = stx.send(RrMsg::AddWorker(wid, tx.clone()));
+                }
                 let mut reply = json!({"cmd": "NODE_CLUSTER", "errno": null, "key": key, "ack": ack, "data": data, "seq": next_seq()});
                 if !sockname.is_null() {
                     reply["sockname"] = sockname.clone();
@@ -256,6 +271,26 @@ impl ClusterApp {
         }
     }
 
+    /// Puts a worker on probation: its round-robin servers get no connections until [`Self::admit`]
+    /// (a `wait_ready` worker is routed to only once it said `ready`).
+    pub fn hold(&self, wid: u64) {
+        if let Ok(mut h) = self.held.lock() {
+            h.entry(wid).or_default();
+        }
+    }
+
+    /// Ends a worker's probation: it starts getting connections on every server it listens on.
+    pub fn admit(&self, wid: u64) {
+        let list = self.held.lock().ok().and_then(|mut h| h.remove(&wid)).unwrap_or_default();
+        if let Ok(servers) = self.servers.lock() {
+            for (key, tx) in list {
+                if let Some(Server::RoundRobin { tx: stx, .. }) = servers.get(&key) {
+                    let _ = stx.send(RrMsg::AddWorker(wid, tx));
+                }
+            }
+        }
+    }
+
     /// A worker closed one of its servers: stop routing that server's connections to it. The socket
     /// itself is held.
     pub fn worker_close(&self, wid: u64, key: &str) {
@@ -275,6 +310,9 @@ impl ClusterApp {
     /// A worker is leaving (disconnect, exit or reload): no more connections go to it, and connections
     /// handed to it but not acknowledged are closed.
     pub fn worker_gone(&self, wid: u64) {
+        if let Ok(mut h) = self.held.lock() {
+            h.remove(&wid);
+        }
         if let Ok(mut servers) = self.servers.lock() {
             for s in servers.values_mut() {
                 match s {

@@ -87,6 +87,10 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "execute_command",
     "io",
     "deep_monitoring",
+    "v8",
+    "event_loop_inspector",
+    "write",
+    "install_url",
 ];
 
 /// Maps PM2's aliases to the canonical option name.
@@ -155,7 +159,12 @@ pub fn resolve_app(raw: &Value, ctx: &ResolveCtx) -> Result<Resolved> {
     let script_raw = match o.get("script") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(v) => bail!("field 'script' must be a non-empty string, got {}", short(v)),
-        None => bail!("no 'script' given: say which file to run, e.g. {{\"script\": \"app.js\"}}"),
+        None => match o.get("name").and_then(|n| n.as_str()) {
+            Some(n) => {
+                bail!("app '{n}': field 'script' is missing: say which file to run, e.g. \"script\": \"app.js\"")
+            }
+            None => bail!("field 'script' is missing: say which file to run, e.g. {{\"script\": \"app.js\"}}"),
+        },
     };
     let app_label = match o.get("name") {
         Some(Value::String(n)) if !n.is_empty() => n.clone(),

@@ -29,6 +29,9 @@ pub fn read_dump(home: &Home) -> Result<(PathBuf, Value)> {
                             p.display()
                         );
                     }
+                    for w in &why {
+                        eprintln!("[rpm2][WARN] {w}; using {}", p.display());
+                    }
                     return Ok((p.clone(), v));
                 }
                 Ok(_) => why.push(format!("{} has no app list", p.display())),

@@ -235,6 +235,8 @@ struct Running {
     ipc: Option<ChannelTx>,
     /// Cluster worker id (`NODE_UNIQUE_ID`), 0 in fork mode.
     wid: u64,
+    /// The worker has reported a listening server (cluster `listening`).
+    listened: bool,
 }
 
 static WORKER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -631,10 +633,17 @@ impl Actor {
             };
             let _ = inbox.send(Msg::Exited { gen, code, signal });
         });
+        if let Some(dir) = self.paths.pid.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         if let Err(e) = std::fs::write(&self.paths.pid, pid.to_string()) {
             dlog(format!("App {}: cannot write pid file {}: {e}", self.label(), self.paths.pid.display()));
         }
-        self.running = Some(Running { gen, pid, ipc: ipc_tx, wid });
+        if let (Some(c), true) = (&self.ctx.cluster, wid != 0 && s.wait_ready) {
+            // Routed to only once it said 'ready' (see start_now / reload).
+            c.hold(wid);
+        }
+        self.running = Some(Running { gen, pid, ipc: ipc_tx, wid, listened: false });
         self.st.pid = Some(pid);
         self.st.pm_uptime = now_ms();
         self.st.exit_code = None;
@@ -672,10 +681,20 @@ impl Actor {
                 Wait::RetiredExited(..) => {}
             }
         }
+        self.admit_current();
         self.set_status(Status::Online);
         dlog(format!("App {} online", self.label()));
         self.event("online", manually);
         Ok(())
+    }
+
+    /// Lets the current worker receive connections (ends a wait_ready probation).
+    fn admit_current(&self) {
+        if let (Some(c), Some(r)) = (&self.ctx.cluster, &self.running) {
+            if r.wid != 0 {
+                c.admit(r.wid);
+            }
+        }
     }
 
     fn is_current(&self, gen: u64) -> bool {
@@ -747,7 +766,7 @@ impl Actor {
             Some(r) => (r.wid, r.ipc.clone()),
             None => return Sig::None,
         };
-        match ev {
+        let sig = match ev {
             ChannelEvent::Message(v) => self.on_message(wid, tx.as_ref(), v),
             ChannelEvent::Handle { msg, .. } => {
                 // A handle the app sent us (e.g. process.send(m, server)): ACKed by the channel and
@@ -771,7 +790,15 @@ impl Actor {
                 }
                 Sig::None
             }
+        };
+        if sig == Sig::Listening {
+            for r in [self.running.as_mut(), self.retiring.as_mut()].into_iter().flatten() {
+                if r.gen == gen {
+                    r.listened = true;
+                }
+            }
         }
+        sig
     }
 
     fn on_cluster(&mut self, wid: u64, tx: Option<&ChannelTx>, o: &serde_json::Map<String, Value>) -> Sig {
@@ -1001,9 +1028,21 @@ impl Actor {
             self.running = self.retiring.take();
             return Err(format!("reload of {} failed: {e}; the old process keeps serving", self.label()));
         }
+        let old_listened = self.retiring.as_ref().map(|r| r.listened).unwrap_or(false);
         let want = if self.spec.wait_ready { Sig::Ready } else { Sig::Listening };
-        let deadline = Instant::now() + Duration::from_millis(self.spec.listen_timeout);
-        let outcome = self.wait_current(deadline, want).await;
+        let outcome = if want == Sig::Listening && !old_listened {
+            // The app never listened (a worker without a server): the new process is ready when it
+            // is still alive after a short settling time, bounded by listen_timeout.
+            let settle =
+                Instant::now() + Duration::from_millis(self.spec.listen_timeout.min(self.spec.min_uptime).max(100));
+            match self.wait_current(settle, Sig::Ready).await {
+                Wait::Timeout => Wait::Listening,
+                other => other,
+            }
+        } else {
+            let deadline = Instant::now() + Duration::from_millis(self.spec.listen_timeout);
+            self.wait_current(deadline, want).await
+        };
         let ok = matches!(outcome, Wait::Ready | Wait::Listening);
         if !ok {
             // Roll back: kill the new worker, keep the old one serving.
@@ -1041,6 +1080,7 @@ impl Actor {
             dlog(&msg);
             return Err(msg);
         }
+        self.admit_current();
         self.st.restart_time += 1;
         self.st.restart_reason = Some("reload requested".into());
         self.set_status(Status::Online);
