@@ -213,9 +213,7 @@ describe('operations (issue 9)', { concurrency: 3 }, () => {
     assert.ok(h.isAlive(h.daemonPid(home)), 'the daemon is alive');
   });
 
-  test('a corrupt dump.rpm2: resurrect warns that dump.rpm2 is unreadable before using the .bak', {
-    todo: 'resurrect only prints "Restoring processes located in <home>/dump.rpm2.bak": it does not say dump.rpm2 is corrupt (ops::read_dump drops the reason when the .bak works)',
-  }, async (t) => {
+  test('a corrupt dump.rpm2: resurrect warns that dump.rpm2 is unreadable before using the .bak', async (t) => {
     const { home } = setup(t);
     await startApp(home, 'from-bak');
     await ok(['save'], { home });
@@ -283,6 +281,40 @@ describe('operations (issue 9)', { concurrency: 3 }, () => {
       const live = h.pidsOfHome(home, (env, pid) => env.name === name && h.cmdline(pid).some((x) => x.endsWith('eco-app.js')));
       assert.equal(live.length, name === 'r3' ? 2 : 1, `${name}: live processes ${live}`);
     }
+  });
+
+  test('the dump records node\'s path and version; resurrect warns when the current node differs', async (t) => {
+    const { home } = setup(t);
+    await startApp(home, 'nodever');
+    await ok(['save'], { home });
+    const dump = path.join(home, 'dump.rpm2');
+    const doc = JSON.parse(fs.readFileSync(dump, 'utf8'));
+    assert.ok(doc.node && path.isAbsolute(doc.node.path), `node path recorded: ${JSON.stringify(doc.node)}`);
+    const current = spawnSync('node', ['--version'], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(doc.node.version, current);
+    await ok(['kill'], { home });
+    doc.node.version = 'v0.10.48';
+    fs.writeFileSync(dump, JSON.stringify(doc));
+    const r = await ok(['resurrect'], { home });
+    assert.match(r.stderr, /WARN[^\n]*v0\.10\.48[^\n]*/, h.show(r));
+    assert.ok(r.stderr.includes(current), `names the current version too\n${h.show(r)}`);
+    await h.waitForProc(home, 'nodever', online);
+  });
+
+  test('cleardump removes the saved list (and its .bak); resurrect then says there is nothing saved', async (t) => {
+    const { home } = setup(t);
+    await startApp(home, 'cleared');
+    await ok(['save'], { home });
+    await ok(['save'], { home });
+    assert.ok(fs.existsSync(path.join(home, 'dump.rpm2.bak')));
+    await ok(['cleardump'], { home });
+    assert.ok(!fs.existsSync(path.join(home, 'dump.rpm2')));
+    assert.ok(!fs.existsSync(path.join(home, 'dump.rpm2.bak')));
+    await ok(['kill'], { home });
+    const r = await h.rpm2(['resurrect'], { home });
+    assert.notEqual(r.code, 0, h.show(r));
+    assert.match(r.stderr, /save/, h.show(r));
+    assert.deepEqual(await h.jlist(home), []);
   });
 
   // ---- secrets -------------------------------------------------------------------------------------
@@ -454,6 +486,21 @@ describe('operations (issue 9)', { concurrency: 3 }, () => {
     assert.match(r.stderr, /systemd/, h.show(r));
   });
 
+  test('rpm2 unstartup: refuses an unsupported init system; without an installed unit, says there is nothing to remove', async (t) => {
+    const { home } = setup(t);
+    let r = await h.rpm2(['unstartup', 'upstart'], { home });
+    assert.notEqual(r.code, 0, h.show(r));
+    assert.match(r.stderr, /upstart/, h.show(r));
+    const unit = `/etc/systemd/system/rpm2-${os.userInfo().username}.service`;
+    if (fs.existsSync(unit)) {
+      t.diagnostic(`${unit} is installed on this machine: not touching it`);
+      return;
+    }
+    r = await h.rpm2(['unstartup'], { home });
+    assert.notEqual(r.code, 0, h.show(r));
+    assert.ok(r.stderr.includes(unit), `names the unit it looked for\n${h.show(r)}`);
+  });
+
   // ---- rpm2-runtime --------------------------------------------------------------------------------
 
   const UNSHARE_OK = (() => {
@@ -576,17 +623,24 @@ describe('operations (issue 9)', { concurrency: 3 }, () => {
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     r = await pm2(['start', APP, '--name', 'pm-b', '-i', '2']);
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    r = await pm2(['start', APP, '--name', 'pm-stopped']);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    r = await pm2(['stop', 'pm-stopped']);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     r = await pm2(['save']);
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     r = await pm2(['kill']);
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     const dump = path.join(pm2Home, 'dump.pm2');
     const entries = JSON.parse(fs.readFileSync(dump, 'utf8'));
-    assert.deepEqual(entries.map((e) => e.name).sort(), ['pm-a', 'pm-b', 'pm-b'], 'the PM2 dump has both apps');
+    assert.deepEqual(entries.map((e) => e.name).sort(), ['pm-a', 'pm-b', 'pm-b', 'pm-stopped'], 'the PM2 dump has the apps');
 
     const imp = await ok(['import-pm2', dump], { home, env: { ECO_OUT: out } });
     assert.match(imp.stdout, /dump\.pm2/, h.show(imp));
-    const list = await waitList(home, 3, (l) => l.every(online));
+    const all = await waitList(home, 4, (l) => l.filter(online).length === 3);
+    const stopped = all.find((p) => p.name === 'pm-stopped');
+    assert.equal(stopped && stopped.pm2_env.status, 'stopped', 'an app stopped under PM2 is imported stopped');
+    const list = all.filter((p) => p.name !== 'pm-stopped');
     const a = list.find((p) => p.name === 'pm-a');
     const bs = list.filter((p) => p.name === 'pm-b');
     assert.equal(a.pm2_env.pm_exec_path, APP);
@@ -602,5 +656,11 @@ describe('operations (issue 9)', { concurrency: 3 }, () => {
     assert.deepEqual(d.argv, ['one', 'two words']);
     // And they run under rpm2, not PM2.
     for (const p of list) assert.equal(h.procEnv(p.pid).RPM2_HOME, home);
+
+    // Without a path, import-pm2 reads $PM2_HOME/dump.pm2.
+    const { home: home2 } = setup(t);
+    await ok(['import-pm2'], { home: home2, env: { PM2_HOME: pm2Home } });
+    const l2 = await waitList(home2, 4, (l) => l.filter(online).length === 3);
+    assert.deepEqual(l2.map((p) => p.name).sort(), ['pm-a', 'pm-b', 'pm-b', 'pm-stopped']);
   });
 });
