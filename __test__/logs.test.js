@@ -171,6 +171,17 @@ describe('log files', () => {
     assert.ok(!fs.readdirSync(logs).some((f) => /^merged-out-\d+\.log$/.test(f)), fs.readdirSync(logs).join(' '));
   });
 
+  test('disable_logs: output is read and dropped, no file is created', async (t) => {
+    const { home, dir } = h.useHome(t);
+    const eco = writeEco(dir, [{ name: 'mute', script: fx('logs-lines.js'), args: ['5'], disable_logs: true },
+      { name: 'talk', script: fx('logs-lines.js'), args: ['1'] }]);
+    await ok(['start', eco], { home });
+    await h.waitFor(() => read(path.join(home, 'logs', 'talk-out.log')).includes('out 0'), { message: 'talk-out.log' });
+    await h.waitForProc(home, 'mute', (p) => p.pm2_env.status === 'online');
+    const files = fs.readdirSync(path.join(home, 'logs'));
+    assert.ok(!files.some((f) => f.startsWith('mute')), files.join(' '));
+  });
+
   test('/dev/null and NULL disable a stream: no file is created', async (t) => {
     const { home } = h.useHome(t);
     await ok(['start', fx('logs-lines.js'), '--name', 'quiet', '-o', '/dev/null', '-e', 'NULL'], { home });
@@ -219,6 +230,9 @@ describe('rpm2 logs', () => {
     assert.equal(objs[0].type, 'out');
     assert.equal(objs[0].process_id, 0);
     assert.equal(objs[0].app_name, 'tail');
+
+    r = await ok(['logs', 'tail', '--nostream', '--lines', '1', '--format', '--err'], { home });
+    assert.deepEqual(h.lines(r.stdout), ['timestamp= app=tail id=0 type=err message=err 19']);
 
     // All apps: the daemon's log is shown too.
     r = await ok(['logs', '--nostream', '--lines', '2'], { home });

@@ -415,6 +415,9 @@ impl LogFiles {
             view_mid: [None; 2],
             errors: Vec::new(),
         };
+        if lf.opts.disabled {
+            return lf; // disable_logs: no files at all
+        }
         for (i, p) in [paths.out, paths.err, paths.combined].into_iter().enumerate() {
             let Some(p) = p else { continue };
             let idx = match lf.slots.iter().position(|s| s.path == p) {
