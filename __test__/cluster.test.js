@@ -350,11 +350,12 @@ for (const node of NODES) {
 describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
   const node = SYSTEM_NODE;
 
-  for (const n of [2, 1]) {
-    test(`reload -i ${n} three times (once as gracefulReload) under steady client loops: no failed request, every pid replaced, restart counts incremented`, async (t) => {
+  for (const [n, lb] of [[2, null], [1, null], [2, 'shared']]) {
+    const lbFlags = lb ? ['--lb', lb] : [];
+    test(`reload -i ${n}${lb ? ` --lb ${lb}` : ''} three times (once as gracefulReload) under steady client loops: no failed request, every pid replaced, restart counts incremented`, async (t) => {
       const { home } = h.useHome(t);
       const port = await freePort();
-      await start(home, node, HTTP_APP, 'web', ['-i', String(n)], { PORT: port, HOST });
+      await start(home, node, HTTP_APP, 'web', ['-i', String(n), ...lbFlags], { PORT: port, HOST });
       const before = await allOnline(home, 'web', n);
       await waitPids(port, n);
       // One client with quick requests (the brief's loop), one that always has a request in flight.
@@ -684,24 +685,26 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     assert.ok(!from('echo', procs[0].pm_id, () => true), 'only the addressed worker got it');
   });
 
-  test('SIGKILL of the only worker (-i 1) refuses no connection: the listener is held while the daemon restarts it', async (t) => {
-    const { home } = h.useHome(t);
-    const port = await freePort();
-    await start(home, node, HTTP_APP, 'web', ['-i', '1'], { PORT: port, HOST });
-    const [before] = await allOnline(home, 'web', 1);
-    await waitPids(port, 1);
-    const loop = clientLoop(port);
-    t.after(() => loop.stop());
-    await loop.progress(5);
-    process.kill(before.pid, 'SIGKILL');
-    await h.waitForProc(home, 'web', (p) => p.pm2_env.status === 'online' && p.pid > 0 && p.pid !== before.pid,
-      { message: 'restarted after SIGKILL' });
-    await h.waitFor(() => [...loop.stats.pids.keys()].some((pid) => pid !== before.pid), { message: 'the new worker serves' });
-    await loop.progress(5);
-    const stats = await loop.stop();
-    const refused = stats.errors.filter((c) => c === 'ECONNREFUSED');
-    assert.equal(refused.length, 0, `connections refused while the worker restarted: ${JSON.stringify(stats.errors)}`);
-  });
+  for (const lb of [null, 'shared']) {
+    test(`SIGKILL of the only worker (-i 1${lb ? ` --lb ${lb}` : ''}) refuses no connection: the listener is held while the daemon restarts it`, async (t) => {
+      const { home } = h.useHome(t);
+      const port = await freePort();
+      await start(home, node, HTTP_APP, 'web', ['-i', '1', ...(lb ? ['--lb', lb] : [])], { PORT: port, HOST });
+      const [before] = await allOnline(home, 'web', 1);
+      await waitPids(port, 1);
+      const loop = clientLoop(port);
+      t.after(() => loop.stop());
+      await loop.progress(5);
+      process.kill(before.pid, 'SIGKILL');
+      await h.waitForProc(home, 'web', (p) => p.pm2_env.status === 'online' && p.pid > 0 && p.pid !== before.pid,
+        { message: 'restarted after SIGKILL' });
+      await h.waitFor(() => [...loop.stats.pids.keys()].some((pid) => pid !== before.pid), { message: 'the new worker serves' });
+      await loop.progress(5);
+      const stats = await loop.stop();
+      const refused = stats.errors.filter((c) => c === 'ECONNREFUSED');
+      assert.equal(refused.length, 0, `connections refused while the worker restarted: ${JSON.stringify(stats.errors)}`);
+    });
+  }
 
   test('scale: `rpm2 scale web 3` then `rpm2 scale web 1`, then 2 again re-uses the NODE_APP_INSTANCE gap', async (t) => {
     const { home } = h.useHome(t);
