@@ -19,6 +19,10 @@ METRICS = [
     ('log_burst_ms', '{lines} log lines: burst → all on disk', 'ms', 1 / 3, '≤ 1/3, ≥ 3x faster (#5)', 'log-burst'),
     ('log_burst_cpu_ms', '{lines} log lines: daemon CPU', 'ms', 1 / 3, '≤ 1/3 (#5)', 'log-burst'),
     ('idle_cpu_ms', 'daemon CPU over {idle}s idle, 10 apps', 'ms', 1 / 5, '≤ 1/5 (#8 asks 60 s)', 'idle-cpu'),
+    ('watch_restart_ms', 'file change → new instance\'s first line (watch_delay 0)', 'ms', 1.0,
+     '≤ 1, no slower (#6)', 'watch'),
+    ('watch_idle_cpu_ms', 'daemon CPU, 10 apps watching a large tree, nothing changing', 'ms', 1 / 5, '≤ 1/5 (#6)',
+     'watch'),
     # informational
     ('jlist_10apps_ms', '`jlist` wall time, 10 apps', 'ms', None, '—', 'cli-list'),
     ('list_direct_ms', '`list`, 10 apps, rpm2d run directly (no bin/rpm2 launcher)', 'ms', None, '—', 'cli-list'),

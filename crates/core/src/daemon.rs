@@ -575,26 +575,26 @@ async fn trigger_task(d: Arc<Daemon>, mut fires: mpsc::UnboundedReceiver<Fire>) 
     while let Some(f) = fires.recv().await {
         let d = d.clone();
         tokio::spawn(async move {
-            if d.persist_enabled.load(std::sync::atomic::Ordering::SeqCst) {
-                run_fire(&d, &f).await;
-            }
-            d.triggers.done(&f);
+            let spawned =
+                if d.persist_enabled.load(std::sync::atomic::Ordering::SeqCst) { run_fire(&d, &f).await } else { None };
+            d.triggers.done(&f, spawned);
         });
     }
 }
 
-async fn run_fire(d: &Daemon, f: &Fire) {
+/// Restarts the fire's processes; returns when the first new process was spawned (epoch ms).
+async fn run_fire(d: &Daemon, f: &Fire) -> Option<u64> {
     let ids: Vec<u32> = match &f.ids {
         Some(ids) => ids.clone(),
         None => handles(d).into_iter().filter(|(_, h)| h.spec.borrow().0.name == f.app).map(|(id, _)| id).collect(),
     };
-    let Some(first) = ids.first().and_then(|id| handle_of(d, *id)) else { return };
+    let first = ids.first().and_then(|id| handle_of(d, *id))?;
     let cluster = first.spec.borrow().0.exec_mode == ExecMode::Cluster;
     let (reason, graceful) = (f.reason.clone(), f.graceful);
     let mut errors = Vec::new();
     if graceful && cluster {
         // A rolling reload, one instance at a time, as `rpm2 reload`.
-        for id in ids {
+        for &id in &ids {
             let Some(h) = handle_of(d, id) else { continue };
             let reason = reason.clone();
             if let Err(e) = h.call(|reply| Control::Trigger { reason, graceful, reply }).await {
@@ -604,7 +604,7 @@ async fn run_fire(d: &Daemon, f: &Fire) {
         }
     } else {
         let mut set = tokio::task::JoinSet::new();
-        for id in ids {
+        for &id in &ids {
             let Some(h) = handle_of(d, id) else { continue };
             let reason = reason.clone();
             set.spawn(async move { h.call(|reply| Control::Trigger { reason, graceful, reply }).await });
@@ -618,6 +618,13 @@ async fn run_fire(d: &Daemon, f: &Fire) {
     for e in errors {
         dlog(format!("App [{}]: automatic restart ({}) failed: {e}", f.app, f.reason));
     }
+    ids.iter()
+        .filter_map(|id| handle_of(d, *id))
+        .filter_map(|h| {
+            let st = h.state.borrow();
+            st.pid.map(|_| st.pm_uptime)
+        })
+        .min()
 }
 
 /// `stop` turns watching off (as PM2); `restart` with `watch: "toggle"` (CLI `--watch`) toggles it per

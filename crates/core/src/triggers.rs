@@ -207,10 +207,11 @@ impl Triggers {
         });
     }
 
-    /// The daemon carried out `f` (successfully or not): the trigger may fire again.
-    pub fn done(&self, f: &Fire) {
+    /// The daemon carried out `f` (successfully or not): the trigger may fire again. `spawned_ms`:
+    /// when the first new process started (epoch ms), if one did.
+    pub fn done(&self, f: &Fire, spawned_ms: Option<u64>) {
         match f.kind {
-            Kind::Watch => self.hub.done(&f.app),
+            Kind::Watch => self.hub.done(&f.app, spawned_ms),
             Kind::Cron => {
                 if let Ok(mut b) = self.busy.lock() {
                     b.remove(&(Kind::Cron, f.app.clone()));

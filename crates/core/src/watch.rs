@@ -23,7 +23,8 @@
 //! Debounce ([`Debounce`]): a burst of changes (a `git checkout` of 500 files) gives one restart: the
 //! restart happens once no change has been seen for [`QUIET`], but no earlier than `watch_delay` after
 //! the first change and no later than `watch_delay` + [`MAX_WAIT`]. Changes seen while the restart
-//! runs are kept and give one more restart after it.
+//! runs give one more restart after it, unless they all came before the new process was spawned (the
+//! tail of the same burst: the new process already sees them).
 //!
 //! Loop breaker ([`LoopBreaker`]): an app restarted by file changes more than [`LOOP_MAX`] times within
 //! [`LOOP_WINDOW`] (typically one that writes into its own watched tree) has its watching paused; the
@@ -318,6 +319,14 @@ impl Debounce {
         Some(quiet_end.max(first + delay))
     }
 
+    /// Forgets the pending changes if all of them happened before `t` (a restart that spawned the new
+    /// process at `t` already covers them).
+    pub fn forget_before(&mut self, t: Instant) {
+        if self.last.map(|l| l < t).unwrap_or(false) {
+            *self = Debounce::default();
+        }
+    }
+
     /// Takes the burst: the first path changed and how many distinct paths changed in all.
     pub fn take(&mut self) -> Option<(PathBuf, usize)> {
         self.first?;
@@ -401,7 +410,7 @@ pub struct WatchFire {
 
 enum Cmd {
     Set(Vec<WatchSpec>),
-    Done(String),
+    Done(String, Option<u64>),
     Resume(String),
     Fs(notify::Result<Event>),
 }
@@ -452,9 +461,10 @@ impl Hub {
         self.send(Cmd::Set(specs), start);
     }
 
-    /// The restart asked for `app` is over.
-    pub fn done(&self, app: &str) {
-        self.send(Cmd::Done(app.to_string()), false);
+    /// The restart asked for `app` is over; its (first) new process was spawned at `spawned_ms`
+    /// (epoch ms), when known.
+    pub fn done(&self, app: &str, spawned_ms: Option<u64>) {
+        self.send(Cmd::Done(app.to_string(), spawned_ms), false);
     }
 
     /// Resumes the watching of `app` if the loop breaker paused it.
@@ -612,9 +622,15 @@ impl Engine {
     fn handle(&mut self, c: Cmd) {
         match c {
             Cmd::Set(specs) => self.set(specs),
-            Cmd::Done(app) => {
+            Cmd::Done(app, spawned_ms) => {
                 if let Some(a) = self.apps.get_mut(&app) {
                     a.in_flight = false;
+                    if let Some(ms) = spawned_ms {
+                        let age = Duration::from_millis(crate::fmt::now_ms().saturating_sub(ms));
+                        if let Some(spawned) = Instant::now().checked_sub(age) {
+                            a.deb.forget_before(spawned);
+                        }
+                    }
                 }
             }
             Cmd::Resume(app) => {
@@ -997,6 +1013,15 @@ mod tests {
         d.note(t0, Path::new("/w/a"));
         assert_eq!(d.due(Duration::from_secs(2)), Some(t0 + Duration::from_secs(2)));
 
+        // Changes made before the new process was spawned are covered by that restart.
+        let mut d = Debounce::default();
+        d.note(t0, Path::new("/w/a"));
+        d.forget_before(t0 + Duration::from_millis(5));
+        assert!(!d.pending());
+        d.note(t0 + Duration::from_millis(10), Path::new("/w/b"));
+        d.forget_before(t0 + Duration::from_millis(5));
+        assert!(d.pending(), "a change after the spawn is kept");
+
         // A tree that never stops changing still restarts after delay + MAX_WAIT.
         let mut d = Debounce::default();
         for i in 0..100u64 {
@@ -1080,10 +1105,10 @@ mod tests {
         assert_eq!(f.app, "t");
         assert!(f.count >= 200, "{f:?}");
         assert!(rx.recv_timeout(Duration::from_millis(600)).is_err(), "one restart for the burst");
-        hub.done("t");
+        hub.done("t", None);
         std::fs::create_dir_all(dir.join("src/new")).unwrap();
         let _ = rx.recv_timeout(Duration::from_secs(5)).expect("the new directory is a change");
-        hub.done("t");
+        hub.done("t", None);
         std::thread::sleep(Duration::from_millis(300));
         std::fs::write(dir.join("src/new/deep.js"), "x").unwrap();
         let f = rx.recv_timeout(Duration::from_secs(5)).expect("a change inside the new directory");
