@@ -232,6 +232,22 @@ function tcpConnect(port) {
   });
 }
 
+/** Socket fds above 2 of `pid`: [{fd, inode}]. */
+function socketInodes(pid) {
+  const out = [];
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    let target;
+    try {
+      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const m = target.match(/^socket:\[(\d+)\]$/);
+    if (m && Number(fd) > 2) out.push({ fd: Number(fd), inode: m[1] });
+  }
+  return out.sort((a, b) => a.fd - b.fd);
+}
+
 /** A port p of 127.0.0.1 such that p and p + 1 were both free a moment ago. */
 async function freePortPair() {
   for (let i = 0; i < 50; i++) {
@@ -736,6 +752,31 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     assert.deepEqual(sortedInstances(two), [0, 2], 'the new instance fills the gap (NODE_APP_INSTANCE 0)');
     const s2 = await waitPids(port, 2);
     assert.deepEqual([...s2.values()].map((b) => b.instance).sort(), ['0', '2'], 'the workers see their NODE_APP_INSTANCE');
+  });
+
+  test('fd hygiene (round-robin): every worker, including ones spawned while connections flow, holds only its own channel socket', async (t) => {
+    const { home } = h.useHome(t);
+    const port = await freePort();
+    await start(home, node, HTTP_APP, 'web', ['-i', '2'], { PORT: port, HOST });
+    await allOnline(home, 'web', 2);
+    await waitPids(port, 2);
+    const loop = clientLoop(port, { path: '/slow?ms=50' });
+    t.after(() => loop.stop());
+    await loop.progress(3);
+    await ok(['scale', 'web', '4'], { home });
+    const procs = await allOnline(home, 'web', 4);
+    await waitPids(port, 4);
+    await loop.stop();
+    await h.sleep(200); // the last response's connection closes
+    const daemonSockets = new Set(socketInodes(h.daemonPid(home)).map((s) => s.inode));
+    const seen = new Map();
+    for (const p of procs) {
+      const socks = socketInodes(p.pid);
+      assert.deepEqual(socks.map((s) => s.fd), [3], `worker ${p.pm_id} (pid ${p.pid}) holds only its channel: ${JSON.stringify(socks)}`);
+      assert.ok(!seen.has(socks[0].inode), `workers ${seen.get(socks[0].inode)} and ${p.pm_id} share a channel`);
+      seen.set(socks[0].inode, p.pm_id);
+      assert.ok(!daemonSockets.has(socks[0].inode), 'the daemon does not keep the child end of a channel');
+    }
   });
 
   test('listen(0) in -i 2 workers gives both the same port', async (t) => {

@@ -463,12 +463,12 @@ for (const node of NODES) {
       assert.equal(after.pm2_env.restart_time, 0);
     });
 
-    test('faults on the channel (garbage, 6 MB line, stray NODE_HANDLE_ACK, disconnect, a handle): daemon up, others untouched, faulty apps still supervised', async (t) => {
+    test('faults on the channel (garbage, 6 MB line, stray NODE_HANDLE_ACK, disconnect, a handle, a flood): daemon up, others untouched, faulty apps still supervised', async (t) => {
       const { home } = h.useHome(t);
       const bus = await subscribedBus(t, home);
       await start(home, node, SLEEP, 'bystander');
       const bystander = await online(home, 'bystander');
-      const faults = ['garbage', 'big', 'ack', 'disconnect', 'handle'];
+      const faults = ['garbage', 'big', 'ack', 'disconnect', 'handle', 'flood'];
       for (const f of faults) await start(home, node, FAULTY, `faulty-${f}`, [], { FAULT: f });
       const first = {};
       for (const f of faults) {
@@ -478,6 +478,9 @@ for (const node of NODES) {
       // A handle from the child is ACKed: the message after it is not stalled.
       await bus.waitEvent((e) => e.topic === 'after:handle' && e.data.process && e.data.process.name === 'faulty-handle',
         'the message sent after a handle arrives (the daemon ACKed the handle)');
+      // A flood is drained: its last message arrives (events in between may be dropped as lagged).
+      await bus.waitEvent((e) => e.topic === 'flood:end' && e.data.process && e.data.process.name === 'faulty-flood',
+        'the last message of a 100000-message flood', 0, 60000);
 
       const ping = await h.rpm2(['ping'], { home });
       assert.equal(ping.code, 0, `the daemon answers\n${h.show(ping)}`);
