@@ -370,6 +370,25 @@ describe('rotation', () => {
     assert.equal(first + lines.length, 20000);
   });
 
+  test('merge_logs: two instances rotating one shared file lose and repeat no line', async (t) => {
+    const { home, dir } = h.useHome(t);
+    const eco = writeEco(dir, [{ name: 'shared', script: fx('logs-burst.js'), args: ['20000', 'inst'], instances: 2,
+      merge_logs: true, max_size: '200K', retain: 1000 }]);
+    await ok(['start', eco], { home });
+    const logs = path.join(home, 'logs');
+    await h.waitFor(() => allLines(logs, 'shared-out').length === 40000, { timeout: 30000, message: '40000 lines' });
+    const lines = allLines(logs, 'shared-out');
+    for (const inst of ['i0', 'i1']) {
+      const mine = lines.filter((l) => l.startsWith(`${inst} `));
+      assert.equal(mine.length, 20000, inst);
+      const nums = mine.map((l) => Number(l.split(' ')[2]));
+      // A writer follows a file renamed under it within a second, and files are renamed in order, so
+      // each instance's lines stay in order across the rotated files.
+      nums.forEach((n, i) => { if (n !== i) assert.fail(`${inst}: line ${i} is number ${n}`); });
+    }
+    assert.ok(rotated(logs, 'shared-out').length >= 5);
+  });
+
   test('max_size 0 disables rotation for an app; RPM2_LOG_ROTATE=off for every app', async (t) => {
     const { home, dir } = h.useHome(t);
     const env = { RPM2_LOG_MAX_SIZE: '100K' };

@@ -622,11 +622,16 @@ impl LogFiles {
             }
         } else if now.duration_since(self.slots[idx].checked_at) >= RECHECK_EVERY {
             // Renamed or removed behind our back (logrotate, another process's rotation of a shared
-            // file, rm): write to a file at the path again.
+            // file, rm): write to a file at the path again. Otherwise refresh the size, which other
+            // writers of a shared file (merge_logs) and flush change.
             let slot = &mut self.slots[idx];
             slot.checked_at = now;
             let same = std::fs::metadata(&slot.path).map(|m| file_id(&m) == slot.id).unwrap_or(false);
-            if !same {
+            if same {
+                if let Some(len) = slot.file.as_ref().and_then(|f| f.metadata().ok()).map(|m| m.len()) {
+                    slot.size = len;
+                }
+            } else {
                 slot.file = None;
                 self.open_slot(idx);
                 if self.slots[idx].file.is_none() {
@@ -890,7 +895,11 @@ pub fn daemon_log_line(line: &str) {
     }
     let Ok(mut guard) = DAEMON_LOG.lock() else { return };
     let st = guard.get_or_insert_with(|| DaemonLog {
-        path: Home::from_env().ok().map(|h| h.daemon_log()),
+        // The file our stderr was opened on (before any rename), else RPM2_HOME's.
+        path: std::fs::read_link("/proc/self/fd/2")
+            .ok()
+            .filter(|p| p.file_name().map(|n| n == "rpm2.log").unwrap_or(false))
+            .or_else(|| Home::from_env().ok().map(|h| h.daemon_log())),
         owned: None,
         rotation: Rotation::defaults(&|k| std::env::var(k).ok()),
     });
