@@ -60,7 +60,7 @@ enum RrMsg {
 }
 
 enum Server {
-    RoundRobin { tx: mpsc::UnboundedSender<RrMsg>, data: Value, sockname: Value },
+    RoundRobin { tx: mpsc::UnboundedSender<RrMsg>, data: Value, sockname: Value, workers: HashSet<u64> },
     Shared { sock: OwnedFd, kind: &'static str, data: Value, workers: HashSet<u64> },
 }
 
@@ -229,12 +229,14 @@ impl ClusterApp {
                     dlog(format!("app {}: listening on {key} (round-robin)", self.name));
                     let (stx, srx) = mpsc::unbounded_channel();
                     tokio::spawn(round_robin(listener, key.clone(), stx.clone(), srx, self.pending.clone()));
-                    servers.insert(key.clone(), Server::RoundRobin { tx: stx, data, sockname });
+                    servers
+                        .insert(key.clone(), Server::RoundRobin { tx: stx, data, sockname, workers: HashSet::new() });
                 }
             }
         }
         match servers.get_mut(&key) {
-            Some(Server::RoundRobin { tx: stx, data, sockname }) => {
+            Some(Server::RoundRobin { tx: stx, data, sockname, workers }) => {
+                workers.insert(wid);
                 let held = match self.held.lock() {
                     Ok(mut h) => match h.get_mut(&wid) {
                         Some(list) => {
@@ -296,7 +298,8 @@ impl ClusterApp {
     pub fn worker_close(&self, wid: u64, key: &str) {
         if let Ok(mut servers) = self.servers.lock() {
             match servers.get_mut(key) {
-                Some(Server::RoundRobin { tx, .. }) => {
+                Some(Server::RoundRobin { tx, workers, .. }) => {
+                    workers.remove(&wid);
                     let _ = tx.send(RrMsg::RemoveWorker(wid));
                 }
                 Some(Server::Shared { workers, .. }) => {
@@ -316,7 +319,8 @@ impl ClusterApp {
         if let Ok(mut servers) = self.servers.lock() {
             for s in servers.values_mut() {
                 match s {
-                    Server::RoundRobin { tx, .. } => {
+                    Server::RoundRobin { tx, workers, .. } => {
+                        workers.remove(&wid);
                         let _ = tx.send(RrMsg::RemoveWorker(wid));
                     }
                     Server::Shared { workers, .. } => {
@@ -342,6 +346,25 @@ impl ClusterApp {
             for (key, s) in servers.drain() {
                 dlog(format!("app {}: closing {key}", self.name));
                 if let Server::RoundRobin { tx, .. } = s {
+                    let _ = tx.send(RrMsg::Close);
+                }
+            }
+        }
+    }
+
+    /// Closes the servers no worker uses any more (after the app moved to other ports).
+    pub fn prune_unused(&self) {
+        if let Ok(mut servers) = self.servers.lock() {
+            let unused: Vec<String> = servers
+                .iter()
+                .filter(|(_, s)| match s {
+                    Server::RoundRobin { workers, .. } | Server::Shared { workers, .. } => workers.is_empty(),
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in unused {
+                dlog(format!("app {}: no worker listens on {key} any more: closing it", self.name));
+                if let Some(Server::RoundRobin { tx, .. }) = servers.remove(&key) {
                     let _ = tx.send(RrMsg::Close);
                 }
             }

@@ -449,6 +449,30 @@ fn release_clusters(d: &Daemon) {
     }
 }
 
+/// After an app was restarted or reloaded with a new declaration (it may listen elsewhere now): once
+/// its workers had time to listen (listen_timeout + 1 s), close the listeners no worker uses, so an
+/// old port refuses connections instead of queueing them forever.
+fn prune_listeners_later(d: &Arc<Daemon>, ids: &[u32]) {
+    let mut apps: Vec<(Arc<ClusterApp>, u64)> = Vec::new();
+    for id in ids {
+        let Some(h) = handle_of(d, *id) else { continue };
+        let spec = h.spec.borrow().0.clone();
+        if spec.exec_mode != ExecMode::Cluster {
+            continue;
+        }
+        let app = cluster_of(d, &spec);
+        if !apps.iter().any(|(a, _)| Arc::ptr_eq(a, &app)) {
+            apps.push((app, spec.listen_timeout));
+        }
+    }
+    for (app, wait) in apps {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(wait + 1000)).await;
+            app.prune_unused();
+        });
+    }
+}
+
 fn register(
     d: &Arc<Daemon>,
     pm_id: u32,
@@ -1038,7 +1062,7 @@ fn with_reply(c: Control, reply: supervisor::Reply) -> Control {
         Control::Send { msg, .. } => Control::Send { msg, reply },
         Control::Reset(_) => Control::Reset(reply),
         Control::ReloadLogs => Control::ReloadLogs,
-        Control::Reload(_) => Control::Reload(reply),
+        Control::Reload { spec, .. } => Control::Reload { spec, reply },
         Control::Trigger { reason, graceful, .. } => Control::Trigger { reason, graceful, reply },
         Control::SetWatch { on, .. } => Control::SetWatch { on, reply },
     }
@@ -1118,15 +1142,37 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
             };
             watch_controls(d, &method, p, &ids).await;
             let before = summary(d, &ids);
-            if req.method == "reload" && new_spec.is_none() && update_env.is_none() {
+            // The declaration each process gets: a new one (ecosystem file), the stored one with the
+            // shell env merged over it (--update-env), or none (unchanged).
+            let spec_for = |id: u32| -> Option<Arc<AppSpec>> {
+                new_spec.clone().or_else(|| {
+                    update_env.as_ref().and_then(|env| {
+                        let h = handle_of(d, id)?;
+                        let mut s = h.spec.borrow().0.as_ref().clone();
+                        let mut merged = s.env.clone();
+                        // The new shell env wins over the stored one, as PM2's --update-env.
+                        for (k, v) in env {
+                            merged.insert(k.clone(), v.clone());
+                        }
+                        s.env = merged;
+                        Some(Arc::new(s))
+                    })
+                })
+            };
+            let changed = new_spec.is_some() || update_env.is_some();
+            if req.method == "reload" {
                 // One instance at a time; the rollout stops at the first instance that fails, so the
                 // app never ends with fewer healthy processes than it had.
                 for id in &ids {
                     if let Some(h) = handle_of(d, *id) {
-                        if let Err(e) = h.call(Control::Reload).await {
+                        let spec = spec_for(*id);
+                        if let Err(e) = h.call(|reply| Control::Reload { spec, reply }).await {
                             return Err(herr("reload_failed", format!("{e} (rollout stopped at id {id})")));
                         }
                     }
+                }
+                if changed {
+                    prune_listeners_later(d, &ids);
                 }
                 return Ok(summary(d, &ids));
             }
@@ -1135,24 +1181,8 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                     "stop" => Control::Stop(placeholder()),
                     "delete" => Control::Delete(placeholder()),
                     "reset" => Control::Reset(placeholder()),
-                    "reload" if new_spec.is_none() && update_env.is_none() => Control::Reload(placeholder()),
                     _ => {
-                        let spec = new_spec.clone().or_else(|| {
-                            update_env.as_ref().and_then(|env| {
-                                let h = handle_of(d, id)?;
-                                let mut s = h.spec.borrow().0.as_ref().clone();
-                                let mut merged = env.clone();
-                                for (k, v) in &s.env {
-                                    merged.entry(k.clone()).or_insert(v.clone());
-                                }
-                                // The new shell env wins over the stored one, as PM2's --update-env.
-                                for (k, v) in env {
-                                    merged.insert(k.clone(), v.clone());
-                                }
-                                s.env = merged;
-                                Some(Arc::new(s))
-                            })
-                        });
+                        let spec = spec_for(id);
                         Control::Restart { spec, reason: format!("{method} requested"), reply: placeholder() }
                     }
                 })
@@ -1160,6 +1190,9 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
             .await?;
             if req.method == "stop" {
                 release_clusters(d);
+            }
+            if req.method == "restart" && changed {
+                prune_listeners_later(d, &ids);
             }
             if req.method == "delete" {
                 if let Ok(mut r) = d.registry.lock() {

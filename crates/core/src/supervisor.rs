@@ -140,8 +140,9 @@ pub enum Control {
     /// Reopen the log files.
     ReloadLogs,
     /// Zero-downtime replacement (cluster mode): start the new worker, wait until it listens (or is
-    /// ready), then retire the old one. Fork mode: a graceful restart.
-    Reload(Reply),
+    /// ready), then retire the old one. Fork mode: a graceful restart. An optional new spec (e.g.
+    /// `--update-env`, an ecosystem file) is applied to the new process.
+    Reload { spec: Option<Arc<AppSpec>>, reply: Reply },
     /// An automatic restart (file change, cron, memory limit; see [`crate::triggers`]): a reload when
     /// `graceful` and the process is an online cluster worker, else a restart (which starts a stopped
     /// process). `reason` becomes the restart reason.
@@ -447,7 +448,10 @@ impl Actor {
                 self.publish();
                 let _ = reply.send(Ok(()));
             }
-            Control::Reload(reply) => {
+            Control::Reload { spec, reply } => {
+                if let Some(s) = spec {
+                    self.apply_spec(s);
+                }
                 let r = self.reload().await;
                 let _ = reply.send(r);
             }

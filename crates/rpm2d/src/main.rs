@@ -7,7 +7,13 @@ fn main() {
     let code = match argv.get(1).and_then(|a| a.to_str()) {
         Some("--daemon") => rpm2_core::cli::run_daemon(),
         Some("--runtime") => rpm2_core::runtime::run(argv),
-        _ => rpm2_core::cli::run(argv),
+        _ => {
+            // A CLI whose output is piped into `head` or `true` ends quietly on EPIPE, like any Unix
+            // tool (Rust ignores SIGPIPE by default, which turns that into a panic in println!).
+            // SAFETY: resetting a signal disposition before any thread exists.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            rpm2_core::cli::run(argv)
+        }
     };
     std::process::exit(code);
 }
