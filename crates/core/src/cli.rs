@@ -304,6 +304,9 @@ struct StartArgs {
     instance_var: Option<String>,
     #[arg(long = "lb")]
     cluster_lb: Option<String>,
+    /// Set by `reload <file>`: existing apps are reloaded rather than restarted.
+    #[arg(skip)]
+    reload: bool,
 }
 
 /// A CLI error that has already been explained to the user.
@@ -421,11 +424,21 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             Ok(0)
         }
         Cmd::Stop(t) => action(ui, "stop", &t.targets, json!({"watch": false})),
-        Cmd::Restart(a) | Cmd::Reload(a) | Cmd::GracefulReload(a) if is_ecosystem(&a.targets[0]) => {
+        Cmd::Restart(a) if is_ecosystem(&a.targets[0]) => {
             let sa = StartArgs {
                 script: Some(a.targets[0].clone()),
                 env: a.env.clone(),
                 update_env: true,
+                ..Default::default()
+            };
+            start(ui, sa)
+        }
+        Cmd::Reload(a) | Cmd::GracefulReload(a) if is_ecosystem(&a.targets[0]) => {
+            let sa = StartArgs {
+                script: Some(a.targets[0].clone()),
+                env: a.env.clone(),
+                update_env: true,
+                reload: true,
                 ..Default::default()
             };
             start(ui, sa)
@@ -881,7 +894,9 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
                 .unwrap_or_default();
             if !existing.is_empty() {
                 ui.info(&format!("Restarting [{}] with the file's options", s.name));
-                c.call("restart", json!({"targets": [s.name], "spec": s}))?;
+                // `reload <file>`: a zero-downtime rollout of the new declaration; else a restart.
+                let method = if a.reload { "reload" } else { "restart" };
+                c.call(method, json!({"targets": [s.name], "spec": s}))?;
                 continue;
             }
         }
