@@ -4,10 +4,11 @@
 #    Runs alternate rpm2 / pm2 so that machine drift hits both alike.
 #    Also (informational, rpm2 only): `list` run as <pkg>/rpm2d directly, without
 #    the bin/rpm2 shell launcher, to show what the launcher costs.
-# Params: LIST_N (20 timed runs per tool, after 2 warm-up runs), LIST_APPS (10)
+# Params: LIST_N (20 timed runs per tool, after 2 warm-up runs), JLIST_N (10), LIST_APPS (10)
 source "$(dirname "$0")/lib.sh"
 bench_init
 LIST_N=${LIST_N:-20}
+JLIST_N=${JLIST_N:-$(( (LIST_N + 1) / 2 ))}
 LIST_APPS=${LIST_APPS:-10}
 
 live=
@@ -21,9 +22,10 @@ for t in $BENCH_TOOLS; do
 done
 
 for cmd in list jlist; do
+  n=$LIST_N; [ "$cmd" = jlist ] && n=$JLIST_N
   declare -A S=() BAD=()
   for t in $live; do time_cli "$t" 2 "$cmd" >/dev/null; S[$t]=; BAD[$t]=; done
-  for i in $(seq 1 "$LIST_N"); do
+  for i in $(seq 1 "$n"); do
     for t in $(tools_for_rep "$i"); do
       case " $live " in *" $t "*) ;; *) continue ;; esac
       [ -n "${BAD[$t]}" ] && continue
@@ -34,7 +36,7 @@ for cmd in list jlist; do
   done
   for t in $live; do
     if [ -n "${BAD[$t]}" ]; then na "${cmd}_10apps_ms" "$t" "${BAD[$t]}"
-    else emit "${cmd}_10apps_ms" "$t" --note "$LIST_APPS apps online, n=$LIST_N" ${S[$t]}; fi
+    else emit "${cmd}_10apps_ms" "$t" --note "$LIST_APPS apps online, n=$n" ${S[$t]}; fi
   done
   unset S BAD
 done

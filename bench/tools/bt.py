@@ -238,35 +238,95 @@ def cmd_crash_intervals(argv):
             last_exit = None
 
 
-LINE_RE = re.compile(rb'^LOGSPAM (\d+) ')
+LINE_ANY_RE = re.compile(rb'LOGSPAM (\d+) ')
+BURST_PAD = 40   # apps/logburst.js writes "LOGSPAM <i> <40 x>\n"
 
 
-def burst(go, out, lines, pid, timeout):
+def burst_expected_bytes(lines):
+    total, lo, digits = 0, 0, 1
+    while lo < lines:
+        hi = min(lines, 10 ** digits)
+        total += (hi - lo) * (len('LOGSPAM  \n') + digits + BURST_PAD)
+        lo, digits = hi, digits + 1
+    return total
+
+
+def log_family(out):
+    """The out log and its rotated siblings (<stem>*), oldest first, the live file last."""
+    d, base = os.path.split(out)
+    d = d or '.'
+    stem = base[:-4] if base.endswith('.log') else base
+    rotated = []
+    for name in os.listdir(d):
+        if name.startswith(stem) and name != base:
+            try:
+                st = os.stat(os.path.join(d, name))
+            except OSError:
+                continue
+            rotated.append((st.st_mtime_ns, name, st.st_size))
+    rotated.sort()
+    fam = [(os.path.join(d, n), sz) for _, n, sz in rotated]
+    try:
+        fam.append((out, os.stat(out).st_size))
+    except OSError:
+        pass
+    return fam
+
+
+def read_log(path):
+    if path.endswith('.gz'):
+        import gzip
+        with gzip.open(path, 'rb') as g:
+            return g.read()
+    with open(path, 'rb') as g:
+        return g.read()
+
+
+def count_lines(fam):
+    n = 0
+    for path, _ in fam:
+        try:
+            n += len(LINE_ANY_RE.findall(read_log(path)))
+        except OSError:
+            pass
+    return n
+
+
+def burst(go, out, lines, pid, timeout, stall=15.0):
+    """Creates GO, then waits until OUT and its rotated siblings hold LINES lines.
+    Polls every 2 ms the sizes of the files (cheap: one listdir + stats); once they
+    reach the exact byte count the app writes, counts the lines to confirm. Then
+    checks every line is there, in order, reading the files oldest first."""
     res = {'lines_expected': lines}
-    f = None
-    seen = 0
+    want = burst_expected_bytes(lines)
     io0 = pid_io(pid)
     ticks0 = pid_ticks(pid)
     t0 = time.monotonic_ns()
     open(go, 'w').close()
     deadline = time.monotonic() + timeout
+    last_progress, last_size, last_count = time.monotonic(), -1, 0.0
+    seen = 0
     while True:
-        if f is None:
-            try:
-                f = open(out, 'rb')
-            except OSError:
-                f = None
-        if f is not None:
-            chunk = f.read()
-            if chunk:
-                seen += chunk.count(b'\n')
-        if seen >= lines:
-            t1 = time.monotonic_ns()
-            ticks1 = pid_ticks(pid)
-            io1 = pid_io(pid)
-            break
-        if time.monotonic() > deadline:
-            res.update(error='only %d of %d lines in %s after %.0f s' % (seen, lines, out, timeout), lines=seen)
+        fam = log_family(out)
+        size = sum(sz for p, sz in fam if not p.endswith('.gz'))
+        now = time.monotonic()
+        if size != last_size:
+            last_size, last_progress = size, now
+        # bytes reached (or compressed files present): confirm with a line count,
+        # at most every 100 ms
+        if (size >= want or any(p.endswith('.gz') for p, _ in fam)) and now - last_count >= 0.1:
+            seen = count_lines(fam)
+            last_count = time.monotonic()
+            if seen >= lines:
+                t1 = time.monotonic_ns()
+                ticks1 = pid_ticks(pid)
+                io1 = pid_io(pid)
+                break
+        if now > deadline or now - last_progress > stall:
+            seen = count_lines(fam)
+            res.update(error='only %d of %d lines in %s (%d file(s)) after %.1f s%s' % (
+                seen, lines, out, len(fam), (time.monotonic_ns() - t0) / 1e9,
+                ', no progress for %.0f s' % stall if now - last_progress > stall else ''), lines=seen)
             return res
         time.sleep(0.002)
     res['ms'] = round((t1 - t0) / 1e6, 3)
@@ -274,12 +334,13 @@ def burst(go, out, lines, pid, timeout):
     if io0 and io1:
         res['daemon_read_syscalls'] = io1['syscr'] - io0['syscr']
         res['daemon_write_syscalls'] = io1['syscw'] - io0['syscw']
-    # correctness: every line present, in order
-    f.close()
+    # correctness: every line present, in order (oldest file first)
+    fam = log_family(out)
+    res['files'] = len(fam)
     expect, missing, ooo, total, other = 0, 0, 0, 0, 0
-    with open(out, 'rb') as f:
-        for l in f:
-            m = LINE_RE.match(l)
+    for path, _ in fam:
+        for l in read_log(path).splitlines():
+            m = LINE_ANY_RE.search(l)
             if not m:
                 other += 1
                 continue
@@ -298,18 +359,20 @@ def burst(go, out, lines, pid, timeout):
 
 
 def burst_opts(argv):
-    o = {'go': None, 'out': None, 'lines': 200000, 'pid': None, 'timeout': 120.0, 'script': None, 'node': 'node'}
+    o = {'go': None, 'out': None, 'lines': 200000, 'pid': None, 'timeout': 120.0, 'script': None, 'node': 'node',
+         'stall': 15.0}
     while argv:
         k = argv.pop(0).lstrip('-')
         o[k] = argv.pop(0)
     o['lines'] = int(o['lines'])
     o['timeout'] = float(o['timeout'])
+    o['stall'] = float(o['stall'])
     return o
 
 
 def cmd_burst(argv):
     o = burst_opts(argv)
-    print(json.dumps(burst(o['go'], o['out'], o['lines'], o['pid'], o['timeout'])))
+    print(json.dumps(burst(o['go'], o['out'], o['lines'], o['pid'], o['timeout'], o['stall'])))
 
 
 def cmd_ref_burst(argv):
@@ -328,7 +391,7 @@ def cmd_ref_burst(argv):
     app.stdout.close()
     try:
         time.sleep(0.5)
-        res = burst(go, o['out'], o['lines'], str(cat.pid), o['timeout'])
+        res = burst(go, o['out'], o['lines'], str(cat.pid), o['timeout'], o['stall'])
     finally:
         app.kill()
         app.wait()

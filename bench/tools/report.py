@@ -99,7 +99,7 @@ def main():
             else:
                 cells[t] = fmt(r['median'], unit)
                 if r.get('note') and ('WRONG' in r['note'] or 'stopped early' in r['note'] or 'helper' in r['note']
-                                      or 'only' in r['note']):
+                                      or 'only' in r['note'] or 'rotated' in r['note']):
                     notes.append('%s, %s: %s' % (label, t, r['note']))
         a, b = entry['rpm2'].get('median'), entry['pm2'].get('median')
         ratio = verdict = None
@@ -156,7 +156,7 @@ def main():
                   'start, %s at end; `node -e 0` took %s ms at start, %s ms at end; whole bench %s s. Parameters: %s.' % (
                       ctx.get('busy_pct', '?'), ctx.get('load_start', '?'), ctx.get('load_end', '?'), ctx.get('node_boot_ms_start', '?'),
                       ctx.get('node_boot_ms_end', '?'), ctx.get('seconds', '?'),
-                      ', '.join('%s=%s' % kv for kv in sorted(params.items()))))
+                      ', '.join('%s=%s' % kv for kv in sorted(params.items()) if kv[1] is not None)))
     text = '\n'.join(md) + '\n'
     open(out_md, 'w').write(text)
     json.dump({'generated': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'env': env, 'params': params,
