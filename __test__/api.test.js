@@ -178,7 +178,7 @@ test('start() with callbacks: an app object, then an array of apps', async (t) =
 
   // An invalid declaration is an Error with the core's one-line message.
   await assert.rejects(api.start({ name: 'no-script' }), (e) => {
-    assert.match(e.message, /no 'script' given/);
+    assert.match(e.message, /'script' is missing/);
     assert.equal(e.code, 'bad_config');
     return true;
   });
