@@ -457,9 +457,7 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     assert.doesNotMatch(await outLog(home, 'graceful'), /got SIGINT/, 'no SIGINT with shutdown_with_message');
   });
 
-  test('deploy-style reloads (`reload web --update-env`, `reload <ecosystem file>`) are zero-downtime rollouts with the new env', {
-    todo: 'core bug: a reload with --update-env or from an ecosystem file becomes a restart of every worker at once (SIGINT), so in-flight requests are cut; PM2 rolls these out like a plain reload',
-  }, async (t) => {
+  test('deploy-style reloads (`reload web --update-env`, `reload <ecosystem file>`) are zero-downtime rollouts with the new env', async (t) => {
     const { dir, home } = h.useHome(t);
     const port = await freePort();
     await start(home, node, HTTP_APP, 'web', ['-i', '2'], { PORT: port, HOST, RELEASE: '1' });
@@ -494,9 +492,7 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     assert.deepEqual([...s3.values()].map((b) => b.release), ['3', '3'], 'the file\'s env is applied');
   });
 
-  test('moving an app to another port (restart --update-env PORT=...) releases the old port: connections there are refused, not left hanging', {
-    todo: 'core bug: the listener on the old port stays held (rpm2d accepts and queues connections that no worker will ever take) until the app is stopped or deleted',
-  }, async (t) => {
+  test('moving an app to another port (restart --update-env PORT=...) releases the old port: connections there are refused, not left hanging', async (t) => {
     const { home } = h.useHome(t);
     const oldPort = await freePort();
     const newPort = await freePort();

@@ -703,8 +703,17 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
     }
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    // Subscription events go through a bounded queue: a client that stops reading loses events
+    // (and is told how many) instead of growing the daemon's memory.
+    let (ev_tx, mut ev_rx) = mpsc::channel::<Vec<u8>>(EVENT_QUEUE);
     let writer = tokio::spawn(async move {
-        while let Some(line) = rx.recv().await {
+        loop {
+            let line = tokio::select! {
+                biased;
+                l = rx.recv() => l,
+                l = ev_rx.recv() => l,
+            };
+            let Some(line) = line else { break };
             if wr.write_all(&line).await.is_err() {
                 break;
             }
@@ -754,11 +763,12 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
         }
         let d = d.clone();
         let tx = tx.clone();
+        let ev_tx = ev_tx.clone();
         let closed = closed.clone();
         tokio::spawn(async move {
             let id = req.id;
             if req.method == "subscribe" {
-                subscribe(d, req, tx, closed).await;
+                subscribe(d, req, tx, ev_tx, closed).await;
                 return;
             }
             let method = req.method.clone();
@@ -790,7 +800,16 @@ fn herr(code: &'static str, message: impl Into<String>) -> HandlerError {
 
 type HResult = std::result::Result<Value, HandlerError>;
 
-async fn subscribe(d: Arc<Daemon>, req: Request, tx: mpsc::UnboundedSender<Vec<u8>>, closed: Arc<Notify>) {
+/// Events queued per subscriber connection before new ones are dropped (and counted).
+const EVENT_QUEUE: usize = 4096;
+
+async fn subscribe(
+    d: Arc<Daemon>,
+    req: Request,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    ev_tx: mpsc::Sender<Vec<u8>>,
+    closed: Arc<Notify>,
+) {
     let topics: Vec<String> =
         req.params.get("topics").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
     let filter: Option<Vec<String>> = req
@@ -816,6 +835,7 @@ async fn subscribe(d: Arc<Daemon>, req: Request, tx: mpsc::UnboundedSender<Vec<u
                 .iter()
                 .any(|t| t == "*" || t == topic || (t.ends_with(":*") && topic.starts_with(&t[..t.len() - 1])))
     };
+    let mut dropped: u64 = 0;
     loop {
         tokio::select! {
             _ = closed.notified() => break,
@@ -826,11 +846,17 @@ async fn subscribe(d: Arc<Daemon>, req: Request, tx: mpsc::UnboundedSender<Vec<u
                         let id = ev.data.get("process").and_then(|p| p.get("pm_id")).and_then(|v| v.as_u64());
                         if !id.map(|i| ids.contains(&(i as u32))).unwrap_or(false) { continue; }
                     }
-                    if tx.send(Response::event(req.id, json!({"topic": ev.topic, "data": ev.data})).to_line()).is_err() { break; }
+                    if dropped > 0 {
+                        let note = Response::event(req.id, json!({"topic": "rpm2:lagged", "data": {"dropped": dropped}})).to_line();
+                        if ev_tx.try_send(note).is_ok() { dropped = 0; }
+                    }
+                    match ev_tx.try_send(Response::event(req.id, json!({"topic": ev.topic, "data": ev.data})).to_line()) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
+                        Err(mpsc::error::TrySendError::Closed(_)) => break,
+                    }
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let _ = tx.send(Response::event(req.id, json!({"topic": "rpm2:lagged", "data": {"dropped": n}})).to_line());
-                }
+                Err(broadcast::error::RecvError::Lagged(n)) => dropped += n,
                 Err(broadcast::error::RecvError::Closed) => break,
             }
         }
