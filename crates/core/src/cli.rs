@@ -1026,6 +1026,15 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
             ("unstable restarts", s("unstable_restarts")),
             ("created at", iso_utc(e["created_at"].as_u64().unwrap_or(0))),
         ];
+        if e["vizion"] != json!(false) {
+            if let Some(g) = e["pm_cwd"].as_str().and_then(|c| git_info(Path::new(c))) {
+                rows.push(("revision control", "git".into()));
+                rows.push(("remote url", g.url.unwrap_or_else(|| "N/A".into())));
+                rows.push(("repository root", g.root));
+                rows.push(("branch", g.branch.unwrap_or_else(|| "N/A".into())));
+                rows.push(("revision", g.revision.unwrap_or_else(|| "N/A".into())));
+            }
+        }
         if let Some(r) = e["restart_reason"].as_str() {
             rows.push(("last restart reason", r.to_string()));
         }
@@ -1077,6 +1086,55 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
         println!(" Use `rpm2 logs {} [--lines 1000]` to display logs", proc_["name"].as_str().unwrap_or(""));
     }
     Ok(0)
+}
+
+/// Git metadata of the repository holding `dir` (PM2's `vizion`), read from `.git` directly.
+struct GitInfo {
+    root: String,
+    branch: Option<String>,
+    revision: Option<String>,
+    url: Option<String>,
+}
+
+fn git_info(dir: &Path) -> Option<GitInfo> {
+    let mut d = Some(dir);
+    while let Some(cur) = d {
+        let git = cur.join(".git");
+        if git.is_dir() {
+            let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+            let head = head.trim();
+            let (branch, revision) = match head.strip_prefix("ref: ") {
+                Some(r) => {
+                    let rev = std::fs::read_to_string(git.join(r)).ok().map(|s| s.trim().to_string()).or_else(|| {
+                        let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+                        packed
+                            .lines()
+                            .find(|l| l.ends_with(r))
+                            .and_then(|l| l.split_whitespace().next())
+                            .map(String::from)
+                    });
+                    (Some(r.trim_start_matches("refs/heads/").to_string()), rev)
+                }
+                None => (None, Some(head.to_string())),
+            };
+            let config = std::fs::read_to_string(git.join("config")).unwrap_or_default();
+            let mut in_origin = false;
+            let mut url = None;
+            for l in config.lines() {
+                let l = l.trim();
+                if l.starts_with('[') {
+                    in_origin = l == "[remote \"origin\"]";
+                } else if in_origin {
+                    if let Some(u) = l.strip_prefix("url") {
+                        url = Some(u.trim_start_matches([' ', '=']).trim().to_string());
+                    }
+                }
+            }
+            return Some(GitInfo { root: cur.display().to_string(), branch, revision, url });
+        }
+        d = cur.parent();
+    }
+    None
 }
 
 fn prettylist(list: &Value) -> Result<()> {
