@@ -13,8 +13,9 @@
 //! metadata changed (`touch`), under a watched path and not ignored. Reads do not count.
 //!
 //! Ignore rules ([`IgnoreRules`]): always `node_modules`, `.git`, every dot-file and dot-directory
-//! (below the watched path), the app's own log files and the daemon's home; the app's `ignore_watch`
-//! entries **extend** these defaults (PM2 replaces them; see the README). An entry is a plain name
+//! (below the watched path), the app's own log and pid files (and rotated logs), the daemon's home;
+//! the app's `ignore_watch` entries **extend** these defaults (PM2 replaces them; see the README).
+//! An entry is a plain name
 //! (`logs`: any file or directory of that name, at any depth), a glob without a slash (`*.log`:
 //! matched against every path component), a relative path or glob with a slash (`src/gen`,
 //! `data/**/*.csv`: relative to the app's cwd or to the watched path; a match on a directory ignores
@@ -199,6 +200,8 @@ pub struct IgnoreRules {
     path_globs: GlobSet,
     absolute: Vec<PathBuf>,
     absolute_globs: GlobSet,
+    /// `(directory, "<stem>__")` of always-ignored files: their rotated copies (see [`crate::logs`]).
+    rotated: Vec<(PathBuf, String)>,
 }
 
 impl IgnoreRules {
@@ -231,12 +234,21 @@ impl IgnoreRules {
                 names.insert(e.to_string());
             }
         }
+        let rotated = always
+            .iter()
+            .filter(|p| p.extension().is_some())
+            .filter_map(|p| {
+                let stem = p.file_stem()?.to_str()?;
+                Some((p.parent()?.to_path_buf(), format!("{stem}__")))
+            })
+            .collect();
         Ok(IgnoreRules {
             names,
             component_globs: glob_set(&comp)?,
             path_globs: glob_set(&rel)?,
             absolute,
             absolute_globs: glob_set(&abs_globs)?,
+            rotated,
         })
     }
 
@@ -247,6 +259,11 @@ impl IgnoreRules {
         }
         if !self.absolute_globs.is_empty() && path.ancestors().any(|a| self.absolute_globs.is_match(a)) {
             return true;
+        }
+        if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+            if self.rotated.iter().any(|(d, prefix)| d == dir && name.starts_with(prefix.as_str())) {
+                return true;
+            }
         }
         let Ok(rel) = path.strip_prefix(root) else { return false };
         for c in rel.components() {
@@ -429,6 +446,10 @@ impl Hub {
     }
 
     fn send(&self, c: Cmd, start: bool) {
+        self.send_once(c, start, true);
+    }
+
+    fn send_once(&self, c: Cmd, start: bool, retry: bool) {
         let Ok(mut g) = self.tx.lock() else { return };
         if g.is_none() {
             if !start {
@@ -449,8 +470,14 @@ impl Hub {
             }
         }
         if let Some(tx) = g.as_ref() {
-            if tx.send(c).is_err() {
+            if let Err(smpsc::SendError(c)) = tx.send(c) {
+                // The thread is gone (it never should be): start a new one for a full set.
                 *g = None;
+                drop(g);
+                if start && retry {
+                    dlog("[Watch] the file watcher thread ended; starting it again");
+                    self.send_once(c, true, false);
+                }
             }
         }
     }
@@ -498,6 +525,7 @@ impl AppW {
                 path_globs: GlobSet::empty(),
                 absolute: spec.always_ignored.clone(),
                 absolute_globs: GlobSet::empty(),
+                rotated: vec![],
             })
         });
         let (mut dir_roots, mut file_roots) = (vec![], vec![]);
@@ -949,6 +977,7 @@ mod tests {
         assert!(ig("/w/app/.hidden"));
         assert!(ig("/w/app/src/.env"));
         assert!(ig("/w/app/logs/out.log"), "the app's own log file");
+        assert!(ig("/w/app/logs/out__2024-01-02_03-04-05.log.gz"), "and its rotated copies");
         assert!(!ig("/w/app/logs/other.log"));
         assert!(!ig("/w/app/index.js"));
         assert!(!ig("/w/app/src/a.b.js"));
