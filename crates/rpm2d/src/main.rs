@@ -4,6 +4,18 @@
 
 fn main() {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Installed by npm as both `rpm2` and `rpm2-runtime` (links to this executable): the name says which.
+    let invoked_as = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
+    if invoked_as == "rpm2-runtime" {
+        let mut args = vec![argv[0].clone(), "--runtime".into()];
+        args.extend(argv.iter().skip(1).cloned());
+        std::process::exit(rpm2_core::runtime::run(args));
+    }
     let code = match argv.get(1).and_then(|a| a.to_str()) {
         Some("--daemon") => rpm2_core::cli::run_daemon(),
         Some("--runtime") => rpm2_core::runtime::run(argv),
