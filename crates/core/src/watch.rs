@@ -254,7 +254,9 @@ impl IgnoreRules {
 
     /// Whether `path` (below the watched path `root`; `cwd` is the app's) is ignored.
     pub fn is_ignored(&self, root: &Path, cwd: &Path, path: &Path) -> bool {
-        if self.absolute.iter().any(|a| path.starts_with(a)) {
+        // An absolute entry that contains the watched path itself (a daemon home above the project)
+        // would ignore everything: it only applies to paths it does not contain the root of.
+        if self.absolute.iter().any(|a| path.starts_with(a) && !root.starts_with(a)) {
             return true;
         }
         if !self.absolute_globs.is_empty() && path.ancestors().any(|a| self.absolute_globs.is_match(a)) {
@@ -984,8 +986,10 @@ mod tests {
         // Defaults apply below the watched path: a root inside a dot-directory is watched.
         let root2 = Path::new("/w/app/.config");
         assert!(!r.is_ignored(root2, root, Path::new("/w/app/.config/settings.json")));
-        // The daemon's home, wherever it is.
+        // The daemon's home, wherever it is; but a home above the watched path does not hide it.
         assert!(r.is_ignored(Path::new("/home/u"), Path::new("/home/u"), Path::new("/home/u/.rpm2/x")));
+        let r2 = IgnoreRules::new(&[], &[PathBuf::from("/srv")]).unwrap();
+        assert!(!r2.is_ignored(Path::new("/srv/app"), Path::new("/srv/app"), Path::new("/srv/app/a.js")));
     }
 
     #[test]
