@@ -28,11 +28,9 @@ pub fn dlog(msg: impl std::fmt::Display) {
     crate::logs::daemon_log_line(&format!("{}: rpm2: {msg}", format_date(now_ms(), "YYYY-MM-DDTHH:mm:ss")));
 }
 
-/// Entry point of `rpm2d --daemon`: takes the home's lock (exiting quietly when another daemon holds
-/// it), detaches into its own session, binds the socket and serves until killed. The parent process
-/// exits 0 once the daemon is ready to accept connections, or 1 with the reason on stderr. Returns
-/// whether this call started it (false: another daemon already owns the home).
-pub fn start_detached(home: Home) -> Result<bool> {
+/// Creates the home and takes its daemon lock (flock, held for the daemon's life). None when another
+/// daemon holds it: there is exactly one daemon per home.
+fn take_lock(home: &Home) -> Result<Option<std::fs::File>> {
     home.ensure()?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -42,9 +40,20 @@ pub fn start_detached(home: Home) -> Result<bool> {
         .with_context(|| format!("cannot open {}", home.lock_file().display()))?;
     // SAFETY: flock on an fd we own.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Ok(None);
+    }
+    Ok(Some(lock))
+}
+
+/// Entry point of `rpm2d --daemon`: takes the home's lock (exiting quietly when another daemon holds
+/// it), detaches into its own session, binds the socket and serves until killed. The parent process
+/// exits 0 once the daemon is ready to accept connections, or 1 with the reason on stderr. Returns
+/// whether this call started it (false: another daemon already owns the home).
+pub fn start_detached(home: Home) -> Result<bool> {
+    let Some(lock) = take_lock(&home)? else {
         // Another daemon owns this home (or is starting): nothing to do.
         return Ok(false);
-    }
+    };
     let (rd, wr) = nix::unistd::pipe().context("cannot create a pipe")?;
     // SAFETY: no threads exist yet in this process (no runtime has been built), so fork is sound.
     match unsafe { nix::unistd::fork() }.context("cannot fork the daemon")? {
@@ -99,17 +108,9 @@ fn redirect_stdio(home: &Home) {
 /// Runs the daemon in the foreground (systemd `Type=simple`, containers): takes the home's lock,
 /// fails when another daemon holds it, and serves until SIGTERM/SIGINT or `kill`.
 pub fn run_foreground(home: Home) -> Result<()> {
-    home.ensure()?;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(home.lock_file())
-        .with_context(|| format!("cannot open {}", home.lock_file().display()))?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let Some(lock) = take_lock(&home)? else {
         bail!("another rpm2 daemon is already running for {}", home.root().display());
-    }
+    };
     run(home, None, lock)
 }
 
