@@ -192,7 +192,7 @@ bench_init() {
 # bench_cleanup: stop both daemons (CLI kill, then by pid), end any process we
 # saw started that still carries our home variable, remove the temporary dirs
 bench_cleanup() {
-  local rc=$? t p
+  local rc=$? t p sub
   trap - EXIT INT TERM
   [ "${BENCH_OWNER:-0}" = 1 ] || exit $rc
   for t in $BENCH_TOOLS; do
@@ -201,12 +201,11 @@ bench_cleanup() {
   done
   sleep 0.5
   for t in $BENCH_TOOLS; do
-    for p in $(sort -un "$BENCH_WORK/$t.pids" 2>/dev/null); do
-      if owned "$t" "$p"; then
-        log "cleanup: $t pid $p still alive: TERM"
-        kill -TERM "$p" 2>/dev/null; sleep 0.5
-        bt alive "$p" && kill -KILL "$p" 2>/dev/null
-      fi
+    sub=; [ "$t" = pm2 ] && sub="($(home_of pm2))"
+    for p in $(bt owned-pids "$(homevar_of "$t")=$(home_of "$t")" "$sub" $(sort -un "$BENCH_WORK/$t.pids" 2>/dev/null)); do
+      log "cleanup: $t pid $p still alive: TERM"
+      kill -TERM "$p" 2>/dev/null; sleep 0.5
+      bt alive "$p" && kill -KILL "$p" 2>/dev/null
     done
   done
   if [ -d "$RESULTS_DIR" ]; then

@@ -11,6 +11,7 @@ Subcommands (all print plain text on stdout unless stated):
   alive PID                                         exit 0 if PID exists and is not a zombie
   owns PID VAR=VALUE [CMDLINE_SUBSTR]               exit 0 if PID's environment holds VAR=VALUE
                                                     (or its command line holds CMDLINE_SUBSTR)
+  owned-pids VAR=VALUE SUBSTR PID...                the PIDs among these that `owns` would accept
   jlist-count PREFIX [STATUS]                       stdin: jlist JSON; apps named PREFIX* with STATUS (online)
   jlist-pids [PREFIX]                               stdin: jlist JSON; app pids, one a line
   jlist-field NAME FIELD                            stdin: jlist JSON; pm2_env.FIELD of app NAME
@@ -161,6 +162,29 @@ def cmd_owns(argv):
         except OSError:
             pass
     sys.exit(1)
+
+
+def cmd_owned_pids(argv):
+    """owned-pids VAR=VALUE CMDLINE_SUBSTR PID...: the PIDs that are alive and carry
+    VAR=VALUE in their environment (or CMDLINE_SUBSTR in their command line)"""
+    kv, sub = argv[0].encode(), argv[1].encode()
+    for pid in argv[2:]:
+        if not pid.isdigit() or not is_alive(pid):
+            continue
+        ok = False
+        try:
+            with open('/proc/%s/environ' % pid, 'rb') as f:
+                ok = kv in f.read().split(b'\0')
+        except OSError:
+            pass
+        if not ok and sub:
+            try:
+                with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                    ok = sub in f.read()
+            except OSError:
+                pass
+        if ok:
+            print(pid)
 
 
 def read_jlist():
@@ -505,7 +529,7 @@ def cmd_now_ms(argv):
 
 
 CMDS = {
-    'time': cmd_time, 'rss': cmd_rss, 'ticks': cmd_ticks, 'ctxsw': cmd_ctxsw, 'alive': cmd_alive, 'owns': cmd_owns,
+    'time': cmd_time, 'rss': cmd_rss, 'ticks': cmd_ticks, 'ctxsw': cmd_ctxsw, 'alive': cmd_alive, 'owns': cmd_owns, 'owned-pids': cmd_owned_pids,
     'jlist-count': cmd_jlist_count, 'jlist-pids': cmd_jlist_pids, 'jlist-field': cmd_jlist_field,
     'wait-count': cmd_wait_count, 'crash-intervals': cmd_crash_intervals, 'burst': cmd_burst, 'ref-burst': cmd_ref_burst,
     'helpers': cmd_helpers, 'emit': cmd_emit, 'fail': cmd_fail, 'now-ms': cmd_now_ms, 'cpustat': cmd_cpustat, 'wait-quiet': cmd_wait_quiet,
