@@ -712,10 +712,13 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
     let num = |flag: &str, v: &Option<String>| -> Result<Option<Value>> {
         match v {
             None => Ok(None),
-            Some(s) => s.trim().parse::<i64>().map(|n| Some(json!(n))).map_err(|_| {
+            Some(s) => {
                 let unit = if flag == "--max-restarts" { "" } else { " of milliseconds" };
-                anyhow!("{flag} must be a whole number{unit}, got '{s}'")
-            }),
+                match s.trim().parse::<i64>() {
+                    Ok(n) if n >= 0 => Ok(Some(json!(n))),
+                    _ => Err(anyhow!("{flag} must be a positive whole number{unit}, got '{s}'")),
+                }
+            }
         }
     };
     put("name", a.name.clone().map(Value::String));

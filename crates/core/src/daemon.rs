@@ -206,7 +206,7 @@ async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
         }
     };
     std::fs::write(home.pid_file(), std::process::id().to_string()).ok();
-    let (bus, _) = broadcast::channel(4096);
+    let (bus, _) = broadcast::channel(16384);
     let (triggers, fires) = Triggers::new(home.root().to_path_buf());
     let d = Arc::new(Daemon {
         home: home.clone(),
@@ -706,16 +706,22 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     // Subscription events go through a bounded queue: a client that stops reading loses events
     // (and is told how many) instead of growing the daemon's memory.
-    let (ev_tx, mut ev_rx) = mpsc::channel::<Vec<u8>>(EVENT_QUEUE);
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let ev_queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ev_out = EventOut { tx: ev_tx, queued: ev_queued.clone() };
     let writer = tokio::spawn(async move {
         loop {
-            let line = tokio::select! {
+            let (line, event) = tokio::select! {
                 biased;
-                l = rx.recv() => l,
-                l = ev_rx.recv() => l,
+                l = rx.recv() => (l, false),
+                l = ev_rx.recv() => (l, true),
             };
             let Some(line) = line else { break };
-            if wr.write_all(&line).await.is_err() {
+            let ok = wr.write_all(&line).await.is_ok();
+            if event {
+                ev_queued.fetch_sub(line.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+            if !ok {
                 break;
             }
         }
@@ -764,12 +770,12 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
         }
         let d = d.clone();
         let tx = tx.clone();
-        let ev_tx = ev_tx.clone();
+        let ev_out = ev_out.clone();
         let closed = closed.clone();
         tokio::spawn(async move {
             let id = req.id;
             if req.method == "subscribe" {
-                subscribe(d, req, tx, ev_tx, closed).await;
+                subscribe(d, req, tx, ev_out, closed).await;
                 return;
             }
             let method = req.method.clone();
@@ -801,14 +807,44 @@ fn herr(code: &'static str, message: impl Into<String>) -> HandlerError {
 
 type HResult = std::result::Result<Value, HandlerError>;
 
-/// Events queued per subscriber connection before new ones are dropped (and counted).
-const EVENT_QUEUE: usize = 4096;
+/// Bytes of events queued per subscriber connection before new ones are dropped (and counted).
+const EVENT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The event side of a connection: an unbounded channel whose queued bytes are counted, so a
+/// subscriber that stops reading loses events instead of growing the daemon past the limit.
+#[derive(Clone)]
+struct EventOut {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+enum Sent {
+    Ok,
+    Full,
+    Closed,
+}
+
+impl EventOut {
+    fn send(&self, line: Vec<u8>) -> Sent {
+        use std::sync::atomic::Ordering;
+        if self.queued.load(Ordering::Relaxed) + line.len() > EVENT_QUEUE_BYTES {
+            return Sent::Full;
+        }
+        self.queued.fetch_add(line.len(), Ordering::Relaxed);
+        let n = line.len();
+        if self.tx.send(line).is_err() {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            return Sent::Closed;
+        }
+        Sent::Ok
+    }
+}
 
 async fn subscribe(
     d: Arc<Daemon>,
     req: Request,
     tx: mpsc::UnboundedSender<Vec<u8>>,
-    ev_tx: mpsc::Sender<Vec<u8>>,
+    ev_tx: EventOut,
     closed: Arc<Notify>,
 ) {
     let topics: Vec<String> =
@@ -849,12 +885,12 @@ async fn subscribe(
                     }
                     if dropped > 0 {
                         let note = Response::event(req.id, json!({"topic": "rpm2:lagged", "data": {"dropped": dropped}})).to_line();
-                        if ev_tx.try_send(note).is_ok() { dropped = 0; }
+                        if matches!(ev_tx.send(note), Sent::Ok) { dropped = 0; }
                     }
-                    match ev_tx.try_send(Response::event(req.id, json!({"topic": ev.topic, "data": ev.data})).to_line()) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
-                        Err(mpsc::error::TrySendError::Closed(_)) => break,
+                    match ev_tx.send(Response::event(req.id, json!({"topic": ev.topic, "data": ev.data})).to_line()) {
+                        Sent::Ok => {}
+                        Sent::Full => dropped += 1,
+                        Sent::Closed => break,
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => dropped += n,
