@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 use tokio::time::{sleep_until, Duration, Instant};
 
@@ -618,9 +617,10 @@ impl Actor {
             });
             tx
         });
-        for (stream, pipe) in
-            [(Stream::Out, child.stdout.take().map(Pipe::Out)), (Stream::Err, child.stderr.take().map(Pipe::Err))]
-        {
+        for (stream, pipe) in [
+            (Stream::Out, child.stdout.take().and_then(|p| p.into_owned_fd().ok()).and_then(|f| Pipe::from_fd(f).ok())),
+            (Stream::Err, child.stderr.take().and_then(|p| p.into_owned_fd().ok()).and_then(|f| Pipe::from_fd(f).ok())),
+        ] {
             if let Some(pipe) = pipe {
                 let logs = self.logs.clone();
                 let bus = self.ctx.bus.clone();
@@ -1125,18 +1125,18 @@ enum Wait {
     RetiredExited(Option<i32>, Option<i32>),
 }
 
-enum Pipe {
-    Out(tokio::process::ChildStdout),
-    Err(tokio::process::ChildStderr),
-}
+/// A child's stdout or stderr, read by readiness (see [`pump`]).
+struct Pipe(tokio::net::unix::pipe::Receiver);
 
 impl Pipe {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Pipe::Out(p) => p.read(buf).await,
-            Pipe::Err(p) => p.read(buf).await,
-        }
+    fn from_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Pipe> {
+        tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map(Pipe)
     }
+}
+
+thread_local! {
+    /// One read buffer for every pump of the (single-threaded) daemon: an idle app costs no buffer.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
 }
 
 /// Copies a child's pipe to its log files and the bus until EOF, line by line: whole lines go on at
@@ -1144,7 +1144,7 @@ impl Pipe {
 /// bus events never split a line. Reading only as fast as the files take the data is the
 /// back-pressure: a child that writes faster than the disk blocks in write(), memory stays bounded.
 async fn pump(
-    mut pipe: Pipe,
+    pipe: Pipe,
     stream: Stream,
     logs: Arc<Mutex<LogFiles>>,
     bus: broadcast::Sender<BusEvent>,
@@ -1153,7 +1153,6 @@ async fn pump(
     let src = crate::logs::next_source();
     let label = format!("[{}:{}]", process["name"].as_str().unwrap_or(""), process["pm_id"]);
     let mut lines = crate::logs::LineAssembler::new();
-    let mut buf = vec![0u8; 64 * 1024];
     let topic = if stream == Stream::Out { "log:out" } else { "log:err" };
     let emit = |data: &[u8]| {
         if data.is_empty() {
@@ -1183,19 +1182,34 @@ async fn pump(
     };
     loop {
         let deadline = lines.deadline();
-        let read = tokio::select! {
-            r = pipe.read(&mut buf) => r,
+        let ready = tokio::select! {
+            r = pipe.0.readable() => r,
             _ = async { match deadline { Some(t) => sleep_until(t.into()).await, None => std::future::pending().await } } => {
                 emit(&lines.take());
                 continue;
             }
         };
-        let n = match read {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let ready = lines.push(&buf[..n]);
-        emit(&ready);
+        if ready.is_err() {
+            break;
+        }
+        // Read and hand on synchronously (no await while the shared buffer is borrowed).
+        let eof = READ_BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            match pipe.0.try_read(&mut b) {
+                Ok(0) => true,
+                Ok(n) => {
+                    let ready = lines.push(&b[..n]);
+                    emit(&ready);
+                    false
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => false,
+                Err(_) => true,
+            }
+        });
+        if eof {
+            break;
+        }
     }
     emit(&lines.take());
 }
