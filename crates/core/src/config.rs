@@ -373,11 +373,11 @@ fn resolve_inner(
             .iter()
             .map(|v| {
                 v.as_i64()
-                    .map(|n| n as i32)
                     .ok_or_else(|| anyhow!("field 'stop_exit_codes' must hold numbers, got {}", short(v)))
+                    .and_then(exit_code)
             })
             .collect::<Result<_>>()?,
-        Some(v) => vec![int_value(v, "stop_exit_codes")? as i32],
+        Some(v) => vec![exit_code(int_value(v, "stop_exit_codes")?)?],
     };
 
     // log_type, max_size, retain, compress, disable_logs: checked here, kept in `extra`, read by logs.
@@ -426,7 +426,8 @@ fn resolve_inner(
         pid_file,
         merge_logs,
         autorestart: bool_field(o, "autorestart")?.unwrap_or(true),
-        max_restarts: uint_field(o, "max_restarts")?.unwrap_or(16) as u32,
+        // Saturated, not truncated: 2^32 must not wrap to 0 restarts; anything above u32::MAX is unlimited anyway.
+        max_restarts: uint_field(o, "max_restarts")?.map_or(16, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         min_uptime: duration_field(o, "min_uptime")?.unwrap_or(1000),
         restart_delay: uint_field(o, "restart_delay")?.unwrap_or(0),
         exp_backoff_restart_delay: uint_field(o, "exp_backoff_restart_delay")?.filter(|v| *v > 0),
@@ -548,7 +549,17 @@ fn resolve_instances(v: &Value) -> Result<u32> {
         }
         v => bail!("field 'instances' must be a whole number or 'max', got {}", short(v)),
     };
-    Ok(if n <= 0 { (cpus + n).max(1) as u32 } else { n as u32 })
+    if n <= 0 {
+        // `cpus + n` is in 1..=cpus here, so the cast cannot truncate; saturating_add keeps i64::MIN from overflowing.
+        Ok(cpus.saturating_add(n).max(1) as u32)
+    } else {
+        u32::try_from(n).map_err(|_| anyhow!("field 'instances' is too large: {n}"))
+    }
+}
+
+/// An exit code for `stop_exit_codes`, refused rather than truncated when it does not fit an `i32`.
+fn exit_code(n: i64) -> Result<i32> {
+    i32::try_from(n).map_err(|_| anyhow!("field 'stop_exit_codes' holds {n}, which is not an exit code"))
 }
 
 fn string_list(v: Option<&Value>, field: &str) -> Result<Vec<String>> {
@@ -641,7 +652,8 @@ fn duration_field(o: &Map<String, Value>, field: &str) -> Result<Option<u64>> {
             let n: u64 = num
                 .parse()
                 .map_err(|_| anyhow!("field '{field}' must be a duration like 1000, \"10s\" or \"1m\", got \"{s}\""))?;
-            Ok(Some(n * mul))
+            let ms = n.checked_mul(mul).ok_or_else(|| anyhow!("field '{field}' is too large: \"{s}\""))?;
+            Ok(Some(ms))
         }
         _ => uint_field(o, field),
     }
@@ -662,7 +674,7 @@ pub fn parse_size(v: &Value) -> Result<u64> {
             let n: u64 = num
                 .parse()
                 .map_err(|_| anyhow!("'{s}' is not a size: use bytes or a number with K, M or G, e.g. \"60M\""))?;
-            Ok(n * mul)
+            n.checked_mul(mul).ok_or_else(|| anyhow!("'{s}' is too large a size"))
         }
         _ => bail!("a size must be a number or a string like \"60M\""),
     }
@@ -883,5 +895,24 @@ mod tests {
         assert!(parse_size(&json!("1.5G")).is_err());
         assert_eq!(shell_split(r#"x "y z" 'a b' c\ d"#).unwrap(), vec!["x", "y z", "a b", "c d"]);
         assert!(shell_split("'open").is_err());
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_errors_not_wraps() {
+        assert!(parse_size(&json!("18446744073709551615G")).is_err());
+        let d = tmpdir("range");
+        let bad = |v: Value| {
+            let mut app = json!({"script": "app.js"});
+            if let (Some(o), Some(extra)) = (app.as_object_mut(), v.as_object()) {
+                o.extend(extra.clone());
+            }
+            resolve_app(&app, &ctx(&d))
+        };
+        assert!(bad(json!({"min_uptime": "9223372036854775807h"})).is_err());
+        assert!(bad(json!({"stop_exit_codes": [4294967296i64]})).is_err());
+        assert!(bad(json!({"stop_exit_codes": 4294967296i64})).is_err());
+        assert!(bad(json!({"instances": 4294967296i64})).is_err());
+        assert!(bad(json!({"instances": i64::MIN})).unwrap().spec.instances >= 1);
+        assert_eq!(bad(json!({"max_restarts": 4294967296i64})).unwrap().spec.max_restarts, u32::MAX);
     }
 }
