@@ -475,7 +475,7 @@ fn prune_listeners_later(d: &Arc<Daemon>, ids: &[u32]) {
     }
     for (app, wait) in apps {
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(wait + 1000)).await;
+            tokio::time::sleep(Duration::from_millis(wait.saturating_add(1000))).await;
             app.prune_unused();
         });
     }
@@ -502,7 +502,7 @@ fn register(
     let handle = supervisor::spawn(spec, ctx, state, false);
     if let Ok(mut r) = d.registry.lock() {
         r.procs.insert(pm_id, Entry { instance, unique_id, handle: handle.clone() });
-        r.next_id = r.next_id.max(pm_id + 1);
+        r.next_id = r.next_id.max(pm_id.saturating_add(1));
     }
     d.changed.notify_one();
     handle
@@ -1295,7 +1295,8 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
             let id = p
                 .get("id")
                 .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-                .ok_or_else(|| herr("bad_request", "send needs a numeric process id"))? as u32;
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| herr("bad_request", "send needs a numeric process id"))?;
             let packet = p.get("packet").cloned().unwrap_or(Value::Null);
             if handle_of(d, id).is_none() {
                 return Err(herr("not_found", format!("no process with id {id}: run `rpm2 list` to see the ids")));
@@ -1424,7 +1425,7 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
                     return Err(herr("internal", "registry unavailable"));
                 };
                 let pm_id = r.next_id;
-                r.next_id += 1;
+                r.next_id = r.next_id.saturating_add(1);
                 let used: Vec<u32> = r
                     .procs
                     .values()
@@ -1477,9 +1478,9 @@ async fn scale(d: &Arc<Daemon>, p: &Value) -> HResult {
     let cur = ids.len() as i64;
     let bad = || herr("bad_request", format!("'{number}' is not a number of instances: use N, +N or -N"));
     let target = if let Some(n) = number.strip_prefix('+') {
-        cur + n.parse::<i64>().map_err(|_| bad())?
+        cur.checked_add(n.parse::<i64>().map_err(|_| bad())?).ok_or_else(bad)?
     } else if number.starts_with('-') {
-        cur + number.parse::<i64>().map_err(|_| bad())?
+        cur.checked_add(number.parse::<i64>().map_err(|_| bad())?).ok_or_else(bad)?
     } else {
         number.parse::<i64>().map_err(|_| bad())?
     };
@@ -1508,7 +1509,7 @@ async fn scale(d: &Arc<Daemon>, p: &Value) -> HResult {
         let (pm_id, instance) = {
             let Ok(mut r) = d.registry.lock() else { return Err(herr("internal", "registry unavailable")) };
             let pm_id = r.next_id;
-            r.next_id += 1;
+            r.next_id = r.next_id.saturating_add(1);
             let used: Vec<u32> =
                 r.procs.values().filter(|e| e.handle.spec.borrow().0.name == spec.name).map(|e| e.instance).collect();
             (pm_id, (0..).find(|i| !used.contains(i)).unwrap_or(0))

@@ -52,9 +52,9 @@ pub fn parse_stat(text: &str, page: u64) -> Option<Stat> {
         pid,
         state: rest.first()?.chars().next()?,
         ppid: f(4)? as u32,
-        ticks: f(14)? + f(15)?,
+        ticks: f(14)?.saturating_add(f(15)?),
         start_time: f(22)?,
-        rss: f(24)? * page,
+        rss: f(24)?.saturating_mul(page),
     })
 }
 

@@ -514,8 +514,11 @@ impl Actor {
         };
         let mut instance_value = self.ctx.instance.to_string();
         if let Some(var) = &s.increment_var {
-            if let Some(base) = s.env.get(var).and_then(|v| v.parse::<i64>().ok()) {
-                env.push((var.clone(), (base + self.ctx.instance as i64).to_string()));
+            // checked: the base comes from the user's env; on overflow the variable keeps its value.
+            if let Some(v) =
+                s.env.get(var).and_then(|v| v.parse::<i64>().ok()).and_then(|b| b.checked_add(self.ctx.instance.into()))
+            {
+                env.push((var.clone(), v.to_string()));
             }
         }
         if s.instance_var != "NODE_APP_INSTANCE" {
