@@ -30,7 +30,7 @@ for c in python3 node timeout; do
   command -v "$c" >/dev/null 2>&1 || { echo "bench: '$c' is required" >&2; exit 1; }
 done
 
-ALL="daemon-rss cli-list cli-start crash-restart log-burst idle-cpu watch"
+ALL="daemon-rss cli-list cli-start crash-restart log-burst logs-tail idle-cpu watch"
 ONLY=${BENCH_ONLY:-$ALL}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   export RSS_REPS=${RSS_REPS:-1} SETTLE_S=${SETTLE_S:-1} LIST_N=${LIST_N:-5} START_N=${START_N:-3} \

@@ -27,6 +27,7 @@ METRICS = [
     ('jlist_10apps_ms', '`jlist` wall time, 10 apps', 'ms', None, '—', 'cli-list'),
     ('list_direct_ms', '`list`, 10 apps, rpm2d run directly (no bin/rpm2 launcher)', 'ms', None, '—', 'cli-list'),
     ('delete_ms', '`delete` wall time, one app', 'ms', None, '—', 'cli-start'),
+    ('logs_tail_ms', '`logs --nostream --lines 1000` on a 100 MB log', 'ms', None, '— (#5: must not read the whole file)', 'logs-tail'),
     ('crash_restart_origin_ms', 'crash → new node process origin (excl. node boot)', 'ms', None, '—',
      'crash-restart'),
     ('idle_wakeups_per_s', 'daemon context switches per second, idle, 10 apps', '/s', None, '—', 'idle-cpu'),
