@@ -18,6 +18,8 @@
 //! - [`triggers`], [`watch`], [`cron`]: restarts on file changes, on a schedule, over a memory limit.
 //! - [`cli`], [`table`], [`fmt`]: the command line and its output.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -21,7 +21,10 @@ pub struct Counters {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Restart after this many ms.
-    Restart { delay_ms: u64 },
+    Restart {
+        /// The delay before the new start, in ms.
+        delay_ms: u64,
+    },
     /// Do not restart: the app is `stopped` (autorestart off or an expected exit code).
     Stop,
     /// Do not restart: too many unstable restarts; the app is `errored`.

@@ -127,13 +127,30 @@ pub enum Control {
     /// Stop (graceful, then SIGKILL after kill_timeout).
     Stop(Reply),
     /// Stop if running, then start; an optional new spec is applied first.
-    Restart { spec: Option<Arc<AppSpec>>, reason: String, reply: Reply },
+    Restart {
+        /// A new declaration to run from now on; `None` keeps the current one.
+        spec: Option<Arc<AppSpec>>,
+        /// Why (shown in the daemon log and the restart event).
+        reason: String,
+        /// Answered when the request is done (or refused, with why).
+        reply: Reply,
+    },
     /// Stop and end the actor.
     Delete(Reply),
     /// Send a signal to the main process.
-    Signal { signal: Signal, reply: Reply },
+    Signal {
+        /// The signal to send.
+        signal: Signal,
+        /// Answered when the request is done (or refused, with why).
+        reply: Reply,
+    },
     /// Send a message on the IPC channel.
-    Send { msg: Value, reply: Reply },
+    Send {
+        /// The message, written as one JSON line.
+        msg: Value,
+        /// Answered when the request is done (or refused, with why).
+        reply: Reply,
+    },
     /// Zero the restart counters.
     Reset(Reply),
     /// Reopen the log files.
@@ -141,13 +158,30 @@ pub enum Control {
     /// Zero-downtime replacement (cluster mode): start the new worker, wait until it listens (or is
     /// ready), then retire the old one. Fork mode: a graceful restart. An optional new spec (e.g.
     /// `--update-env`, an ecosystem file) is applied to the new process.
-    Reload { spec: Option<Arc<AppSpec>>, reply: Reply },
+    Reload {
+        /// A new declaration for the new process; `None` keeps the current one.
+        spec: Option<Arc<AppSpec>>,
+        /// Answered when the request is done (or refused, with why).
+        reply: Reply,
+    },
     /// An automatic restart (file change, cron, memory limit; see [`crate::triggers`]): a reload when
     /// `graceful` and the process is an online cluster worker, else a restart (which starts a stopped
     /// process). `reason` becomes the restart reason.
-    Trigger { reason: String, graceful: bool, reply: Reply },
+    Trigger {
+        /// The restart reason.
+        reason: String,
+        /// Whether an online cluster worker is reloaded rather than restarted.
+        graceful: bool,
+        /// Answered when the request is done (or refused, with why).
+        reply: Reply,
+    },
     /// Turns `watch` on or off in the spec, without restarting.
-    SetWatch { on: bool, reply: Reply },
+    SetWatch {
+        /// The new value of `watch`.
+        on: bool,
+        /// Answered when the request is done (or refused, with why).
+        reply: Reply,
+    },
 }
 
 enum Msg {
