@@ -52,7 +52,7 @@ pub fn on_exit(
     let uptime = now.saturating_sub(started_at);
     let window = spec.min_uptime.saturating_mul(spec.max_restarts as u64);
     if now.saturating_sub(created_at) < window && uptime < spec.min_uptime {
-        c.unstable_restarts += 1;
+        c.unstable_restarts = c.unstable_restarts.saturating_add(1);
     }
     if c.unstable_restarts >= spec.max_restarts && spec.exp_backoff_restart_delay.is_none() {
         c.unstable_restarts = 0;

@@ -132,8 +132,8 @@ impl Sampler {
                     break;
                 }
                 let p = &procs[i];
-                mem += p.rss;
-                ticks += p.ticks;
+                mem = mem.saturating_add(p.rss);
+                ticks = ticks.saturating_add(p.ticks);
                 if let Some(c) = children.get(&p.pid) {
                     stack.extend(c.iter().copied());
                 }

@@ -363,7 +363,7 @@ impl Actor {
                     m = self.inbox.recv() => match m { Some(m) => m, None => break },
                     _ = async { match timer { Some(t) => sleep_until(t).await, None => std::future::pending().await } } => {
                         self.restart_at = None;
-                        self.st.restart_time += 1;
+                        self.st.restart_time = self.st.restart_time.saturating_add(1);
                         let _ = self.start_now(false).await;
                         continue;
                     }
@@ -504,7 +504,7 @@ impl Actor {
         let was_running = self.running.is_some();
         self.stop_running().await;
         if was_running || self.st.status == Status::WaitingRestart {
-            self.st.restart_time += 1;
+            self.st.restart_time = self.st.restart_time.saturating_add(1);
         }
         self.st.created_at = now_ms();
         self.st.unstable_restarts = 0;
@@ -947,7 +947,7 @@ impl Actor {
                     _ => "exited".into(),
                 });
                 if delay_ms == 0 {
-                    self.st.restart_time += 1;
+                    self.st.restart_time = self.st.restart_time.saturating_add(1);
                     let _ = self.start_now(false).await;
                 } else {
                     dlog(format!("App {} will restart in {delay_ms}ms", self.label()));
@@ -1055,7 +1055,7 @@ impl Actor {
             let was_running = self.running.is_some();
             self.stop_running().await;
             if was_running {
-                self.st.restart_time += 1;
+                self.st.restart_time = self.st.restart_time.saturating_add(1);
             }
             self.st.restart_reason = Some("reload requested".into());
             self.event("reload", true);
@@ -1122,7 +1122,7 @@ impl Actor {
             return Err(msg);
         }
         self.admit_current();
-        self.st.restart_time += 1;
+        self.st.restart_time = self.st.restart_time.saturating_add(1);
         self.st.restart_reason = Some("reload requested".into());
         self.set_status(Status::Online);
         self.event("reload", true);
