@@ -424,18 +424,18 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             Ok(0)
         }
         Cmd::Stop(t) => action(ui, "stop", &t.targets, json!({"watch": false})),
-        Cmd::Restart(a) if is_ecosystem(&a.targets[0]) => {
+        Cmd::Restart(a) if a.targets.first().is_some_and(|t| is_ecosystem(t)) => {
             let sa = StartArgs {
-                script: Some(a.targets[0].clone()),
+                script: a.targets.first().cloned(),
                 env: a.env.clone(),
                 update_env: true,
                 ..Default::default()
             };
             start(ui, sa)
         }
-        Cmd::Reload(a) | Cmd::GracefulReload(a) if is_ecosystem(&a.targets[0]) => {
+        Cmd::Reload(a) | Cmd::GracefulReload(a) if a.targets.first().is_some_and(|t| is_ecosystem(t)) => {
             let sa = StartArgs {
-                script: Some(a.targets[0].clone()),
+                script: a.targets.first().cloned(),
                 env: a.env.clone(),
                 update_env: true,
                 reload: true,

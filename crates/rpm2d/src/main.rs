@@ -12,7 +12,7 @@ fn main() {
         .unwrap_or("")
         .to_string();
     if invoked_as == "rpm2-runtime" {
-        let mut args = vec![argv[0].clone(), "--runtime".into()];
+        let mut args = vec![argv.first().cloned().unwrap_or_default(), "--runtime".into()];
         args.extend(argv.iter().skip(1).cloned());
         std::process::exit(rpm2_core::runtime::run(args));
     }
