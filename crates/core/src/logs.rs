@@ -718,14 +718,17 @@ fn split_name(path: &Path) -> (PathBuf, String, String) {
 pub fn rotated_path(path: &Path, ms: u64) -> PathBuf {
     let (dir, stem, ext) = split_name(path);
     let date = fmt::format_date(ms, ROTATE_DATE);
-    let mut n = rotated_keys(path).into_iter().filter(|(d, _)| *d == date).map(|(_, n)| n + 1).max().unwrap_or(0);
+    // The counters come from file names anyone can create in the log folder: saturate, then wrap in the
+    // probe loop, so a `-18446744073709551615` name neither overflows nor makes the loop endless.
+    let mut n =
+        rotated_keys(path).into_iter().filter(|(d, _)| *d == date).map(|(_, n)| n.saturating_add(1)).max().unwrap_or(0);
     loop {
         let name = if n == 0 { format!("{stem}__{date}{ext}") } else { format!("{stem}__{date}-{n}{ext}") };
         let p = dir.join(&name);
         if !p.exists() && !dir.join(format!("{name}.gz")).exists() {
             return p;
         }
-        n += 1;
+        n = n.wrapping_add(1);
     }
 }
 
@@ -1191,6 +1194,10 @@ mod tests {
         assert!(d.join("app-out-3__2026-11-24_23-59-59.log").exists());
         // After pruning, a rotation in the same second still sorts last.
         assert_eq!(rotated_path(&p, ms), d.join("app-out__2026-11-25_08-00-00-2.log"));
+        // A counter at u64::MAX (anyone can create such a name) neither overflows nor loops forever.
+        std::fs::write(d.join(format!("app-out__2026-11-25_08-00-00-{}.log", u64::MAX)), "").unwrap();
+        let r = rotated_path(&p, ms);
+        assert!(!r.exists(), "{}", r.display());
         std::fs::remove_dir_all(d).unwrap();
     }
 
