@@ -30,7 +30,7 @@ for c in python3 node timeout; do
   command -v "$c" >/dev/null 2>&1 || { echo "bench: '$c' is required" >&2; exit 1; }
 done
 
-ALL="daemon-rss cli-list cli-start crash-restart log-burst logs-tail idle-cpu watch"
+ALL="daemon-rss cli-list cli-start crash-restart log-burst logs-tail idle-cpu watch web-api"
 ONLY=${BENCH_ONLY:-$ALL}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   export RSS_REPS=${RSS_REPS:-1} SETTLE_S=${SETTLE_S:-1} LIST_N=${LIST_N:-5} START_N=${START_N:-3} \
@@ -40,7 +40,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 fi
 export RSS_REPS=${RSS_REPS:-3} SETTLE_S=${SETTLE_S:-3} LIST_N=${LIST_N:-20} START_N=${START_N:-10} \
   CRASHES=${CRASHES:-8} CRASH_REPS=${CRASH_REPS:-2} CRASH_LIVE_MS=${CRASH_LIVE_MS:-100} \
-  LOG_LINES=${LOG_LINES:-200000} LOG_REPS=${LOG_REPS:-3} IDLE_S=${IDLE_S:-30} IDLE_SETTLE_S=${IDLE_SETTLE_S:-5}
+  LOG_LINES=${LOG_LINES:-200000} LOG_REPS=${LOG_REPS:-3} IDLE_S=${IDLE_S:-60} IDLE_SETTLE_S=${IDLE_SETTLE_S:-5}
 SCRIPT_TIMEOUT=${BENCH_SCRIPT_TIMEOUT:-300}
 
 unset BENCH_WORK BENCH_RAW

@@ -27,6 +27,8 @@ METRICS = [
     ('jlist_10apps_ms', '`jlist` wall time, 10 apps', 'ms', None, '—', 'cli-list'),
     ('list_direct_ms', '`list`, 10 apps, rpm2d run directly (no bin/rpm2 launcher)', 'ms', None, '—', 'cli-list'),
     ('delete_ms', '`delete` wall time, one app', 'ms', None, '—', 'cli-start'),
+    ('web_root_ms', '`GET /` of the web API, 50 apps', 'ms', None, '— (#8; pm2 7 has none)', 'web-api'),
+    ('web_metrics_ms', '`GET /metrics`, 50 apps', 'ms', None, '— (#8)', 'web-api'),
     ('logs_tail_ms', '`logs --nostream --lines 1000` on a 100 MB log', 'ms', None, '— (#5: must not read the whole file)', 'logs-tail'),
     ('crash_restart_origin_ms', 'crash → new node process origin (excl. node boot)', 'ms', None, '—',
      'crash-restart'),
