@@ -204,7 +204,7 @@ impl ClusterApp {
                             if l.set_nonblocking(true).is_err() {
                                 return;
                             }
-                            match tokio::net::TcpListener::from_std(l) {
+                            match watch_fd(l) {
                                 Ok(t) => (sn, Listener::Tcp(t)),
                                 Err(e) => {
                                     dlog(format!("app {}: cannot watch listener {key}: {e}", self.name));
@@ -216,7 +216,7 @@ impl ClusterApp {
                             if l.set_nonblocking(true).is_err() {
                                 return;
                             }
-                            match tokio::net::UnixListener::from_std(l) {
+                            match watch_fd(l) {
                                 Ok(u) => (Value::Null, Listener::Unix(u)),
                                 Err(e) => {
                                     dlog(format!("app {}: cannot watch listener {key}: {e}", self.name));
@@ -377,24 +377,73 @@ impl ClusterApp {
     }
 }
 
+/// A round-robin listener. Connections are accepted with plain `accept4` calls in a batch per
+/// readiness event and never registered with the event loop: rpm2d only passes them on, so this saves
+/// the epoll registration and removal each connection would otherwise cost.
 enum Listener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
+    Tcp(tokio::io::unix::AsyncFd<std::net::TcpListener>),
+    Unix(tokio::io::unix::AsyncFd<std::os::unix::net::UnixListener>),
 }
 
+/// Registers a listener with the event loop. (`AsyncFd::new` is deprecated in recent tokio for types
+/// that do not prove fd ownership; std listeners own their fd, so it is sound here, as in `ipc`.)
+#[allow(deprecated)]
+fn watch_fd<T: std::os::fd::AsRawFd>(l: T) -> std::io::Result<tokio::io::unix::AsyncFd<T>> {
+    tokio::io::unix::AsyncFd::new(l)
+}
+
+/// Most connections taken per readiness event before the other work of the server runs.
+const ACCEPT_BATCH: usize = 64;
+
 impl Listener {
-    async fn accept(&self) -> std::io::Result<OwnedFd> {
+    /// Waits until the listener is readable, then accepts up to `max` connections into `out`.
+    async fn accept_batch(&self, out: &mut VecDeque<OwnedFd>, max: usize) -> std::io::Result<()> {
+        let mut n = 0;
         match self {
             Listener::Tcp(l) => {
-                let (s, _) = l.accept().await?;
-                let _ = s.set_nodelay(true);
-                Ok(s.into_std()?.into())
+                let mut guard = l.readable().await?;
+                while n < max {
+                    match guard.get_inner().accept() {
+                        Ok((s, _)) => {
+                            out.push_back(s.into());
+                            n += 1;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            guard.clear_ready();
+                            break;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) if n > 0 => {
+                            let _ = e;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
             Listener::Unix(l) => {
-                let (s, _) = l.accept().await?;
-                Ok(s.into_std()?.into())
+                let mut guard = l.readable().await?;
+                while n < max {
+                    match guard.get_inner().accept() {
+                        Ok((s, _)) => {
+                            out.push_back(s.into());
+                            n += 1;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            guard.clear_ready();
+                            break;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) if n > 0 => {
+                            let _ = e;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         }
+        Ok(())
     }
 }
 
@@ -467,9 +516,10 @@ async fn round_robin(
     let mut st: RrState<OwnedFd> = RrState::default();
     let mut txs: HashMap<u64, ChannelTx> = HashMap::new();
     loop {
+        let room = ACCEPT_BATCH.min(MAX_QUEUED_CONNECTIONS.saturating_sub(st.queue.len()));
         tokio::select! {
-            r = listener.accept(), if st.queue.len() < MAX_QUEUED_CONNECTIONS => match r {
-                Ok(fd) => st.queue.push_back(fd),
+            r = listener.accept_batch(&mut st.queue, room), if room > 0 => match r {
+                Ok(()) => {}
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     dlog(format!("accept on {key} failed: {e}"));
