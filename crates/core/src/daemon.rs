@@ -76,6 +76,9 @@ pub fn start_detached(home: Home) -> Result<bool> {
             drop(rd);
             let _ = nix::unistd::setsid();
             redirect_stdio(&home);
+            // Descriptors inherited from whoever ran the first command (a held flock, a pipe) must
+            // not live on in the daemon and every app it starts.
+            close_inherited_fds(&[lock.as_raw_fd(), wr.as_raw_fd()]);
             let ready = std::fs::File::from(wr);
             let code = match run(home, Some(ready), lock) {
                 Ok(()) => 0,
@@ -85,6 +88,20 @@ pub fn start_detached(home: Home) -> Result<bool> {
                 }
             };
             std::process::exit(code);
+        }
+    }
+}
+
+/// Closes every descriptor above 2 except `keep` (single-threaded, right after the fork).
+fn close_inherited_fds(keep: &[i32]) {
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(rd) => rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: closing descriptors this process does not use; the read_dir handle is gone.
+            unsafe { libc::close(fd) };
         }
     }
 }
