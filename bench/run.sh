@@ -91,6 +91,7 @@ trap on_signal INT TERM
 
 SCRIPTS_TSV=$BENCH_WORK/scripts.tsv; : >"$SCRIPTS_TSV"; : >"$BENCH_RAW"
 for s in $ONLY; do
+  [ "$s" = cluster ] && continue
   if [ ! -f "$HERE/$s.sh" ]; then echo "# unknown measurement '$s' (have: $ALL)" >&2; continue; fi
   echo "# ===== $s =====" >&2
   if [ -n "${BENCH_QUIET_PCT:-}" ]; then
@@ -150,3 +151,14 @@ echo
 "$PY" "$HERE/tools/report.py" "$BENCH_RAW" "$META" "$RESULTS_DIR/latest.md" "$RESULTS_DIR/latest.json"
 echo
 echo "# written: $RESULTS_DIR/latest.md, $RESULTS_DIR/latest.json (logs in $RESULTS_DIR/logs/)"
+
+# Cluster mode (issue 4): rpm2 vs pm2 vs Node's own cluster module, in its own script and report
+# (bench/results/cluster.md). Runs unless BENCH_ONLY names other measurements only; skip it with
+# BENCH_CLUSTER=0.
+if [ "${BENCH_CLUSTER:-1}" != 0 ] && { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" cluster "* ]]; }; then
+  echo "# ===== cluster =====" >&2
+  timeout -k 10 "${BENCH_CLUSTER_TIMEOUT:-900}" bash "$HERE/cluster.sh" </dev/null &
+  CHILD=$!
+  wait "$CHILD" || echo "# cluster exited with rc=$? (124 = timed out)" >&2
+  CHILD=
+fi
