@@ -1171,6 +1171,11 @@ impl Pipe {
     }
 }
 
+/// A read smaller than this is followed by [`COALESCE_WAIT`] before the next one.
+const COALESCE_BELOW: usize = 4 * 1024;
+/// How long output may gather in a pipe after a small read (bounds the added log latency).
+const COALESCE_WAIT: Duration = Duration::from_millis(1);
+
 thread_local! {
     /// One read buffer for every pump of the (single-threaded) daemon: an idle app costs no buffer.
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
@@ -1230,22 +1235,27 @@ async fn pump(
             break;
         }
         // Read and hand on synchronously (no await while the shared buffer is borrowed).
-        let eof = READ_BUF.with(|b| {
+        let (eof, got) = READ_BUF.with(|b| {
             let mut b = b.borrow_mut();
             match pipe.0.try_read(&mut b) {
-                Ok(0) => true,
+                Ok(0) => (true, 0),
                 Ok(n) => {
                     let ready = lines.push(&b[..n]);
                     emit(&ready);
-                    false
+                    (false, n)
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => false,
-                Err(_) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => (false, 0),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => (false, 0),
+                Err(_) => (true, 0),
             }
         });
         if eof {
             break;
+        }
+        // A chatty app writes line by line: after a partial read, let a millisecond of output gather
+        // in the pipe (64 KiB holds it) so a burst costs a few large reads instead of one per line.
+        if got > 0 && got < COALESCE_BELOW {
+            tokio::time::sleep(COALESCE_WAIT).await;
         }
     }
     emit(&lines.take());
