@@ -398,53 +398,39 @@ const ACCEPT_BATCH: usize = 64;
 impl Listener {
     /// Waits until the listener is readable, then accepts up to `max` connections into `out`.
     async fn accept_batch(&self, out: &mut VecDeque<OwnedFd>, max: usize) -> std::io::Result<()> {
-        let mut n = 0;
         match self {
-            Listener::Tcp(l) => {
-                let mut guard = l.readable().await?;
-                while n < max {
-                    match guard.get_inner().accept() {
-                        Ok((s, _)) => {
-                            out.push_back(s.into());
-                            n += 1;
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            guard.clear_ready();
-                            break;
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) if n > 0 => {
-                            let _ = e;
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            Listener::Unix(l) => {
-                let mut guard = l.readable().await?;
-                while n < max {
-                    match guard.get_inner().accept() {
-                        Ok((s, _)) => {
-                            out.push_back(s.into());
-                            n += 1;
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            guard.clear_ready();
-                            break;
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) if n > 0 => {
-                            let _ = e;
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
+            Listener::Tcp(l) => drain(l, out, max, |l| l.accept().map(|(s, _)| s.into())).await,
+            Listener::Unix(l) => drain(l, out, max, |l| l.accept().map(|(s, _)| s.into())).await,
         }
-        Ok(())
     }
+}
+
+/// One readiness event's worth of `accept` calls on `l` (at most `max`); an error after at least one
+/// connection ends the batch quietly (the next call reports it again).
+async fn drain<L: std::os::fd::AsRawFd>(
+    l: &tokio::io::unix::AsyncFd<L>,
+    out: &mut VecDeque<OwnedFd>,
+    max: usize,
+    accept: impl Fn(&L) -> std::io::Result<OwnedFd>,
+) -> std::io::Result<()> {
+    let mut guard = l.readable().await?;
+    let mut n = 0;
+    while n < max {
+        match accept(guard.get_inner()) {
+            Ok(fd) => {
+                out.push_back(fd);
+                n += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                guard.clear_ready();
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) if n > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// State of one round-robin server (pure; driven by [`round_robin`]). Exposed to unit tests.
