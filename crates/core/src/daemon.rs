@@ -1109,22 +1109,20 @@ fn all_ids(d: &Daemon) -> Vec<u32> {
     d.registry.lock().map(|r| r.procs.keys().copied().collect()).unwrap_or_default()
 }
 
-/// Runs `make` on every process in `ids` concurrently; fails with the first error (after all ran).
+/// Sends the control `make` builds (with its reply slot) to every process in `ids`, which run it
+/// concurrently; fails with the first error (after all ran).
 async fn on_each(
     d: &Daemon,
     ids: &[u32],
-    make: impl Fn(u32) -> Option<Control>,
+    make: impl Fn(u32, supervisor::Reply) -> Option<Control>,
 ) -> std::result::Result<(), HandlerError> {
     let mut set = tokio::task::JoinSet::new();
     for &id in ids {
         let Some(h) = handle_of(d, id) else { continue };
-        let Some(c) = make(id) else { continue };
-        set.spawn(async move {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let c = with_reply(c, tx);
-            h.tell(c);
-            rx.await.unwrap_or_else(|_| Err("the process supervisor has ended".into()))
-        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let Some(c) = make(id, tx) else { continue };
+        h.tell(c);
+        set.spawn(async move { rx.await.unwrap_or_else(|_| Err(format!("the supervisor of process {id} has ended"))) });
     }
     let mut first_err = None;
     while let Some(r) = set.join_next().await {
@@ -1136,27 +1134,6 @@ async fn on_each(
         Some(e) => Err(herr("failed", e)),
         None => Ok(()),
     }
-}
-
-/// Puts `reply` into a control built with a placeholder reply.
-fn with_reply(c: Control, reply: supervisor::Reply) -> Control {
-    match c {
-        Control::Start(_) => Control::Start(reply),
-        Control::Stop(_) => Control::Stop(reply),
-        Control::Restart { spec, reason, .. } => Control::Restart { spec, reason, reply },
-        Control::Delete(_) => Control::Delete(reply),
-        Control::Signal { signal, .. } => Control::Signal { signal, reply },
-        Control::Send { msg, .. } => Control::Send { msg, reply },
-        Control::Reset(_) => Control::Reset(reply),
-        Control::ReloadLogs => Control::ReloadLogs,
-        Control::Reload { spec, .. } => Control::Reload { spec, reply },
-        Control::Trigger { reason, graceful, .. } => Control::Trigger { reason, graceful, reply },
-        Control::SetWatch { on, .. } => Control::SetWatch { on, reply },
-    }
-}
-
-fn placeholder() -> supervisor::Reply {
-    tokio::sync::oneshot::channel().0
 }
 
 fn summary(d: &Daemon, ids: &[u32]) -> Value {
@@ -1263,14 +1240,14 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                 }
                 return Ok(summary(d, &ids));
             }
-            on_each(d, &ids, |id| {
+            on_each(d, &ids, |id, reply| {
                 Some(match method.as_str() {
-                    "stop" => Control::Stop(placeholder()),
-                    "delete" => Control::Delete(placeholder()),
-                    "reset" => Control::Reset(placeholder()),
+                    "stop" => Control::Stop(reply),
+                    "delete" => Control::Delete(reply),
+                    "reset" => Control::Reset(reply),
                     _ => {
                         let spec = spec_for(id);
-                        Control::Restart { spec, reason: format!("{method} requested"), reply: placeholder() }
+                        Control::Restart { spec, reason: format!("{method} requested"), reply }
                     }
                 })
             })
@@ -1305,7 +1282,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
         "signal" => {
             let sig = parse_signal(p.get("signal").and_then(|v| v.as_str()).unwrap_or(""))?;
             let ids = resolve_targets(d, &targets_param(p))?;
-            on_each(d, &ids, |_| Some(Control::Signal { signal: sig, reply: placeholder() })).await?;
+            on_each(d, &ids, |_, reply| Some(Control::Signal { signal: sig, reply })).await?;
             Ok(summary(d, &ids))
         }
         "send" => {
@@ -1318,7 +1295,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
             if handle_of(d, id).is_none() {
                 return Err(herr("not_found", format!("no process with id {id}: run `rpm2 list` to see the ids")));
             }
-            on_each(d, &[id], |_| Some(Control::Send { msg: packet.clone(), reply: placeholder() })).await?;
+            on_each(d, &[id], |_, reply| Some(Control::Send { msg: packet.clone(), reply })).await?;
             Ok(json!({"success": true, "data": packet}))
         }
         "flush" => {
@@ -1345,7 +1322,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
         }
         "kill" => {
             let ids = all_ids(d);
-            on_each(d, &ids, |_| Some(Control::Delete(placeholder()))).await.ok();
+            on_each(d, &ids, |_, reply| Some(Control::Delete(reply))).await.ok();
             if let Ok(mut r) = d.registry.lock() {
                 r.procs.clear();
                 r.next_id = 0;
@@ -1509,7 +1486,7 @@ async fn scale(d: &Arc<Daemon>, p: &Value) -> HResult {
     }
     if target < cur {
         let remove: Vec<u32> = ids.iter().copied().take((cur - target) as usize).collect();
-        on_each(d, &remove, |_| Some(Control::Delete(placeholder()))).await?;
+        on_each(d, &remove, |_, reply| Some(Control::Delete(reply))).await?;
         if let Ok(mut r) = d.registry.lock() {
             for id in &remove {
                 r.procs.remove(id);
