@@ -168,7 +168,8 @@ pub fn resolve_app(raw: &Value, ctx: &ResolveCtx) -> Result<Resolved> {
     };
     let app_label = match o.get("name") {
         Some(Value::String(n)) if !n.is_empty() => n.clone(),
-        _ => script_raw.clone(),
+        // The name the app would get (the script's file name without extension), as `list` shows it.
+        _ => default_name(Path::new(&script_raw)),
     };
     resolve_inner(&o, &script_raw, ctx, warnings).with_context(|| format!("app '{app_label}'"))
 }
