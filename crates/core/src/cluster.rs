@@ -385,6 +385,24 @@ enum Listener {
     Unix(tokio::io::unix::AsyncFd<std::os::unix::net::UnixListener>),
 }
 
+/// Reads a worker's reply to `newconn` exactly as Node's cluster child writes it,
+/// `{"cmd":"NODE_CLUSTER","ack":N,"accepted":true|false,"seq":M}`, without building a JSON value:
+/// `Some((ack, accepted))`, or `None` for any other line (which then takes the general path).
+pub fn parse_newconn_reply(line: &[u8]) -> Option<(u64, bool)> {
+    let rest = line.strip_prefix(br#"{"cmd":"NODE_CLUSTER","ack":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 20 {
+        return None;
+    }
+    let ack: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let rest = rest[digits..].strip_prefix(br#","accepted":"#)?;
+    let (accepted, rest) =
+        if let Some(r) = rest.strip_prefix(b"true") { (true, r) } else { (false, rest.strip_prefix(b"false")?) };
+    let rest = rest.strip_prefix(br#","seq":"#)?;
+    let tail = rest.strip_suffix(b"}")?;
+    (!tail.is_empty() && tail.iter().all(u8::is_ascii_digit)).then_some((ack, accepted))
+}
+
 /// Registers a listener with the event loop. (`AsyncFd::new` is deprecated in recent tokio for types
 /// that do not prove fd ownership; std listeners own their fd, so it is sound here, as in `ipc`.)
 #[allow(deprecated)]
@@ -397,7 +415,7 @@ const ACCEPT_BATCH: usize = 64;
 
 impl Listener {
     /// Waits until the listener is readable, then accepts up to `max` connections into `out`.
-    async fn accept_batch(&self, out: &mut VecDeque<OwnedFd>, max: usize) -> std::io::Result<()> {
+    async fn accept_batch(&self, out: &mut VecDeque<Arc<OwnedFd>>, max: usize) -> std::io::Result<()> {
         match self {
             Listener::Tcp(l) => drain(l, out, max, |l| l.accept().map(|(s, _)| s.into())).await,
             Listener::Unix(l) => drain(l, out, max, |l| l.accept().map(|(s, _)| s.into())).await,
@@ -409,7 +427,7 @@ impl Listener {
 /// connection ends the batch quietly (the next call reports it again).
 async fn drain<L: std::os::fd::AsRawFd>(
     l: &tokio::io::unix::AsyncFd<L>,
-    out: &mut VecDeque<OwnedFd>,
+    out: &mut VecDeque<Arc<OwnedFd>>,
     max: usize,
     accept: impl Fn(&L) -> std::io::Result<OwnedFd>,
 ) -> std::io::Result<()> {
@@ -418,7 +436,7 @@ async fn drain<L: std::os::fd::AsRawFd>(
     while n < max {
         match accept(guard.get_inner()) {
             Ok(fd) => {
-                out.push_back(fd);
+                out.push_back(Arc::new(fd));
                 n += 1;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -499,8 +517,13 @@ async fn round_robin(
     mut rx: mpsc::UnboundedReceiver<RrMsg>,
     pending: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<RrMsg>>>>,
 ) {
-    let mut st: RrState<OwnedFd> = RrState::default();
+    let mut st: RrState<Arc<OwnedFd>> = RrState::default();
     let mut txs: HashMap<u64, ChannelTx> = HashMap::new();
+    // The newconn envelope up to its seq, serialized once (the key needs JSON escaping).
+    let key_json = serde_json::to_string(&key).unwrap_or_else(|_| "\"\"".into());
+    let prefix = format!(
+        r#"{{"cmd":"NODE_HANDLE","type":"net.Native","msg":{{"cmd":"NODE_CLUSTER","act":"newconn","key":{key_json},"seq":"#
+    );
     loop {
         let room = ACCEPT_BATCH.min(MAX_QUEUED_CONNECTIONS.saturating_sub(st.queue.len()));
         tokio::select! {
@@ -539,22 +562,17 @@ async fn round_robin(
                 st.queue.push_front(conn);
                 continue;
             };
-            let dup = match conn.as_fd().try_clone_to_owned() {
-                Ok(d) => d,
-                Err(_) => {
-                    st.free.push_front(wid);
-                    continue; // the connection is dropped (closed): nothing else can be done with it
-                }
-            };
             let seq = next_seq();
             if let Ok(mut p) = pending.lock() {
                 p.insert(seq, self_tx.clone());
             }
-            if tx.send_handle(
-                "net.Native",
-                json!({"cmd": "NODE_CLUSTER", "act": "newconn", "key": key, "seq": seq}),
-                dup,
-            ) {
+            // The channel and this server share the fd (no dup): the channel lets go at the worker's
+            // ACK, this server at its `accepted` reply (or hands it to another worker on a refusal).
+            let mut line = Vec::with_capacity(prefix.len() + 24);
+            line.extend_from_slice(prefix.as_bytes());
+            line.extend_from_slice(seq.to_string().as_bytes());
+            line.extend_from_slice(b"}}\n");
+            if tx.send_handle_line(line, conn.clone()) {
                 st.inflight.insert(seq, (wid, conn));
             } else {
                 if let Ok(mut p) = pending.lock() {
@@ -607,6 +625,27 @@ mod tests {
         assert!(st.next().is_none());
         st.free_again(2);
         assert_eq!(st.next(), Some((2, 1)));
+    }
+
+    #[test]
+    fn newconn_replies_parse_without_json() {
+        let ok = br#"{"cmd":"NODE_CLUSTER","ack":17,"accepted":true,"seq":3}"#;
+        assert_eq!(parse_newconn_reply(ok), Some((17, true)));
+        let no = br#"{"cmd":"NODE_CLUSTER","ack":18446744073709551615,"accepted":false,"seq":0}"#;
+        assert_eq!(parse_newconn_reply(no), Some((u64::MAX, false)));
+        // Anything else takes the general (JSON) path.
+        for other in [
+            &br#"{"cmd":"NODE_CLUSTER","ack":1,"seq":2}"#[..],
+            br#"{"cmd":"NODE_CLUSTER","ack":1,"accepted":true,"seq":2,"x":1}"#,
+            br#"{"cmd":"NODE_CLUSTER","ack":,"accepted":true,"seq":2}"#,
+            br#"{"cmd":"NODE_CLUSTER","ack":99999999999999999999,"accepted":true,"seq":2}"#,
+            br#"{"cmd":"NODE_CLUSTER","ack":1,"accepted":truex,"seq":2}"#,
+            br#"{"cmd":"NODE_CLUSTER","ack":1,"accepted":true,"seq":}"#,
+            br#"{"cmd":"NODE_CLUSTER","act":"listening","seq":2}"#,
+            b"",
+        ] {
+            assert_eq!(parse_newconn_reply(other), None, "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]

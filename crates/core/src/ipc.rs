@@ -71,6 +71,8 @@ const FAULT_EXCERPT: usize = 120;
 const ACK_LINE: &[u8] = b"{\"cmd\":\"NODE_HANDLE_ACK\"}\n";
 const NACK_LINE: &[u8] = b"{\"cmd\":\"NODE_HANDLE_NACK\"}\n";
 const CMD_HANDLE: &str = "NODE_HANDLE";
+/// Every handshake line as Node writes it starts with this (`NODE_HANDLE`, `_ACK`, `_NACK`).
+const HANDLE_PREFIX: &[u8] = b"{\"cmd\":\"NODE_HANDLE";
 const CMD_ACK: &str = "NODE_HANDLE_ACK";
 const CMD_NACK: &str = "NODE_HANDLE_NACK";
 
@@ -174,7 +176,7 @@ pub struct Outbound {
 /// Commands from the senders to the channel task. Bytes are one complete, serialized line.
 enum Cmd {
     Send(Vec<u8>),
-    SendHandle(Vec<u8>, OwnedFd),
+    SendHandle(Vec<u8>, Arc<OwnedFd>),
     Close,
     Overflow,
 }
@@ -232,9 +234,20 @@ impl ChannelTx {
         env.insert("type".into(), Value::from(envelope_type));
         env.insert("msg".into(), msg);
         match encode(&Value::Object(env)) {
-            Some(bytes) => self.enqueue(bytes, Some(fd)),
+            Some(bytes) => self.enqueue(bytes, Some(Arc::new(fd))),
             None => false,
         }
+    }
+
+    /// Sends a handle whose envelope the caller has already serialized: `line` must be one complete
+    /// `{"cmd":"NODE_HANDLE","type":..,"msg":..}` JSON object followed by a single `\n` (anything else is
+    /// refused, returning false). `fd` is shared: the channel drops its reference once the child ACKed
+    /// the handle (or it was dropped), so the caller can keep its own `Arc` without a `dup`. Otherwise
+    /// as [`ChannelTx::send_handle`]. This is the cluster hot path (one call per connection).
+    pub fn send_handle_line(&self, line: Vec<u8>, fd: Arc<OwnedFd>) -> bool {
+        let body = line.strip_suffix(b"\n").unwrap_or(&[]);
+        let ok = body.starts_with(b"{\"cmd\":\"NODE_HANDLE\",") && body.ends_with(b"}") && !body.contains(&b'\n');
+        ok && self.enqueue(line, Some(fd))
     }
 
     /// Sends an [`Outbound`]. Without an fd it is [`ChannelTx::send`]. With an fd, `msg` must be the
@@ -251,7 +264,7 @@ impl ChannelTx {
                     return false;
                 }
                 match encode(&out.msg) {
-                    Some(bytes) => self.enqueue(bytes, Some(fd)),
+                    Some(bytes) => self.enqueue(bytes, Some(Arc::new(fd))),
                     None => false,
                 }
             }
@@ -273,7 +286,7 @@ impl ChannelTx {
         self.shared.closed.load(Ordering::Acquire)
     }
 
-    fn enqueue(&self, bytes: Vec<u8>, fd: Option<OwnedFd>) -> bool {
+    fn enqueue(&self, bytes: Vec<u8>, fd: Option<Arc<OwnedFd>>) -> bool {
         if self.is_closed() {
             return false;
         }
@@ -306,10 +319,27 @@ impl ChannelTx {
 /// as its last event, at EOF or on an I/O error, after [`ChannelTx::close`], after a fatal fault, or when
 /// every [`ChannelTx`] and the receiver have been dropped. `label` prefixes fault messages.
 pub fn spawn(fd: OwnedFd, label: String) -> (ChannelTx, mpsc::Receiver<ChannelEvent>) {
+    spawn_filtered(fd, label, None)
+}
+
+/// A hook that sees each complete incoming line (newline excluded) before it is parsed, on the channel
+/// task itself, and returns true to consume it (no event is emitted for a consumed line). It is never
+/// shown the handshake lines (`NODE_HANDLE`, `NODE_HANDLE_ACK`, `NODE_HANDLE_NACK`), so it cannot
+/// break the fd bookkeeping. It lets a hot message (the cluster's `newconn` replies) skip the JSON
+/// parse and the hop through the event queue. It must be cheap and must not block.
+pub type LineFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
+/// [`spawn`] with an optional [`LineFilter`].
+pub fn spawn_filtered(
+    fd: OwnedFd,
+    label: String,
+    filter: Option<LineFilter>,
+) -> (ChannelTx, mpsc::Receiver<ChannelEvent>) {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
     let shared = Arc::new(Shared::default());
-    let task = Task::new(label, shared.clone());
+    let mut task = Task::new(label, shared.clone());
+    task.filter = filter;
     tokio::spawn(run(task, fd, cmd_rx, ev_tx));
     (ChannelTx { cmd: cmd_tx, shared }, ev_rx)
 }
@@ -352,7 +382,7 @@ struct WriteItem {
 /// An outgoing message not yet in the write queue.
 enum Outgoing {
     Plain(Vec<u8>),
-    Handle(Vec<u8>, OwnedFd),
+    Handle(Vec<u8>, Arc<OwnedFd>),
 }
 
 /// The one handle sent and not yet ACKed/NACKed.
@@ -384,6 +414,7 @@ struct Task {
     events_closed: bool,
     closing: bool,
     done: bool,
+    filter: Option<LineFilter>,
 }
 
 impl Task {
@@ -403,6 +434,7 @@ impl Task {
             events_closed: false,
             closing: false,
             done: false,
+            filter: None,
         }
     }
 
@@ -451,7 +483,6 @@ impl Task {
         match out {
             Outgoing::Plain(bytes) => self.push_write(bytes, None, false),
             Outgoing::Handle(bytes, fd) => {
-                let fd = Arc::new(fd);
                 self.push_write(bytes.clone(), Some(fd.clone()), true);
                 self.inflight = Some(Inflight { bytes, fd, retransmissions: 0, sent: false });
             }
@@ -631,6 +662,17 @@ impl Task {
 
     fn on_line(&mut self, line: &[u8], start: u64) {
         self.drop_stale_fds(start);
+        // Fast paths: the ACK as Node writes it, and lines the filter consumes, need no JSON parse.
+        if line == &ACK_LINE[..ACK_LINE.len() - 1] {
+            return self.on_handle_reply(false);
+        }
+        if !line.starts_with(HANDLE_PREFIX) {
+            if let Some(f) = self.filter.as_mut() {
+                if f(line) {
+                    return;
+                }
+            }
+        }
         let value: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(e) => {
@@ -686,22 +728,32 @@ impl Task {
                 drop(fds);
                 self.on_eof();
             }
-            Ok(Ok((n, fds, ctrunc))) => self.ingest(&scratch[..n], fds, ctrunc),
+            Ok(Ok((n, fds, ctrunc))) => {
+                // A short read without fds means the socket was drained (the kernel stops a read early
+                // only after an fd-carrying segment): skip the recvmsg that would just say EAGAIN. Data
+                // arriving later raises a new readiness event.
+                if n < scratch.len() && fds.is_empty() && !ctrunc {
+                    guard.clear_ready();
+                }
+                self.ingest(&scratch[..n], fds, ctrunc)
+            }
             Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Ok(Err(e)) => self.io_error("recvmsg", e),
         }
     }
 
-    /// Writes as much of the queue as the socket takes.
-    fn do_write(&mut self, guard: &mut AsyncFdReadyGuard<'_, OwnedFd>) {
+    /// Writes as much of the queue as the socket takes (until it would block: the event loop then waits
+    /// for writability). Called right after new messages are queued, too, so a send costs no extra
+    /// trip through the event loop.
+    fn do_write(&mut self, afd: &AsyncFd<OwnedFd>) {
         while !self.wq.is_empty() && !self.done {
             let wq = &self.wq;
             let front_has_fd = wq.front().is_some_and(|i| i.fd.is_some());
-            match guard.try_io(|afd| send_front(afd.as_raw_fd(), wq)) {
-                Err(_would_block) => return,
-                Ok(Ok(n)) => self.advance(n),
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(Err(e)) => match e.raw_os_error() {
+            match afd.try_io(Interest::WRITABLE, |fd| send_front(fd.as_raw_fd(), wq)) {
+                Ok(n) => self.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => match e.raw_os_error() {
                     Some(libc::EPIPE) | Some(libc::ECONNRESET) => self.done = true,
                     _ if front_has_fd => self.drop_front_handle(&e),
                     _ => self.io_error("sendmsg", e),
@@ -876,11 +928,18 @@ async fn drive(
                 }
             },
             guard = afd.writable(), if want_write => match guard {
-                Ok(mut guard) => st.do_write(&mut guard),
+                Ok(_) => st.do_write(afd),
                 Err(e) => st.io_error("poll", e),
             },
             guard = afd.readable(), if want_read => match guard {
-                Ok(mut guard) => st.do_read(&mut guard, &mut scratch),
+                Ok(mut guard) => {
+                    st.do_read(&mut guard, &mut scratch);
+                    drop(guard);
+                    if !st.wq.is_empty() {
+                        // ACKs to write, or messages released by the child's ACK.
+                        st.do_write(afd);
+                    }
+                }
                 Err(e) => st.io_error("poll", e),
             },
             () = events_tx.closed(), if !st.events_closed => {
@@ -889,7 +948,16 @@ async fn drive(
                 st.events.clear();
             },
             cmd = cmd_rx.recv(), if cmd_open => match cmd {
-                Some(cmd) => st.on_cmd(cmd),
+                Some(cmd) => {
+                    st.on_cmd(cmd);
+                    // Take every command already queued, then write at once.
+                    while let Ok(cmd) = cmd_rx.try_recv() {
+                        st.on_cmd(cmd);
+                    }
+                    if !st.wq.is_empty() {
+                        st.do_write(afd);
+                    }
+                }
                 None => cmd_open = false,
             },
             () = linger, if deadline.is_some() => {

@@ -642,7 +642,22 @@ impl Actor {
         let gen = self.gen;
         let ipc_tx = channel.map(|(ours, theirs)| {
             drop(theirs); // our copy of the child's end: closed so that EOF is seen when the child dies
-            let (tx, mut rx) = ipc::spawn(ours, self.label());
+                          // A cluster worker's replies to `newconn` (one per connection) go straight to the
+                          // round-robin server from the channel task, without a JSON parse or a hop through here.
+            let filter: Option<ipc::LineFilter> = match (&self.ctx.cluster, wid) {
+                (Some(c), w) if w != 0 => {
+                    let c = c.clone();
+                    Some(Box::new(move |line: &[u8]| match crate::cluster::parse_newconn_reply(line) {
+                        Some((ack, accepted)) => {
+                            c.on_ack(ack, accepted);
+                            true
+                        }
+                        None => false,
+                    }))
+                }
+                _ => None,
+            };
+            let (tx, mut rx) = ipc::spawn_filtered(ours, self.label(), filter);
             let inbox = self.self_tx.clone();
             tokio::spawn(async move {
                 while let Some(ev) = rx.recv().await {
@@ -875,13 +890,13 @@ impl Actor {
     }
 
     fn on_message(&mut self, wid: u64, tx: Option<&ChannelTx>, v: Value) -> Sig {
-        let at = now_ms();
-        let process = self.process_json();
         if let Some(o) = v.as_object() {
             if o.get("cmd").and_then(|c| c.as_str()) == Some("NODE_CLUSTER") {
                 return self.on_cluster(wid, tx, o);
             }
         }
+        let at = now_ms();
+        let process = self.process_json();
         if v.as_str() == Some("ready") {
             self.emit("process:msg", json!({"at": at, "raw": "ready", "process": process}));
             return Sig::Ready;
