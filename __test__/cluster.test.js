@@ -357,6 +357,28 @@ for (const node of NODES) {
       for (const pid of replies.keys()) assert.ok(pids.includes(pid), `reply from a worker (${pid} in ${pids})`);
       assert.doesNotMatch(await outLog(home, 'udp'), /udp error/);
     });
+
+    test('batched hand-off (RPM2_CLUSTER_BATCH=on: pipelined newconn handles, the daemon works in cycles): 300 connections, 30 at a time, all answered by both workers', async (t) => {
+      const { home } = h.useHome(t);
+      const port = await freePort();
+      // The daemon is started by this first command, with this env.
+      await start(home, node, HTTP_APP, 'web', ['-i', '2'], { PORT: port, HOST, RPM2_CLUSTER_BATCH: 'on' });
+      const procs = await allOnline(home, 'web', 2);
+      await waitPids(port, 2);
+      const count = new Map();
+      const errors = [];
+      for (let round = 0; round < 10; round++) {
+        const rs = await Promise.all(Array.from({ length: 30 }, (_, i) => get(port, { path: i % 3 ? '/' : '/slow?ms=30' })));
+        for (const r of rs) {
+          if (r.ok && r.status === 200 && r.json) count.set(r.json.pid, (count.get(r.json.pid) || 0) + 1);
+          else errors.push(r.ok ? `HTTP ${r.status}` : r.code);
+        }
+      }
+      assert.deepEqual(errors, [], 'every connection answered');
+      assert.deepEqual([...count.keys()].sort(), procs.map((p) => p.pid).sort(), 'served by the two workers');
+      for (const [pid, n] of count) assert.ok(n >= 75, `worker ${pid} got ${n} of 300: ${JSON.stringify([...count])}`);
+      assert.match(daemonLog(home), /hand-off batching is always on/, 'the daemon ran in batch mode');
+    });
   });
 }
 
@@ -403,6 +425,26 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
       for (const pid of serving.keys()) assert.ok(after.some((p) => p.pid === pid), `pid ${pid} serving is a listed worker`);
     });
   }
+
+  test('batched hand-off (RPM2_CLUSTER_BATCH=on): reload -i 2 twice under four concurrent client loops loses no request', async (t) => {
+    const { home } = h.useHome(t);
+    const port = await freePort();
+    await start(home, node, HTTP_APP, 'web', ['-i', '2'], { PORT: port, HOST, RPM2_CLUSTER_BATCH: 'on' });
+    await allOnline(home, 'web', 2);
+    await waitPids(port, 2);
+    const loops = [clientLoop(port), clientLoop(port), clientLoop(port), clientLoop(port, { path: '/slow?ms=100' })];
+    t.after(() => Promise.all(loops.map((l) => l.stop())));
+    for (const l of loops) await l.progress(3);
+    for (let k = 1; k <= 2; k++) {
+      const r = await h.rpm2(['reload', 'web'], { home });
+      assert.equal(r.code, 0, `reload ${k}\n${h.show(r)}`);
+      for (const l of loops) await l.progress(3);
+    }
+    for (const [i, l] of loops.entries()) {
+      const stats = await l.stop();
+      assert.deepEqual(stats.errors, [], `client loop ${i}: failed requests during the reloads (${stats.ok} succeeded)`);
+    }
+  });
 
   test('reload honours PM2_GRACEFUL_TIMEOUT in the app env as the grace period: a 2 s request in flight in the old worker completes although --kill-timeout is 300', async (t) => {
     // (Without the variable the grace period is kill_timeout, and this request is cut: checked by hand.)

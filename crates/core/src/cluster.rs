@@ -11,7 +11,7 @@
 //! instead of being refused. They are closed by [`ClusterApp::close_all`] on stop/delete.
 
 use crate::daemon::dlog;
-use crate::ipc::ChannelTx;
+use crate::ipc::{ChannelHook, ChannelTx};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
@@ -53,8 +53,15 @@ pub fn next_seq() -> u64 {
 
 enum RrMsg {
     AddWorker(u64, ChannelTx),
-    RemoveWorker(u64),
-    Reply { seq: u64, accepted: bool },
+    /// Stop routing to a worker; `dead`: it cannot answer any more.
+    RemoveWorker {
+        wid: u64,
+        dead: bool,
+    },
+    Reply {
+        seq: u64,
+        accepted: bool,
+    },
     Free(u64),
     Close,
 }
@@ -229,6 +236,7 @@ impl ClusterApp {
                     dlog(format!("app {}: listening on {key} (round-robin)", self.name));
                     let (stx, srx) = mpsc::unbounded_channel();
                     tokio::spawn(round_robin(listener, key.clone(), stx.clone(), srx, self.pending.clone()));
+                    crate::pacer::start();
                     servers
                         .insert(key.clone(), Server::RoundRobin { tx: stx, data, sockname, workers: HashSet::new() });
                 }
@@ -300,7 +308,7 @@ impl ClusterApp {
             match servers.get_mut(key) {
                 Some(Server::RoundRobin { tx, workers, .. }) => {
                     workers.remove(&wid);
-                    let _ = tx.send(RrMsg::RemoveWorker(wid));
+                    let _ = tx.send(RrMsg::RemoveWorker { wid, dead: false });
                 }
                 Some(Server::Shared { workers, .. }) => {
                     workers.remove(&wid);
@@ -310,9 +318,20 @@ impl ClusterApp {
         }
     }
 
-    /// A worker is leaving (disconnect, exit or reload): no more connections go to it, and connections
-    /// handed to it but not acknowledged are closed.
+    /// A worker is leaving (disconnect, exit or reload): no more connections go to it. Connections
+    /// handed to it and not answered yet stay in flight until it answers (a refusal goes to another
+    /// worker) or its channel closes ([`ClusterApp::worker_dead`]).
     pub fn worker_gone(&self, wid: u64) {
+        self.remove_everywhere(wid, false);
+    }
+
+    /// A worker's channel closed: it cannot answer any more, so the connections handed to it and not
+    /// answered are closed (resending them is unsafe: it may have read from them).
+    pub fn worker_dead(&self, wid: u64) {
+        self.remove_everywhere(wid, true);
+    }
+
+    fn remove_everywhere(&self, wid: u64, dead: bool) {
         if let Ok(mut h) = self.held.lock() {
             h.remove(&wid);
         }
@@ -321,7 +340,7 @@ impl ClusterApp {
                 match s {
                     Server::RoundRobin { tx, workers, .. } => {
                         workers.remove(&wid);
-                        let _ = tx.send(RrMsg::RemoveWorker(wid));
+                        let _ = tx.send(RrMsg::RemoveWorker { wid, dead });
                     }
                     Server::Shared { workers, .. } => {
                         workers.remove(&wid);
@@ -452,16 +471,30 @@ async fn drain<L: std::os::fd::AsRawFd>(
 }
 
 /// State of one round-robin server (pure; driven by [`round_robin`]). Exposed to unit tests.
+///
+/// Workers in `order` are routable; each may have up to `limit` connections in flight (1 as in Node,
+/// more while the [`crate::pacer`] batches). A worker that is removed while alive (reload, `close`)
+/// keeps its connections in flight until it answers, so a refusal still goes to another worker;
+/// a dead worker's are released at once.
 struct RrState<C> {
     order: Vec<u64>,
-    free: VecDeque<u64>,
+    cursor: usize,
+    busy: HashMap<u64, usize>,
+    paused: HashSet<u64>,
     queue: VecDeque<C>,
     inflight: HashMap<u64, (u64, C)>,
 }
 
 impl<C> Default for RrState<C> {
     fn default() -> Self {
-        RrState { order: Vec::new(), free: VecDeque::new(), queue: VecDeque::new(), inflight: HashMap::new() }
+        RrState {
+            order: Vec::new(),
+            cursor: 0,
+            busy: HashMap::new(),
+            paused: HashSet::new(),
+            queue: VecDeque::new(),
+            inflight: HashMap::new(),
+        }
     }
 }
 
@@ -469,45 +502,147 @@ impl<C> RrState<C> {
     fn add_worker(&mut self, wid: u64) {
         if !self.order.contains(&wid) {
             self.order.push(wid);
-            self.free.push_back(wid);
         }
+        self.paused.remove(&wid);
     }
-    /// Removes a worker; returns the connections it had not acknowledged (to be closed).
-    fn remove_worker(&mut self, wid: u64) -> Vec<(u64, C)> {
+    /// Stops routing to a worker. `dead`: it can no longer answer, so the connections it had not
+    /// acknowledged are returned (to be closed); otherwise they stay in flight until it answers.
+    fn remove_worker(&mut self, wid: u64, dead: bool) -> Vec<(u64, C)> {
         self.order.retain(|w| *w != wid);
-        self.free.retain(|w| *w != wid);
+        self.paused.remove(&wid);
+        if !dead {
+            return Vec::new();
+        }
+        self.busy.remove(&wid);
         let seqs: Vec<u64> = self.inflight.iter().filter(|(_, (w, _))| *w == wid).map(|(s, _)| *s).collect();
         seqs.into_iter().filter_map(|s| self.inflight.remove(&s).map(|(_, c)| (s, c))).collect()
     }
-    /// A worker answered; returns the worker to free again now (accepted) or after a back-off (refused).
+    /// Records a hand-off.
+    fn sent(&mut self, seq: u64, wid: u64, conn: C) {
+        *self.busy.entry(wid).or_insert(0) += 1;
+        self.inflight.insert(seq, (wid, conn));
+    }
+    /// A worker answered. On a refusal the connection goes back to the front of the queue and the
+    /// worker is paused; returns `(worker, accepted)` when the worker is still routable.
     fn reply(&mut self, seq: u64, accepted: bool) -> Option<(u64, bool)> {
         let (wid, conn) = self.inflight.remove(&seq)?;
+        if let Some(b) = self.busy.get_mut(&wid) {
+            *b = b.saturating_sub(1);
+        }
         if !accepted {
             self.queue.push_front(conn);
         }
         if self.order.contains(&wid) {
-            if accepted {
-                self.free.push_back(wid);
+            if !accepted {
+                self.paused.insert(wid);
             }
             Some((wid, accepted))
         } else {
             None
         }
     }
+    /// Ends a refusal's pause.
     fn free_again(&mut self, wid: u64) {
-        if self.order.contains(&wid) && !self.free.contains(&wid) && !self.inflight.values().any(|(w, _)| *w == wid) {
-            self.free.push_back(wid);
-        }
+        self.paused.remove(&wid);
     }
-    /// The next (worker, connection) pair to hand off, if any.
-    fn next(&mut self) -> Option<(u64, C)> {
-        if self.queue.is_empty() {
+    /// The next (worker, connection) pair to hand off, if any: workers in turn, skipping the paused
+    /// ones and those with `limit` connections in flight.
+    fn next(&mut self, limit: usize) -> Option<(u64, C)> {
+        if self.queue.is_empty() || self.order.is_empty() {
             return None;
         }
-        let wid = self.free.pop_front()?;
-        let c = self.queue.pop_front()?;
-        Some((wid, c))
+        let n = self.order.len();
+        for i in 0..n {
+            let idx = (self.cursor + i) % n;
+            let wid = self.order[idx];
+            if self.paused.contains(&wid) || self.busy.get(&wid).copied().unwrap_or(0) >= limit {
+                continue;
+            }
+            let c = self.queue.pop_front()?;
+            self.cursor = (idx + 1) % n;
+            return Some((wid, c));
+        }
+        None
     }
+}
+
+/// The seq of a `newconn` hand-off line rpm2d wrote.
+fn newconn_seq(line: &[u8]) -> Option<u64> {
+    let body = line.strip_suffix(b"\n").unwrap_or(line).strip_suffix(b"}}")?;
+    let at = body.windows(6).rposition(|w| w == br#""seq":"#)?;
+    std::str::from_utf8(&body[at + 6..]).ok()?.parse().ok()
+}
+
+/// The [`ChannelHook`] of a cluster worker's channel: its `newconn` replies go straight to the
+/// round-robin servers from the channel task, and a hand-off the channel had to drop counts as a
+/// refusal (the connection goes to another worker).
+pub struct WorkerHook {
+    app: Arc<ClusterApp>,
+    wid: u64,
+}
+
+impl WorkerHook {
+    /// The hook for worker `wid` of `app`.
+    pub fn new(app: Arc<ClusterApp>, wid: u64) -> WorkerHook {
+        WorkerHook { app, wid }
+    }
+}
+
+impl ChannelHook for WorkerHook {
+    fn on_line(&mut self, line: &[u8]) -> bool {
+        match parse_newconn_reply(line) {
+            Some((ack, accepted)) => {
+                self.app.on_ack(ack, accepted);
+                true
+            }
+            None => false,
+        }
+    }
+    fn on_handle_dropped(&mut self, line: &[u8]) {
+        if let Some(seq) = newconn_seq(line) {
+            self.app.on_ack(seq, false);
+        }
+    }
+    fn on_closed(&mut self) {
+        self.app.worker_dead(self.wid);
+    }
+}
+
+/// What the server does with one message; false to stop.
+fn on_rr_msg(
+    m: Option<RrMsg>,
+    st: &mut RrState<Arc<OwnedFd>>,
+    txs: &mut HashMap<u64, ChannelTx>,
+    self_tx: &mpsc::UnboundedSender<RrMsg>,
+    pending: &Mutex<HashMap<u64, mpsc::UnboundedSender<RrMsg>>>,
+) -> bool {
+    match m {
+        None | Some(RrMsg::Close) => return false,
+        Some(RrMsg::AddWorker(wid, tx)) => {
+            txs.insert(wid, tx);
+            st.add_worker(wid);
+        }
+        Some(RrMsg::RemoveWorker { wid, dead }) => {
+            txs.remove(&wid);
+            for (seq, _conn) in st.remove_worker(wid, dead) {
+                if let Ok(mut p) = pending.lock() {
+                    p.remove(&seq);
+                }
+            }
+        }
+        Some(RrMsg::Reply { seq, accepted }) => {
+            if let Some((wid, false)) = st.reply(seq, accepted) {
+                // A refusal: give that worker a moment before offering it more.
+                let t = self_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let _ = t.send(RrMsg::Free(wid));
+                });
+            }
+        }
+        Some(RrMsg::Free(wid)) => st.free_again(wid),
+    }
+    true
 }
 
 async fn round_robin(
@@ -525,41 +660,41 @@ async fn round_robin(
         r#"{{"cmd":"NODE_HANDLE","type":"net.Native","msg":{{"cmd":"NODE_CLUSTER","act":"newconn","key":{key_json},"seq":"#
     );
     loop {
+        crate::pacer::note_activity();
         let room = ACCEPT_BATCH.min(MAX_QUEUED_CONNECTIONS.saturating_sub(st.queue.len()));
+        let before = st.queue.len();
         tokio::select! {
             r = listener.accept_batch(&mut st.queue, room), if room > 0 => match r {
-                Ok(()) => {}
+                Ok(()) => crate::pacer::accepted(st.queue.len() - before),
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     dlog(format!("accept on {key} failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            m = rx.recv() => match m {
-                None | Some(RrMsg::Close) => break,
-                Some(RrMsg::AddWorker(wid, tx)) => { txs.insert(wid, tx); st.add_worker(wid); }
-                Some(RrMsg::RemoveWorker(wid)) => {
-                    txs.remove(&wid);
-                    for (seq, _conn) in st.remove_worker(wid) {
-                        if let Ok(mut p) = pending.lock() { p.remove(&seq); }
+            m = rx.recv() => {
+                if !on_rr_msg(m, &mut st, &mut txs, &self_tx, &pending) {
+                    break;
+                }
+                // Everything else already queued (a batch of replies) before handing off.
+                let mut open = true;
+                while let Ok(m) = rx.try_recv() {
+                    if !on_rr_msg(Some(m), &mut st, &mut txs, &self_tx, &pending) {
+                        open = false;
+                        break;
                     }
                 }
-                Some(RrMsg::Reply { seq, accepted }) => {
-                    if let Some((wid, false)) = st.reply(seq, accepted) {
-                        // A refusal: give that worker a moment before offering it more.
-                        let t = self_tx.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            let _ = t.send(RrMsg::Free(wid));
-                        });
-                    }
+                if !open {
+                    break;
                 }
-                Some(RrMsg::Free(wid)) => st.free_again(wid),
             },
         }
-        while let Some((wid, conn)) = st.next() {
+        let batching = crate::pacer::batching();
+        let limit = if batching { crate::pacer::BATCH_IN_FLIGHT } else { 1 };
+        while let Some((wid, conn)) = st.next(limit) {
             let Some(tx) = txs.get(&wid) else {
                 st.queue.push_front(conn);
+                st.remove_worker(wid, true);
                 continue;
             };
             let seq = next_seq();
@@ -572,15 +707,19 @@ async fn round_robin(
             line.extend_from_slice(prefix.as_bytes());
             line.extend_from_slice(seq.to_string().as_bytes());
             line.extend_from_slice(b"}}\n");
-            if tx.send_handle_line(line, conn.clone()) {
-                st.inflight.insert(seq, (wid, conn));
+            if tx.send_handle_line(line, conn.clone(), batching) {
+                st.sent(seq, wid, conn);
             } else {
                 if let Ok(mut p) = pending.lock() {
                     p.remove(&seq);
                 }
                 st.queue.push_front(conn);
                 txs.remove(&wid);
-                st.remove_worker(wid);
+                for (seq, _conn) in st.remove_worker(wid, true) {
+                    if let Ok(mut p) = pending.lock() {
+                        p.remove(&seq);
+                    }
+                }
             }
         }
     }
@@ -608,23 +747,63 @@ mod tests {
         for c in 0..4 {
             st.queue.push_back(c);
         }
-        let (w1, c1) = st.next().unwrap();
-        st.inflight.insert(100, (w1, c1));
-        let (w2, c2) = st.next().unwrap();
-        st.inflight.insert(101, (w2, c2));
+        let (w1, c1) = st.next(1).unwrap();
+        st.sent(100, w1, c1);
+        let (w2, c2) = st.next(1).unwrap();
+        st.sent(101, w2, c2);
         assert_eq!((w1, w2), (1, 2));
-        // Both busy until they answer.
-        assert!(st.next().is_none());
+        // Both busy until they answer (one in flight each, as Node).
+        assert!(st.next(1).is_none());
         st.reply(100, true);
-        let (w, c) = st.next().unwrap();
+        let (w, c) = st.next(1).unwrap();
         assert_eq!((w, c), (1, 2));
-        st.inflight.insert(102, (w, c));
+        st.sent(102, w, c);
         // A refusal puts the connection back at the front and the worker is not free at once.
         assert_eq!(st.reply(101, false), Some((2, false)));
         assert_eq!(st.queue.front(), Some(&1));
-        assert!(st.next().is_none());
+        assert!(st.next(1).is_none());
         st.free_again(2);
-        assert_eq!(st.next(), Some((2, 1)));
+        assert_eq!(st.next(1), Some((2, 1)));
+    }
+
+    #[test]
+    fn batching_pipelines_up_to_the_limit_evenly() {
+        let mut st: RrState<u32> = RrState::default();
+        for w in [1, 2, 3] {
+            st.add_worker(w);
+        }
+        for c in 0..10 {
+            st.queue.push_back(c);
+        }
+        let mut got = Vec::new();
+        let mut seq = 0;
+        while let Some((w, c)) = st.next(3) {
+            seq += 1;
+            st.sent(seq, w, c);
+            got.push(w);
+        }
+        // Three each, in turn; the tenth waits for an answer.
+        assert_eq!(got, vec![1, 2, 3, 1, 2, 3, 1, 2, 3]);
+        assert_eq!(st.queue.len(), 1);
+        st.reply(5, true); // worker 2
+        assert_eq!(st.next(3), Some((2, 9)));
+    }
+
+    #[test]
+    fn a_leaving_worker_still_answers_and_refusals_go_elsewhere() {
+        let mut st: RrState<u32> = RrState::default();
+        st.add_worker(1);
+        st.add_worker(2);
+        st.queue.push_back(10);
+        let (w, c) = st.next(1).unwrap();
+        assert_eq!(w, 1);
+        st.sent(1, w, c);
+        // Worker 1 is being reloaded: no more routing, but its hand-off stays in flight.
+        assert!(st.remove_worker(1, false).is_empty());
+        assert!(st.inflight.contains_key(&1));
+        // It refuses (its server closed meanwhile): the connection goes to worker 2.
+        assert_eq!(st.reply(1, false), None);
+        assert_eq!(st.next(1), Some((2, 10)));
     }
 
     #[test]
@@ -649,16 +828,26 @@ mod tests {
     }
 
     #[test]
+    fn newconn_seq_reads_back_the_lines_rpm2d_writes() {
+        let line = br#"{"cmd":"NODE_HANDLE","type":"net.Native","msg":{"cmd":"NODE_CLUSTER","act":"newconn","key":"null:80:4:undefined:0","seq":42}}"#;
+        assert_eq!(newconn_seq(line), Some(42));
+        let mut nl = line.to_vec();
+        nl.push(b'\n');
+        assert_eq!(newconn_seq(&nl), Some(42));
+        assert_eq!(newconn_seq(br#"{"cmd":"NODE_HANDLE","msg":{}}"#), None);
+    }
+
+    #[test]
     fn dead_worker_releases_unacked_connections() {
         let mut st: RrState<u32> = RrState::default();
         st.add_worker(7);
         st.queue.push_back(42);
-        let (w, c) = st.next().unwrap();
-        st.inflight.insert(5, (w, c));
-        let lost = st.remove_worker(7);
+        let (w, c) = st.next(1).unwrap();
+        st.sent(5, w, c);
+        let lost = st.remove_worker(7, true);
         assert_eq!(lost, vec![(5, 42)]);
         assert!(st.reply(5, true).is_none());
-        assert!(st.next().is_none());
+        assert!(st.next(1).is_none());
     }
 
     #[test]

@@ -49,6 +49,13 @@ pub const MAX_QUEUED: usize = 16 * 1024 * 1024;
 /// [`ChannelEvent::Fault`] (Node's `MAX_HANDLE_RETRANSMISSIONS`).
 pub const MAX_HANDLE_RETRANSMISSIONS: u32 = 3;
 
+/// Most pipelined handles in flight at once on one channel (see [`ChannelTx::send_handle_line`]).
+pub const MAX_PIPELINED: usize = 16;
+
+/// Most bytes a pipelined handle's line may end beyond what the child has certainly read (see
+/// [`ChannelTx::send_handle_line`]); Node reads 64 KiB at a time.
+pub const PIPELINE_WINDOW: usize = 8 * 1024;
+
 /// After [`ChannelTx::close`], how long the channel keeps trying to write what was sent before the close
 /// (including messages parked behind an unacknowledged handle) before it shuts the socket down anyway.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -176,7 +183,8 @@ pub struct Outbound {
 /// Commands from the senders to the channel task. Bytes are one complete, serialized line.
 enum Cmd {
     Send(Vec<u8>),
-    SendHandle(Vec<u8>, Arc<OwnedFd>),
+    /// Line, fd, pipelined.
+    SendHandle(Vec<u8>, Arc<OwnedFd>, bool),
     Close,
     Overflow,
 }
@@ -242,12 +250,25 @@ impl ChannelTx {
     /// Sends a handle whose envelope the caller has already serialized: `line` must be one complete
     /// `{"cmd":"NODE_HANDLE","type":..,"msg":..}` JSON object followed by a single `\n` (anything else is
     /// refused, returning false). `fd` is shared: the channel drops its reference once the child ACKed
-    /// the handle (or it was dropped), so the caller can keep its own `Arc` without a `dup`. Otherwise
-    /// as [`ChannelTx::send_handle`]. This is the cluster hot path (one call per connection).
-    pub fn send_handle_line(&self, line: Vec<u8>, fd: Arc<OwnedFd>) -> bool {
+    /// the handle (or it was dropped), so the caller can keep its own `Arc` without a `dup`. This is the
+    /// cluster hot path (one call per connection).
+    ///
+    /// With `pipelined` false it behaves as [`ChannelTx::send_handle`]: one handle in flight, as Node.
+    /// With `pipelined` true, up to [`MAX_PIPELINED`] such handles may be in flight at once. That is safe
+    /// with Node's receiver because Linux ends a `recvmsg` right after the segment that carries fds and
+    /// Node attaches a read's fd to the `NODE_HANDLE` line it completes; the channel therefore only
+    /// pipelines a handle when every earlier one went out whole in a single `sendmsg`, and when the
+    /// bytes the child may not have read yet stay under [`PIPELINE_WINDOW`] (far below the 64 KiB Node
+    /// reads at once), so each line and its fd always arrive in the same read. Otherwise it falls back
+    /// to waiting for the ACKs. A NACKed pipelined handle is not retransmitted: it is reported to the
+    /// [`ChannelHook`] as dropped (the caller re-routes it).
+    pub fn send_handle_line(&self, line: Vec<u8>, fd: Arc<OwnedFd>, pipelined: bool) -> bool {
         let body = line.strip_suffix(b"\n").unwrap_or(&[]);
         let ok = body.starts_with(b"{\"cmd\":\"NODE_HANDLE\",") && body.ends_with(b"}") && !body.contains(&b'\n');
-        ok && self.enqueue(line, Some(fd))
+        if !ok || self.is_closed() {
+            return false;
+        }
+        self.enqueue_cmd(line.len(), |bytes| Cmd::SendHandle(bytes, fd, pipelined), line)
     }
 
     /// Sends an [`Outbound`]. Without an fd it is [`ChannelTx::send`]. With an fd, `msg` must be the
@@ -291,6 +312,14 @@ impl ChannelTx {
             return false;
         }
         let len = bytes.len();
+        match fd {
+            Some(fd) => self.enqueue_cmd(len, |b| Cmd::SendHandle(b, fd, false), bytes),
+            None => self.enqueue_cmd(len, Cmd::Send, bytes),
+        }
+    }
+
+    /// Counts `len` bytes against the backlog and hands the command to the channel task.
+    fn enqueue_cmd(&self, len: usize, make: impl FnOnce(Vec<u8>) -> Cmd, bytes: Vec<u8>) -> bool {
         let before = self.shared.queued.fetch_add(len, Ordering::AcqRel);
         if before.saturating_add(len) > MAX_QUEUED {
             self.shared.queued.fetch_sub(len, Ordering::AcqRel);
@@ -299,11 +328,7 @@ impl ChannelTx {
             }
             return false;
         }
-        let cmd = match fd {
-            Some(fd) => Cmd::SendHandle(bytes, fd),
-            None => Cmd::Send(bytes),
-        };
-        if self.cmd.send(cmd).is_err() {
+        if self.cmd.send(make(bytes)).is_err() {
             self.shared.queued.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
@@ -319,27 +344,37 @@ impl ChannelTx {
 /// as its last event, at EOF or on an I/O error, after [`ChannelTx::close`], after a fatal fault, or when
 /// every [`ChannelTx`] and the receiver have been dropped. `label` prefixes fault messages.
 pub fn spawn(fd: OwnedFd, label: String) -> (ChannelTx, mpsc::Receiver<ChannelEvent>) {
-    spawn_filtered(fd, label, None)
+    spawn_hooked(fd, label, None)
 }
 
-/// A hook that sees each complete incoming line (newline excluded) before it is parsed, on the channel
-/// task itself, and returns true to consume it (no event is emitted for a consumed line). It is never
-/// shown the handshake lines (`NODE_HANDLE`, `NODE_HANDLE_ACK`, `NODE_HANDLE_NACK`), so it cannot
-/// break the fd bookkeeping. It lets a hot message (the cluster's `newconn` replies) skip the JSON
-/// parse and the hop through the event queue. It must be cheap and must not block.
-pub type LineFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
+/// Hooks run on the channel task itself, for hot messages that must not pay for a JSON parse and a
+/// hop through the event queue (the cluster's `newconn` hand-offs and their replies). They must be
+/// cheap and must not block.
+pub trait ChannelHook: Send {
+    /// Sees each complete incoming line (newline excluded) before it is parsed; returns true to consume
+    /// it (no event is emitted for it). Lines that start like a handshake line
+    /// (`{"cmd":"NODE_HANDLE`...) are never shown, so a hook cannot break the fd bookkeeping.
+    fn on_line(&mut self, line: &[u8]) -> bool;
+    /// A handle sent with [`ChannelTx::send_handle_line`] was dropped without reaching the child's
+    /// app: the child NACKed a pipelined handle, or its `sendmsg` failed. `line` is the line that was
+    /// sent (the caller still holds its own reference to the fd, if it kept one).
+    fn on_handle_dropped(&mut self, line: &[u8]);
+    /// The channel has closed (EOF, error or [`ChannelTx::close`]): the child can answer nothing more.
+    /// Called once, before [`ChannelEvent::Closed`] is delivered.
+    fn on_closed(&mut self) {}
+}
 
-/// [`spawn`] with an optional [`LineFilter`].
-pub fn spawn_filtered(
+/// [`spawn`] with a [`ChannelHook`].
+pub fn spawn_hooked(
     fd: OwnedFd,
     label: String,
-    filter: Option<LineFilter>,
+    hook: Option<Box<dyn ChannelHook>>,
 ) -> (ChannelTx, mpsc::Receiver<ChannelEvent>) {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
     let shared = Arc::new(Shared::default());
     let mut task = Task::new(label, shared.clone());
-    task.filter = filter;
+    task.hook = hook;
     tokio::spawn(run(task, fd, cmd_rx, ev_tx));
     (ChannelTx { cmd: cmd_tx, shared }, ev_rx)
 }
@@ -382,16 +417,22 @@ struct WriteItem {
 /// An outgoing message not yet in the write queue.
 enum Outgoing {
     Plain(Vec<u8>),
-    Handle(Vec<u8>, Arc<OwnedFd>),
+    /// Line, fd, pipelined.
+    Handle(Vec<u8>, Arc<OwnedFd>, bool),
 }
 
-/// The one handle sent and not yet ACKed/NACKed.
+/// A handle sent (or being sent) and not yet ACKed/NACKed. Several only when pipelined.
 struct Inflight {
     bytes: Vec<u8>,
     fd: Arc<OwnedFd>,
     retransmissions: u32,
     /// The fd has been handed to the kernel (so an ACK/NACK for it can be legitimate).
     sent: bool,
+    pipelined: bool,
+    /// The line went out in the same `sendmsg` as its fd (so it arrives in one read with it).
+    whole: bool,
+    /// Stream offset just past the line, once it is completely written.
+    end: Option<u64>,
 }
 
 /// The channel task's state, apart from the fd and the channels (kept separate for borrowing).
@@ -409,12 +450,16 @@ struct Task {
     /// Unwritten bytes in `wq` (reading pauses above `MAX_QUEUED`, so ACK replies stay bounded).
     wq_bytes: usize,
     parked: VecDeque<Outgoing>,
-    inflight: Option<Inflight>,
+    inflight: VecDeque<Inflight>,
     events: VecDeque<ChannelEvent>,
     events_closed: bool,
     closing: bool,
     done: bool,
-    filter: Option<LineFilter>,
+    hook: Option<Box<dyn ChannelHook>>,
+    /// Bytes the kernel has accepted on this socket so far.
+    written: u64,
+    /// Stream offset up to which the child has certainly read: the end of the last handle line it ACKed.
+    acked_upto: u64,
 }
 
 impl Task {
@@ -429,12 +474,14 @@ impl Task {
             wq: VecDeque::new(),
             wq_bytes: 0,
             parked: VecDeque::new(),
-            inflight: None,
+            inflight: VecDeque::new(),
             events: VecDeque::new(),
             events_closed: false,
             closing: false,
             done: false,
-            filter: None,
+            hook: None,
+            written: 0,
+            acked_upto: 0,
         }
     }
 
@@ -454,7 +501,7 @@ impl Task {
     fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Send(bytes) => self.submit_or_drop(Outgoing::Plain(bytes)),
-            Cmd::SendHandle(bytes, fd) => self.submit_or_drop(Outgoing::Handle(bytes, fd)),
+            Cmd::SendHandle(bytes, fd, p) => self.submit_or_drop(Outgoing::Handle(bytes, fd, p)),
             Cmd::Close => self.closing = true,
             Cmd::Overflow => self.fault(format_args!(
                 "more than {MAX_QUEUED} bytes waiting to be written (the child is not reading); dropping new messages"
@@ -466,7 +513,7 @@ impl Task {
         if self.closing || self.done {
             // Raced with close(): the sender saw the channel open.
             let len = match &out {
-                Outgoing::Plain(b) | Outgoing::Handle(b, _) => b.len(),
+                Outgoing::Plain(b) | Outgoing::Handle(b, _, _) => b.len(),
             };
             self.release(len);
         } else {
@@ -474,19 +521,46 @@ impl Task {
         }
     }
 
-    /// Queues `out` for writing, or parks it while a handle is in flight. Its bytes are already counted.
+    /// Queues `out` for writing, or parks it while a handle is in flight (unless both are pipelined
+    /// handles and [`Task::may_pipeline`] allows it). Its bytes are already counted.
     fn submit(&mut self, out: Outgoing) {
-        if self.inflight.is_some() {
+        // Nothing overtakes a parked message.
+        let go = self.parked.is_empty() && self.may_go(&out);
+        self.submit_if(out, go);
+    }
+
+    /// Whether `out`, first in line, may be written now.
+    fn may_go(&self, out: &Outgoing) -> bool {
+        match out {
+            _ if self.inflight.is_empty() => true,
+            Outgoing::Handle(bytes, _, true) => self.may_pipeline(bytes.len()),
+            _ => false,
+        }
+    }
+
+    fn submit_if(&mut self, out: Outgoing, go: bool) {
+        if !go {
             self.parked.push_back(out);
             return;
         }
         match out {
             Outgoing::Plain(bytes) => self.push_write(bytes, None, false),
-            Outgoing::Handle(bytes, fd) => {
+            Outgoing::Handle(bytes, fd, pipelined) => {
                 self.push_write(bytes.clone(), Some(fd.clone()), true);
-                self.inflight = Some(Inflight { bytes, fd, retransmissions: 0, sent: false });
+                let inf = Inflight { bytes, fd, retransmissions: 0, sent: false, pipelined, whole: false, end: None };
+                self.inflight.push_back(inf);
             }
         }
+    }
+
+    /// Whether a pipelined handle line of `len` bytes may be written now, with handles still in flight:
+    /// they are all pipelined, went out whole, fewer than [`MAX_PIPELINED`], and everything the child
+    /// may not have read yet, this line included, fits in [`PIPELINE_WINDOW`].
+    fn may_pipeline(&self, len: usize) -> bool {
+        let unread = (self.written + self.wq_bytes as u64).saturating_sub(self.acked_upto) + len as u64;
+        self.inflight.len() < MAX_PIPELINED
+            && unread <= PIPELINE_WINDOW as u64
+            && self.inflight.iter().all(|i| i.pipelined && i.sent && i.whole)
     }
 
     /// Queues a line the channel itself writes (ACK/NACK, retransmission), counting its bytes.
@@ -508,25 +582,31 @@ impl Task {
         }
     }
 
-    /// Moves parked messages to the write queue until one of them is a handle (which goes in flight).
+    /// Moves parked messages to the write queue, in order, while they may go.
     fn release_parked(&mut self) {
-        while self.inflight.is_none() {
-            match self.parked.pop_front() {
-                Some(out) => self.submit(out),
-                None => break,
+        while let Some(out) = self.parked.front() {
+            if !self.may_go(out) {
+                break;
+            }
+            if let Some(out) = self.parked.pop_front() {
+                self.submit_if(out, true);
             }
         }
     }
 
-    /// The child answered our handle (`nack` = it got the line without the fd).
+    /// The child answered our oldest handle in flight (`nack` = it got the line without the fd).
     fn on_handle_reply(&mut self, nack: bool) {
-        let (bytes, fd, tries) = match &mut self.inflight {
+        let (bytes, fd, tries) = match self.inflight.front_mut() {
             Some(inf) if inf.sent => {
-                if !nack || inf.retransmissions >= MAX_HANDLE_RETRANSMISSIONS {
+                if !nack || inf.pipelined || inf.retransmissions >= MAX_HANDLE_RETRANSMISSIONS {
                     (None, None, inf.retransmissions)
                 } else {
+                    // Only a lone handle is sent again (a retransmission behind pipelined ones
+                    // could pair with the wrong fd).
                     inf.retransmissions += 1;
                     inf.sent = false;
+                    inf.whole = false;
+                    inf.end = None;
                     (Some(inf.bytes.clone()), Some(inf.fd.clone()), 0)
                 }
             }
@@ -540,10 +620,19 @@ impl Task {
             self.push_internal(bytes, fd, true);
             return;
         }
+        let Some(done) = self.inflight.pop_front() else { return };
+        if let Some(end) = done.end {
+            // The child parsed that line, so it has read everything before its end.
+            self.acked_upto = self.acked_upto.max(end);
+        }
         if nack {
             self.fault(format_args!("child NACKed a handle {} times; dropped it", tries + 1));
+            if done.pipelined {
+                if let Some(h) = self.hook.as_mut() {
+                    h.on_handle_dropped(&done.bytes);
+                }
+            }
         }
-        self.inflight = None;
         self.release_parked();
     }
 
@@ -551,13 +640,22 @@ impl Task {
     fn advance(&mut self, mut n: usize) {
         self.wq_bytes -= n.min(self.wq_bytes);
         self.release(n);
+        let start = self.written;
+        self.written += n as u64;
+        let mut newly_sent = false;
         if let Some(front) = self.wq.front_mut() {
             if front.fd.take().is_some() && front.handle_line {
-                if let Some(inf) = &mut self.inflight {
+                // The first handle in flight not yet sent is this line's (handle lines are queued in
+                // the order they go in flight).
+                let whole = n >= front.bytes.len() - front.off;
+                if let Some(inf) = self.inflight.iter_mut().find(|i| !i.sent) {
                     inf.sent = true;
+                    inf.whole = whole;
+                    newly_sent = true;
                 }
             }
         }
+        let mut pos = start;
         while n > 0 {
             let Some(front) = self.wq.front_mut() else {
                 break;
@@ -565,11 +663,21 @@ impl Task {
             let left = front.bytes.len() - front.off;
             if n >= left {
                 n -= left;
+                pos += left as u64;
+                if front.handle_line {
+                    if let Some(inf) = self.inflight.iter_mut().find(|i| i.sent && i.end.is_none()) {
+                        inf.end = Some(pos);
+                    }
+                }
                 self.wq.pop_front();
             } else {
                 front.off += n;
                 n = 0;
             }
+        }
+        if newly_sent && !self.parked.is_empty() {
+            // A pipelined handle may follow the one that just went out.
+            self.release_parked();
         }
     }
 
@@ -581,7 +689,16 @@ impl Task {
             self.release(left);
             self.fault(format_args!("could not send a handle ({err}); dropped it"));
             if item.handle_line {
-                self.inflight = None;
+                // The handle whose fd was going out: the first one not yet sent.
+                if let Some(i) = self.inflight.iter().position(|i| !i.sent) {
+                    if let Some(dropped) = self.inflight.remove(i) {
+                        if dropped.pipelined {
+                            if let Some(h) = self.hook.as_mut() {
+                                h.on_handle_dropped(&dropped.bytes);
+                            }
+                        }
+                    }
+                }
                 self.release_parked();
             }
         }
@@ -589,7 +706,7 @@ impl Task {
 
     /// Nothing left to write for a graceful close.
     fn write_idle(&self) -> bool {
-        self.wq.is_empty() && self.inflight.is_none() && self.parked.is_empty()
+        self.wq.is_empty() && self.inflight.is_empty() && self.parked.is_empty()
     }
 
     // ----- incoming -----
@@ -662,13 +779,13 @@ impl Task {
 
     fn on_line(&mut self, line: &[u8], start: u64) {
         self.drop_stale_fds(start);
-        // Fast paths: the ACK as Node writes it, and lines the filter consumes, need no JSON parse.
+        // Fast paths: the ACK as Node writes it, and lines the hook consumes, need no JSON parse.
         if line == &ACK_LINE[..ACK_LINE.len() - 1] {
             return self.on_handle_reply(false);
         }
         if !line.starts_with(HANDLE_PREFIX) {
-            if let Some(f) = self.filter.as_mut() {
-                if f(line) {
+            if let Some(h) = self.hook.as_mut() {
+                if h.on_line(line) {
                     return;
                 }
             }
@@ -864,6 +981,9 @@ async fn run(
     }
     st.shared.closed.store(true, Ordering::Release);
     cmd_rx.close();
+    if let Some(h) = st.hook.as_mut() {
+        h.on_closed();
+    }
     let events = std::mem::take(&mut st.events);
     let deliver = !st.events_closed;
     drop(st); // closes every fd still held (pending, parked, in flight)
@@ -888,6 +1008,7 @@ async fn drive(
     let mut cmd_open = true;
     let mut deadline: Option<Instant> = None;
     loop {
+        crate::pacer::note_activity();
         if st.done || (st.events_closed && !cmd_open) {
             return;
         }
@@ -1335,6 +1456,188 @@ mod tests {
         assert!(!tx.send(json!({"cmd": "NODE_HANDLE", "type": "net.Native"})));
         let (fd, _other) = socketpair().expect("socketpair");
         assert!(!tx.send_outbound(Outbound { msg: json!({"type": "x"}), fd: Some(fd) }));
+    }
+
+    /// Records what a [`ChannelHook`] is told.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl ChannelHook for Recorder {
+        fn on_line(&mut self, line: &[u8]) -> bool {
+            let consumed = line.starts_with(b"{\"hot\"");
+            if consumed {
+                self.0.lock().expect("lock").push(format!("line {}", String::from_utf8_lossy(line)));
+            }
+            consumed
+        }
+        fn on_handle_dropped(&mut self, line: &[u8]) {
+            self.0.lock().expect("lock").push(format!("dropped {}", String::from_utf8_lossy(line).trim_end()));
+        }
+        fn on_closed(&mut self) {
+            self.0.lock().expect("lock").push("closed".into());
+        }
+    }
+
+    fn handle_line(id: usize) -> Vec<u8> {
+        format!("{{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\",\"msg\":{{\"id\":{id}}}}}\n").into_bytes()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn pipelined_handles_go_out_without_waiting_acks_are_fifo_and_bounded() {
+        let (daemon, raw) = pair();
+        let (tx, _rx) = spawn(daemon, "pipe".into());
+        let mut keep = Vec::new();
+        for id in 0..MAX_PIPELINED + 2 {
+            let (give, k) = socketpair().expect("socketpair");
+            keep.push(k);
+            assert!(tx.send_handle_line(handle_line(id), Arc::new(give), true));
+        }
+        assert!(tx.send(json!("after")));
+        // MAX_PIPELINED lines arrive before any ACK, each with exactly its own fd.
+        let mut acc = Vec::new();
+        for (id, ours) in keep.iter().enumerate().take(MAX_PIPELINED) {
+            let (l, fds) = raw_line(&raw, &mut acc).await;
+            assert_eq!(format!("{l}\n").into_bytes(), handle_line(id));
+            assert_eq!(fds.len(), 1, "line {id} carries one fd");
+            // It is the fd we passed with that line: write through it, read at our end.
+            nix::unistd::write(&fds[0], b"k").expect("write");
+            let mut one = [0u8; 1];
+            nix::unistd::read(ours, &mut one).expect("read");
+        }
+        raw_quiet(&raw).await;
+        // Each ACK lets one more handle go; the plain message waits for the last ACK.
+        for id in MAX_PIPELINED..MAX_PIPELINED + 2 {
+            raw_write(&raw, ACK_LINE, None).await;
+            let (l, fds) = raw_line(&raw, &mut acc).await;
+            assert_eq!(format!("{l}\n").into_bytes(), handle_line(id));
+            assert_eq!(fds.len(), 1);
+        }
+        // 18 handles: 2 ACKed so far; 15 more, then the last one releases "after".
+        for _ in 0..MAX_PIPELINED - 1 {
+            raw_write(&raw, ACK_LINE, None).await;
+        }
+        raw_quiet(&raw).await;
+        raw_write(&raw, ACK_LINE, None).await;
+        let (l, fds) = raw_line(&raw, &mut acc).await;
+        assert_eq!(l, "\"after\"");
+        assert!(fds.is_empty());
+        // A plain handle (not pipelined) waits for the one before it, as in Node.
+        let (a, _ka) = socketpair().expect("socketpair");
+        let (b, _kb) = socketpair().expect("socketpair");
+        assert!(tx.send_handle_line(handle_line(100), Arc::new(a), false));
+        assert!(tx.send_handle_line(handle_line(101), Arc::new(b), true));
+        let (l, _) = raw_line(&raw, &mut acc).await;
+        assert!(l.contains("100"));
+        raw_quiet(&raw).await;
+        raw_write(&raw, ACK_LINE, None).await;
+        let (l, _) = raw_line(&raw, &mut acc).await;
+        assert!(l.contains("101"));
+        // Malformed lines are refused at the API.
+        let (c, _kc) = socketpair().expect("socketpair");
+        assert!(!tx.send_handle_line(b"{\"cmd\":\"x\"}\n".to_vec(), Arc::new(c), true));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn pipelining_waits_when_unread_bytes_exceed_the_window() {
+        let (daemon, raw) = pair();
+        let (tx, _rx) = spawn(daemon, "window".into());
+        let (a, _ka) = socketpair().expect("socketpair");
+        assert!(tx.send_handle_line(handle_line(1), Arc::new(a), true));
+        let mut acc = Vec::new();
+        let (l, _) = raw_line(&raw, &mut acc).await;
+        assert!(l.contains("\"id\":1"));
+        // A big message goes out before the next handle (after the first ACK), so the child may
+        // not have read PIPELINE_WINDOW bytes: the following handles wait for ACKs.
+        raw_write(&raw, ACK_LINE, None).await;
+        let big = "x".repeat(PIPELINE_WINDOW);
+        assert!(tx.send(json!(big)));
+        let (b, _kb) = socketpair().expect("socketpair");
+        let (c, _kc) = socketpair().expect("socketpair");
+        assert!(tx.send_handle_line(handle_line(2), Arc::new(b), true));
+        assert!(tx.send_handle_line(handle_line(3), Arc::new(c), true));
+        let (l, fds_big) = raw_line(&raw, &mut acc).await;
+        assert_eq!(l.len(), PIPELINE_WINDOW + 2);
+        let (l, fds) = raw_line(&raw, &mut acc).await;
+        // (One read may bring both lines, so the fd can come back with the first of them.)
+        assert!(l.contains("\"id\":2") && fds_big.len() + fds.len() == 1, "{l}");
+        raw_quiet(&raw).await;
+        raw_write(&raw, ACK_LINE, None).await;
+        let (l, fds) = raw_line(&raw, &mut acc).await;
+        assert!(l.contains("\"id\":3") && fds.len() == 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn hook_consumes_hot_lines_hears_dropped_pipelined_handles_and_the_close() {
+        let (daemon, raw) = pair();
+        let rec = Recorder::default();
+        let (tx, mut rx) = spawn_hooked(daemon, "hook".into(), Some(Box::new(rec.clone())));
+        raw_write(&raw, b"{\"hot\":1}\n\"cold\"\n", None).await;
+        expect_msg(&mut rx, json!("cold")).await;
+        let (a, _ka) = socketpair().expect("socketpair");
+        let (b, _kb) = socketpair().expect("socketpair");
+        assert!(tx.send_handle_line(handle_line(1), Arc::new(a), true));
+        assert!(tx.send_handle_line(handle_line(2), Arc::new(b), true));
+        let mut acc = Vec::new();
+        raw_line(&raw, &mut acc).await;
+        raw_line(&raw, &mut acc).await;
+        // The first is NACKed: dropped (reported, not sent again); the second is ACKed.
+        raw_write(&raw, NACK_LINE, None).await;
+        raw_write(&raw, ACK_LINE, None).await;
+        expect_fault(&mut rx, "NACKed").await;
+        raw_quiet(&raw).await;
+        drop(raw);
+        expect_closed(&mut rx).await;
+        let seen = rec.0.lock().expect("lock").clone();
+        let want = vec![
+            "line {\"hot\":1}".to_string(),
+            format!("dropped {}", String::from_utf8_lossy(&handle_line(1)).trim_end()),
+            "closed".to_string(),
+        ];
+        assert_eq!(seen, want);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn node_pairs_each_pipelined_handle_with_its_own_message() {
+        // The child writes each message's id through the handle that came with it.
+        let script = r#"
+            process.on('message', (m, h) => {
+              if (m && m.id !== undefined) h.end(String(m.id));
+              if (m === 'bye') process.disconnect();
+            });
+            process.send('ready');
+        "#;
+        let (mut child, daemon) = node_child(script);
+        let (tx, mut rx) = spawn(daemon, "node-pipe".into());
+        expect_msg(&mut rx, json!("ready")).await;
+        let n = 3 * MAX_PIPELINED;
+        let mut keep = Vec::new();
+        for id in 0..n {
+            let (give, k) = socketpair().expect("socketpair");
+            set_nonblocking(&k).expect("nonblock");
+            keep.push(k);
+            let line = format!("{{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Socket\",\"msg\":{{\"id\":{id}}}}}\n");
+            assert!(tx.send_handle_line(line.into_bytes(), Arc::new(give), true));
+        }
+        for (id, k) in keep.iter().enumerate() {
+            let mut got = Vec::new();
+            let deadline = Instant::now() + T;
+            loop {
+                match raw_try_recv(k) {
+                    Some((d, _)) if d.is_empty() => break,
+                    Some((d, _)) => got.extend(d),
+                    None => {
+                        assert!(Instant::now() < deadline, "handle {id}: nothing written through it");
+                        tokio::time::sleep(Duration::from_millis(2)).await
+                    }
+                }
+            }
+            assert_eq!(String::from_utf8_lossy(&got), id.to_string(), "handle {id} came with message {id}");
+        }
+        drop(keep); // lets the child's sockets finish
+        assert!(tx.send(json!("bye")));
+        expect_closed(&mut rx).await;
+        let st = wait_exit(&mut child, Duration::from_secs(10)).await;
+        assert_eq!(st.code(), Some(0));
     }
 
     #[tokio::test(flavor = "current_thread")]

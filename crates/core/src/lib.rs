@@ -11,6 +11,7 @@
 //! - [`daemon`]: the socket server, the registry of apps and persistence.
 //! - [`supervisor`]: one actor per managed process: spawn, exit detection, restart, stop.
 //! - [`cluster`]: the cluster primary (queryServer, round-robin hand-off, held listeners).
+//! - [`pacer`]: batches the daemon's wake-ups under a flood of round-robin connections.
 //! - [`ipc`]: Node's IPC channel (JSON lines over a socketpair).
 //! - [`logs`]: log file writers and tails.
 //! - [`procinfo`]: CPU and memory of a process tree, read from /proc.
@@ -32,6 +33,7 @@ pub mod ipc;
 pub mod logs;
 pub mod monit;
 pub mod ops;
+pub mod pacer;
 pub mod paths;
 pub mod policy;
 pub mod procinfo;

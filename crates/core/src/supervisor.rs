@@ -643,21 +643,12 @@ impl Actor {
         let ipc_tx = channel.map(|(ours, theirs)| {
             drop(theirs); // our copy of the child's end: closed so that EOF is seen when the child dies
                           // A cluster worker's replies to `newconn` (one per connection) go straight to the
-                          // round-robin server from the channel task, without a JSON parse or a hop through here.
-            let filter: Option<ipc::LineFilter> = match (&self.ctx.cluster, wid) {
-                (Some(c), w) if w != 0 => {
-                    let c = c.clone();
-                    Some(Box::new(move |line: &[u8]| match crate::cluster::parse_newconn_reply(line) {
-                        Some((ack, accepted)) => {
-                            c.on_ack(ack, accepted);
-                            true
-                        }
-                        None => false,
-                    }))
-                }
+                          // round-robin servers from the channel task, without a JSON parse or a hop through here.
+            let hook: Option<Box<dyn ipc::ChannelHook>> = match (&self.ctx.cluster, wid) {
+                (Some(c), w) if w != 0 => Some(Box::new(crate::cluster::WorkerHook::new(c.clone(), w))),
                 _ => None,
             };
-            let (tx, mut rx) = ipc::spawn_filtered(ours, self.label(), filter);
+            let (tx, mut rx) = ipc::spawn_hooked(ours, self.label(), hook);
             let inbox = self.self_tx.clone();
             tokio::spawn(async move {
                 while let Some(ev) = rx.recv().await {
