@@ -4,7 +4,9 @@
 //!
 //! Two balancing models, chosen per app (`cluster_lb`): round-robin (default: rpm2d accepts and hands
 //! each connection to the next free worker) and shared (`shared`: every worker gets the listening
-//! socket and the kernel distributes; always used for UDP, as Node does).
+//! socket and the kernel distributes; always used for UDP, as Node does). Round-robin hands off one
+//! connection per worker at a time, as Node, except under a flood of connections, when the
+//! [`crate::pacer`] batches the daemon's wake-ups and each worker may have several in flight.
 //!
 //! Listening sockets are **held** while the app exists: a worker that crashes, restarts or is reloaded
 //! does not close them, so connections wait in the backlog (shared) or in rpm2d's queue (round-robin)

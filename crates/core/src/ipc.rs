@@ -8,8 +8,10 @@
 //! A file descriptor travels as `SCM_RIGHTS` on the `sendmsg()` that writes a
 //! `{"cmd":"NODE_HANDLE","type":..,"msg":..}` line, and the receiver answers `{"cmd":"NODE_HANDLE_ACK"}`
 //! (fd received) or `{"cmd":"NODE_HANDLE_NACK"}` (no fd). This module implements that handshake on both
-//! directions: it ACKs/NACKs the child's handles itself, keeps at most one of its own handles in flight, and
-//! parks every later outgoing message until the child's ACK/NACK arrives, as Node does.
+//! directions: it ACKs/NACKs the child's handles itself, keeps one of its own handles in flight, and
+//! parks every later outgoing message until the child's ACK/NACK arrives, as Node does. The one
+//! exception is opt-in: handles sent as *pipelined* ([`ChannelTx::send_handle_line`], the cluster's
+//! batched hand-offs) may have several in flight under conditions that keep Node's receiver correct.
 //!
 //! Safety properties the daemon relies on:
 //! - nothing the child sends can make this module panic or grow memory without bound
