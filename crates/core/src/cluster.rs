@@ -610,6 +610,15 @@ impl ChannelHook for WorkerHook {
     }
 }
 
+/// Forgets the hand-offs of a dead worker; their connections close as they drop.
+fn forget(pending: &Mutex<HashMap<u64, mpsc::UnboundedSender<RrMsg>>>, lost: Vec<(u64, Arc<OwnedFd>)>) {
+    if let Ok(mut p) = pending.lock() {
+        for (seq, _conn) in lost {
+            p.remove(&seq);
+        }
+    }
+}
+
 /// What the server does with one message; false to stop.
 fn on_rr_msg(
     m: Option<RrMsg>,
@@ -626,11 +635,7 @@ fn on_rr_msg(
         }
         Some(RrMsg::RemoveWorker { wid, dead }) => {
             txs.remove(&wid);
-            for (seq, _conn) in st.remove_worker(wid, dead) {
-                if let Ok(mut p) = pending.lock() {
-                    p.remove(&seq);
-                }
-            }
+            forget(pending, st.remove_worker(wid, dead));
         }
         Some(RrMsg::Reply { seq, accepted }) => {
             if let Some((wid, false)) = st.reply(seq, accepted) {
@@ -696,7 +701,7 @@ async fn round_robin(
         while let Some((wid, conn)) = st.next(limit) {
             let Some(tx) = txs.get(&wid) else {
                 st.queue.push_front(conn);
-                st.remove_worker(wid, true);
+                forget(&pending, st.remove_worker(wid, true));
                 continue;
             };
             let seq = next_seq();
@@ -711,17 +716,23 @@ async fn round_robin(
             line.extend_from_slice(b"}}\n");
             if tx.send_handle_line(line, conn.clone(), batching) {
                 st.sent(seq, wid, conn);
-            } else {
-                if let Ok(mut p) = pending.lock() {
-                    p.remove(&seq);
-                }
-                st.queue.push_front(conn);
+                continue;
+            }
+            if let Ok(mut p) = pending.lock() {
+                p.remove(&seq);
+            }
+            st.queue.push_front(conn);
+            if tx.is_closed() {
                 txs.remove(&wid);
-                for (seq, _conn) in st.remove_worker(wid, true) {
-                    if let Ok(mut p) = pending.lock() {
-                        p.remove(&seq);
-                    }
-                }
+                forget(&pending, st.remove_worker(wid, true));
+            } else {
+                // Its channel's backlog is full (the worker is not reading): pause it for a moment.
+                st.paused.insert(wid);
+                let t = self_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let _ = t.send(RrMsg::Free(wid));
+                });
             }
         }
     }

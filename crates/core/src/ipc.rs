@@ -185,8 +185,7 @@ pub struct Outbound {
 /// Commands from the senders to the channel task. Bytes are one complete, serialized line.
 enum Cmd {
     Send(Vec<u8>),
-    /// Line, fd, pipelined.
-    SendHandle(Vec<u8>, Arc<OwnedFd>, bool),
+    SendHandle(Vec<u8>, Arc<OwnedFd>, HandleOpts),
     Close,
     Overflow,
 }
@@ -270,7 +269,8 @@ impl ChannelTx {
         if !ok || self.is_closed() {
             return false;
         }
-        self.enqueue_cmd(line.len(), |bytes| Cmd::SendHandle(bytes, fd, pipelined), line)
+        let opts = HandleOpts { pipelined, report: true };
+        self.enqueue_cmd(line.len(), |bytes| Cmd::SendHandle(bytes, fd, opts), line)
     }
 
     /// Sends an [`Outbound`]. Without an fd it is [`ChannelTx::send`]. With an fd, `msg` must be the
@@ -315,7 +315,7 @@ impl ChannelTx {
         }
         let len = bytes.len();
         match fd {
-            Some(fd) => self.enqueue_cmd(len, |b| Cmd::SendHandle(b, fd, false), bytes),
+            Some(fd) => self.enqueue_cmd(len, |b| Cmd::SendHandle(b, fd, HandleOpts::default()), bytes),
             None => self.enqueue_cmd(len, Cmd::Send, bytes),
         }
     }
@@ -358,8 +358,11 @@ pub trait ChannelHook: Send {
     /// (`{"cmd":"NODE_HANDLE`...) are never shown, so a hook cannot break the fd bookkeeping.
     fn on_line(&mut self, line: &[u8]) -> bool;
     /// A handle sent with [`ChannelTx::send_handle_line`] was dropped without reaching the child's
-    /// app: the child NACKed a pipelined handle, or its `sendmsg` failed. `line` is the line that was
+    /// app: the child NACKed it (a pipelined one at once, others after the retransmissions), or its
+    /// `sendmsg` failed. `line` is the line that was
     /// sent (the caller still holds its own reference to the fd, if it kept one).
+    /// Also called, just before [`ChannelHook::on_closed`], for each such handle still waiting to be
+    /// written when the channel closes (its fd never left, so it can safely go elsewhere).
     fn on_handle_dropped(&mut self, line: &[u8]);
     /// The channel has closed (EOF, error or [`ChannelTx::close`]): the child can answer nothing more.
     /// Called once, before [`ChannelEvent::Closed`] is delivered.
@@ -419,8 +422,16 @@ struct WriteItem {
 /// An outgoing message not yet in the write queue.
 enum Outgoing {
     Plain(Vec<u8>),
-    /// Line, fd, pipelined.
-    Handle(Vec<u8>, Arc<OwnedFd>, bool),
+    Handle(Vec<u8>, Arc<OwnedFd>, HandleOpts),
+}
+
+/// How a handle is sent.
+#[derive(Clone, Copy, Debug, Default)]
+struct HandleOpts {
+    /// May be in flight together with other pipelined handles.
+    pipelined: bool,
+    /// Sent with [`ChannelTx::send_handle_line`]: if it never reaches the app, the hook is told.
+    report: bool,
 }
 
 /// A handle sent (or being sent) and not yet ACKed/NACKed. Several only when pipelined.
@@ -431,6 +442,7 @@ struct Inflight {
     /// The fd has been handed to the kernel (so an ACK/NACK for it can be legitimate).
     sent: bool,
     pipelined: bool,
+    report: bool,
     /// The line went out in the same `sendmsg` as its fd (so it arrives in one read with it).
     whole: bool,
     /// Stream offset just past the line, once it is completely written.
@@ -503,7 +515,7 @@ impl Task {
     fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Send(bytes) => self.submit_or_drop(Outgoing::Plain(bytes)),
-            Cmd::SendHandle(bytes, fd, p) => self.submit_or_drop(Outgoing::Handle(bytes, fd, p)),
+            Cmd::SendHandle(bytes, fd, o) => self.submit_or_drop(Outgoing::Handle(bytes, fd, o)),
             Cmd::Close => self.closing = true,
             Cmd::Overflow => self.fault(format_args!(
                 "more than {MAX_QUEUED} bytes waiting to be written (the child is not reading); dropping new messages"
@@ -518,6 +530,11 @@ impl Task {
                 Outgoing::Plain(b) | Outgoing::Handle(b, _, _) => b.len(),
             };
             self.release(len);
+            if let (Outgoing::Handle(bytes, _, o), Some(h)) = (&out, self.hook.as_mut()) {
+                if o.report {
+                    h.on_handle_dropped(bytes);
+                }
+            }
         } else {
             self.submit(out);
         }
@@ -535,7 +552,7 @@ impl Task {
     fn may_go(&self, out: &Outgoing) -> bool {
         match out {
             _ if self.inflight.is_empty() => true,
-            Outgoing::Handle(bytes, _, true) => self.may_pipeline(bytes.len()),
+            Outgoing::Handle(bytes, _, o) if o.pipelined => self.may_pipeline(bytes.len()),
             _ => false,
         }
     }
@@ -547,9 +564,18 @@ impl Task {
         }
         match out {
             Outgoing::Plain(bytes) => self.push_write(bytes, None, false),
-            Outgoing::Handle(bytes, fd, pipelined) => {
+            Outgoing::Handle(bytes, fd, o) => {
                 self.push_write(bytes.clone(), Some(fd.clone()), true);
-                let inf = Inflight { bytes, fd, retransmissions: 0, sent: false, pipelined, whole: false, end: None };
+                let inf = Inflight {
+                    bytes,
+                    fd,
+                    retransmissions: 0,
+                    sent: false,
+                    pipelined: o.pipelined,
+                    report: o.report,
+                    whole: false,
+                    end: None,
+                };
                 self.inflight.push_back(inf);
             }
         }
@@ -629,7 +655,7 @@ impl Task {
         }
         if nack {
             self.fault(format_args!("child NACKed a handle {} times; dropped it", tries + 1));
-            if done.pipelined {
+            if done.report {
                 if let Some(h) = self.hook.as_mut() {
                     h.on_handle_dropped(&done.bytes);
                 }
@@ -694,7 +720,7 @@ impl Task {
                 // The handle whose fd was going out: the first one not yet sent.
                 if let Some(i) = self.inflight.iter().position(|i| !i.sent) {
                     if let Some(dropped) = self.inflight.remove(i) {
-                        if dropped.pipelined {
+                        if dropped.report {
                             if let Some(h) = self.hook.as_mut() {
                                 h.on_handle_dropped(&dropped.bytes);
                             }
@@ -704,6 +730,24 @@ impl Task {
                 self.release_parked();
             }
         }
+    }
+
+    /// The channel is closing: tells the hook about every reported handle whose fd never went out
+    /// (parked, or in flight and not yet written), so the caller can send it elsewhere.
+    fn report_unsent(&mut self) {
+        let Some(h) = self.hook.as_mut() else { return };
+        for inf in self.inflight.iter().filter(|i| i.report && !i.sent) {
+            h.on_handle_dropped(&inf.bytes);
+        }
+        for out in &self.parked {
+            if let Outgoing::Handle(bytes, _, o) = out {
+                if o.report {
+                    h.on_handle_dropped(bytes);
+                }
+            }
+        }
+        self.inflight.retain(|i| !i.report || i.sent);
+        self.parked.retain(|o| !matches!(o, Outgoing::Handle(_, _, o) if o.report));
     }
 
     /// Nothing left to write for a graceful close.
@@ -983,6 +1027,12 @@ async fn run(
     }
     st.shared.closed.store(true, Ordering::Release);
     cmd_rx.close();
+    // Commands sent before the close took effect are dropped, reported handles told about.
+    st.done = true;
+    while let Ok(cmd) = cmd_rx.try_recv() {
+        st.on_cmd(cmd);
+    }
+    st.report_unsent();
     if let Some(h) = st.hook.as_mut() {
         h.on_closed();
     }
@@ -1595,6 +1645,42 @@ mod tests {
             format!("dropped {}", String::from_utf8_lossy(&handle_line(1)).trim_end()),
             "closed".to_string(),
         ];
+        assert_eq!(seen, want);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn hook_hears_a_lone_handle_dropped_after_retransmissions_and_unsent_ones_at_close() {
+        let (daemon, raw) = pair();
+        let rec = Recorder::default();
+        let (tx, mut rx) = spawn_hooked(daemon, "drops".into(), Some(Box::new(rec.clone())));
+        let (a, _ka) = socketpair().expect("socketpair");
+        assert!(tx.send_handle_line(handle_line(1), Arc::new(a), false));
+        let mut acc = Vec::new();
+        for _ in 0..=MAX_HANDLE_RETRANSMISSIONS {
+            let (l, fds) = raw_line(&raw, &mut acc).await;
+            assert!(l.contains("\"id\":1") && fds.len() == 1);
+            raw_write(&raw, NACK_LINE, None).await;
+        }
+        expect_fault(&mut rx, "NACKed a handle 4 times").await;
+        // Now fill the pipeline and park some: at close, only the handles whose fd never left are
+        // reported (the sent ones may have reached the child).
+        let mut keep = Vec::new();
+        for id in 10..10 + MAX_PIPELINED + 2 {
+            let (g, k) = socketpair().expect("socketpair");
+            keep.push(k);
+            assert!(tx.send_handle_line(handle_line(id), Arc::new(g), true));
+        }
+        for _ in 0..MAX_PIPELINED {
+            raw_line(&raw, &mut acc).await;
+        }
+        drop(raw);
+        expect_closed(&mut rx).await;
+        let seen = rec.0.lock().expect("lock").clone();
+        let mut want = vec![format!("dropped {}", String::from_utf8_lossy(&handle_line(1)).trim_end())];
+        for id in 10 + MAX_PIPELINED..10 + MAX_PIPELINED + 2 {
+            want.push(format!("dropped {}", String::from_utf8_lossy(&handle_line(id)).trim_end()));
+        }
+        want.push("closed".into());
         assert_eq!(seen, want);
     }
 
