@@ -34,37 +34,14 @@ const HOST = '127.0.0.1';
 // ---------------------------------------------------------------------------------------------------
 // Node versions under test
 
-/** [{bin, version}] from RPM2_TEST_NODES (colon-separated node binaries), or this node alone. */
-function nodeList() {
-  const bins = (process.env.RPM2_TEST_NODES || process.execPath).split(':').filter(Boolean);
-  const seen = new Set();
-  const out = [];
-  for (const bin of bins) {
-    const version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
-    if (seen.has(version)) continue;
-    seen.add(version);
-    out.push({ bin, version });
-  }
-  return out;
-}
-const NODES = nodeList();
+const NODES = h.testNodes();
 const SYSTEM_NODE = NODES[0];
+const { ok, outLog, waitLog, daemonLog } = h;
+const start = h.startOn;
 const HAVE_OPENSSL = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status === 0;
 
 // ---------------------------------------------------------------------------------------------------
 // Small helpers
-
-/** Runs rpm2 and asserts it exits 0. */
-async function ok(args, opts) {
-  const r = await h.rpm2(args, opts);
-  assert.equal(r.code, 0, `rpm2 ${args.join(' ')} should exit 0\n${h.show(r)}`);
-  return r;
-}
-
-/** `rpm2 start <script> --name <name> --interpreter <node> ...extra` with `env` for the app. */
-function start(home, node, script, name, extra = [], env = {}) {
-  return ok(['start', script, '--name', name, '--interpreter', node.bin, ...extra], { home, env });
-}
 
 /** The jlist entries of `name`, sorted by pm_id. */
 async function procsOf(home, name) {
@@ -81,37 +58,6 @@ function allOnline(home, name, n, opts = {}) {
     e.message += `\nlast: ${JSON.stringify((last || []).map((p) => [p.pm_id, p.pid, p.pm2_env.status]))}`;
     throw e;
   });
-}
-
-/** Contents of every out log of the processes named `name` ('' while none). */
-async function outLog(home, name) {
-  const list = await h.jlist(home);
-  const files = [...new Set(list.filter((p) => p.name === name).map((p) => p.pm2_env.pm_out_log_path))];
-  return files.map((f) => {
-    try {
-      return fs.readFileSync(f, 'utf8');
-    } catch {
-      return '';
-    }
-  }).join('');
-}
-
-/** Waits until the out logs of `name` match `re`; returns the match. */
-function waitLog(home, name, re, opts = {}) {
-  return h.waitFor(async () => (await outLog(home, name)).match(re), {
-    timeout: 20000, message: `${re} in the out log of ${name}`, ...opts,
-  }).catch(async (e) => {
-    e.message += `\n--- out log of ${name} ---\n${await outLog(home, name).catch(() => '?')}`;
-    throw e;
-  });
-}
-
-function daemonLog(home) {
-  try {
-    return fs.readFileSync(path.join(home, 'rpm2.log'), 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 /** A TCP (or UDP) port of 127.0.0.1 that was free a moment ago. */

@@ -6,7 +6,8 @@
 // elapsed time (the machine is shared and noisy), poll for state with waitFor; never kill by name,
 // only by pid / process group of processes that belong to the test's home.
 
-const { execFile, spawnSync } = require('node:child_process');
+const assert = require('node:assert/strict');
+const { execFile, execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -385,6 +386,68 @@ function fixture(name) {
   return path.join(FIXTURES, name);
 }
 
+// ---------------------------------------------------------------------------------------------------
+// For the suites that run Node apps on several Node versions (ipc, cluster)
+
+/** [{bin, version}] from RPM2_TEST_NODES (colon-separated node binaries), or this node alone. */
+function testNodes() {
+  const bins = (process.env.RPM2_TEST_NODES || process.execPath).split(':').filter(Boolean);
+  const seen = new Set();
+  const out = [];
+  for (const bin of bins) {
+    const version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
+    if (seen.has(version)) continue;
+    seen.add(version);
+    out.push({ bin, version });
+  }
+  return out;
+}
+
+/** Runs rpm2 and asserts it exits 0. */
+async function ok(args, opts) {
+  const r = await rpm2(args, opts);
+  assert.equal(r.code, 0, `rpm2 ${args.join(' ')} should exit 0\n${show(r)}`);
+  return r;
+}
+
+/** `rpm2 start <script> --name <name> --interpreter <node.bin> ...extra` with `env` for the app (and
+ * for the daemon, when this command starts it). */
+function startOn(home, node, script, name, extra = [], env = {}) {
+  return ok(['start', script, '--name', name, '--interpreter', node.bin, ...extra], { home, env });
+}
+
+/** Contents of every out log of the processes named `name` ('' while none). */
+async function outLog(home, name) {
+  const list = await jlist(home);
+  const files = [...new Set(list.filter((p) => p.name === name).map((p) => p.pm2_env.pm_out_log_path))];
+  return files.map((f) => {
+    try {
+      return fs.readFileSync(f, 'utf8');
+    } catch {
+      return '';
+    }
+  }).join('');
+}
+
+/** Waits until the out logs of `name` match `re`; returns the match. */
+function waitLog(home, name, re, opts = {}) {
+  return waitFor(async () => (await outLog(home, name)).match(re), {
+    timeout: 20000, message: `${re} in the out log of ${name}`, ...opts,
+  }).catch(async (e) => {
+    e.message += `\n--- out log of ${name} ---\n${await outLog(home, name).catch(() => '?')}`;
+    throw e;
+  });
+}
+
+/** The daemon log of `home` ('' while there is none). */
+function daemonLog(home) {
+  try {
+    return fs.readFileSync(path.join(home, 'rpm2.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 module.exports = {
   ROOT,
   BIN,
@@ -415,4 +478,10 @@ module.exports = {
   lines,
   readJson,
   fixture,
+  testNodes,
+  ok,
+  startOn,
+  outLog,
+  waitLog,
+  daemonLog,
 };

@@ -18,7 +18,6 @@ const net = require('node:net');
 const http = require('node:http');
 const path = require('node:path');
 const util = require('node:util');
-const { execFileSync } = require('node:child_process');
 const h = require('./helpers');
 
 const PROBE = h.fixture('ipc-probe.js');
@@ -32,70 +31,16 @@ const SLEEP = h.fixture('ipc-sleep.js');
 // ---------------------------------------------------------------------------------------------------
 // Node versions under test
 
-/** [{bin, version}] from RPM2_TEST_NODES (colon-separated node binaries), or this node alone. */
-function nodeList() {
-  const bins = (process.env.RPM2_TEST_NODES || process.execPath).split(':').filter(Boolean);
-  const seen = new Set();
-  const out = [];
-  for (const bin of bins) {
-    const version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
-    if (seen.has(version)) continue;
-    seen.add(version);
-    out.push({ bin, version });
-  }
-  return out;
-}
-const NODES = nodeList();
+const NODES = h.testNodes();
 const SYSTEM_NODE = NODES[0];
+const { ok, outLog, waitLog, daemonLog } = h;
+const start = h.startOn;
 
 // ---------------------------------------------------------------------------------------------------
 // Small helpers
 
-/** Runs rpm2 and asserts it exits 0. */
-async function ok(args, opts) {
-  const r = await h.rpm2(args, opts);
-  assert.equal(r.code, 0, `rpm2 ${args.join(' ')} should exit 0\n${h.show(r)}`);
-  return r;
-}
-
-/** `rpm2 start <script> --name <name> --interpreter <node> ...extra` with `env` for the app. */
-async function start(home, node, script, name, extra = [], env = {}) {
-  return ok(['start', script, '--name', name, '--interpreter', node.bin, ...extra], { home, env });
-}
-
 function online(home, name, opts = {}) {
   return h.waitForProc(home, name, (p) => p.pm2_env.status === 'online' && p.pid > 0, opts);
-}
-
-/** Contents of every out log of the processes named `name` ('' while none). */
-async function outLog(home, name) {
-  const list = await h.jlist(home);
-  const files = [...new Set(list.filter((p) => p.name === name).map((p) => p.pm2_env.pm_out_log_path))];
-  return files.map((f) => {
-    try {
-      return fs.readFileSync(f, 'utf8');
-    } catch {
-      return '';
-    }
-  }).join('');
-}
-
-/** Waits until the out log of `name` matches `re`; returns the match. */
-function waitLog(home, name, re, opts = {}) {
-  return h.waitFor(async () => (await outLog(home, name)).match(re), {
-    timeout: 20000, message: `${re} in the out log of ${name}`, ...opts,
-  }).catch(async (e) => {
-    e.message += `\n--- out log of ${name} ---\n${await outLog(home, name).catch(() => '?')}`;
-    throw e;
-  });
-}
-
-function daemonLog(home) {
-  try {
-    return fs.readFileSync(path.join(home, 'rpm2.log'), 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 /** GET http://127.0.0.1:<port><path> with a fresh connection; never rejects. */
