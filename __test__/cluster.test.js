@@ -392,6 +392,29 @@ describe(`cluster mode on Node ${SYSTEM_NODE.version} (system node)`, () => {
     }
   });
 
+  test('hand-off batching switches itself on under a burst of connections and off when it ends (auto mode), serving every connection', async (t) => {
+    const { home } = h.useHome(t);
+    const port = await freePort();
+    await start(home, node, HTTP_APP, 'web', ['-i', '2'], { PORT: port, HOST, RPM2_CLUSTER_BATCH: undefined });
+    await allOnline(home, 'web', 2);
+    await waitPids(port, 2);
+    const errors = [];
+    let served = 0;
+    // Bursts of 300 simultaneous connections (far over 2000/s) until the daemon says it batches.
+    await h.waitFor(async () => {
+      const rs = await Promise.all(Array.from({ length: 300 }, () => get(port)));
+      for (const r of rs) {
+        if (r.ok && r.status === 200) served++;
+        else errors.push(r.ok ? `HTTP ${r.status}` : r.code);
+      }
+      return /batching round-robin hand-offs/.test(daemonLog(home));
+    }, { timeout: 60000, interval: 0, message: 'the daemon to start batching' });
+    await h.waitFor(() => /unbatched again/.test(daemonLog(home)), { message: 'the daemon to stop batching once the burst ended' });
+    const r = await get(port);
+    assert.ok(r.ok && r.status === 200, `served after the burst: ${JSON.stringify(r)}`);
+    assert.deepEqual(errors, [], `every connection of the bursts answered (${served} were)`);
+  });
+
   test('reload honours PM2_GRACEFUL_TIMEOUT in the app env as the grace period: a 2 s request in flight in the old worker completes although --kill-timeout is 300', async (t) => {
     // (Without the variable the grace period is kill_timeout, and this request is cut: checked by hand.)
     const { home } = h.useHome(t);
