@@ -11,6 +11,7 @@ const path = require('node:path');
 const util = require('node:util');
 const vm = require('node:vm');
 const h = require('./helpers');
+const { ok } = h;
 
 const IDLE = h.fixture('cli-idle.js');
 const CRASH = h.fixture('cli-crash-interval.js');
@@ -27,13 +28,6 @@ const FLOOD = h.fixture('cli-flood.js');
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SEED_COLUMNS = ['App name', 'id', 'mode', 'pid', 'status', 'restart', 'uptime', 'cpu', 'memory', 'watching'];
-
-/** Runs rpm2 and asserts it exits 0. */
-async function ok(args, opts) {
-  const r = await h.rpm2(args, opts);
-  assert.equal(r.code, 0, `rpm2 ${args.join(' ')} should exit 0\n${h.show(r)}`);
-  return r;
-}
 
 /** Starts `script` as `name` (extra flags/args appended) and waits for it to be online. */
 async function startApp(home, name, script = IDLE, extra = [], opts = {}) {

@@ -36,7 +36,7 @@ const HOST = '127.0.0.1';
 
 const NODES = h.testNodes();
 const SYSTEM_NODE = NODES[0];
-const { ok, outLog, waitLog, daemonLog } = h;
+const { ok, outLog, waitLog, daemonLog, freePort } = h;
 const start = h.startOn;
 const HAVE_OPENSSL = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status === 0;
 
@@ -57,27 +57,6 @@ function allOnline(home, name, n, opts = {}) {
   }, { timeout: 20000, message: `${n} online process(es) named ${name}`, ...opts }).catch((e) => {
     e.message += `\nlast: ${JSON.stringify((last || []).map((p) => [p.pm_id, p.pid, p.pm2_env.status]))}`;
     throw e;
-  });
-}
-
-/** A TCP (or UDP) port of 127.0.0.1 that was free a moment ago. */
-function freePort(udp = false) {
-  return new Promise((resolve, reject) => {
-    if (udp) {
-      const s = dgram.createSocket('udp4');
-      s.on('error', reject);
-      s.bind(0, HOST, () => {
-        const { port } = s.address();
-        s.close(() => resolve(port));
-      });
-      return;
-    }
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
   });
 }
 

@@ -9,32 +9,19 @@ const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const vm = require('node:vm');
 const { spawnSync } = require('node:child_process');
 const { pathToFileURL } = require('node:url');
 const h = require('./helpers');
+const { ok, jlistEnv, freePort } = h;
 
 const FIX = h.FIXTURES;
 const ECO_APP = h.fixture('eco-app.js');
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
-
-async function ok(args, opts) {
-  const r = await h.rpm2(args, opts);
-  assert.equal(r.code, 0, `rpm2 ${args.join(' ')} should exit 0\n${h.show(r)}`);
-  return r;
-}
-
-/** `rpm2 jlist --env` parsed (env values visible). */
-async function jlistEnv(home) {
-  const r = await h.rpm2(['jlist', '--env'], { home });
-  assert.equal(r.code, 0, h.show(r));
-  return JSON.parse(r.stdout);
-}
 
 /** Polls until the list holds exactly `count` processes, all online with a pid; returns the list. */
 function waitAllOnline(home, count, message = `${count} online process(es)`) {
@@ -75,18 +62,6 @@ function childReport(out, p, timeout = 15000) {
     const d = h.readJson(f);
     return d && d.pid === p.pid ? d : undefined;
   }, { message: `${f} written by pid ${p.pid}`, timeout });
-}
-
-/** A free TCP port on 127.0.0.1 (closed again before returning). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** GET http://127.0.0.1:port/path on a fresh connection: {status, headers, body}. */

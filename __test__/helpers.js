@@ -448,6 +448,27 @@ function daemonLog(home) {
   }
 }
 
+/** A TCP (or, with `udp`, UDP) port of 127.0.0.1 that was free a moment ago (the kernel's pick). */
+function freePort(udp = false) {
+  return new Promise((resolve, reject) => {
+    const s = udp ? require('node:dgram').createSocket('udp4') : require('node:net').createServer();
+    s.on('error', reject);
+    const done = () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    };
+    if (udp) s.bind(0, '127.0.0.1', done);
+    else s.listen(0, '127.0.0.1', done);
+  });
+}
+
+/** `rpm2 jlist --env` parsed (env values visible). */
+async function jlistEnv(home) {
+  const r = await rpm2(['jlist', '--env'], { home });
+  assert.equal(r.code, 0, show(r));
+  return JSON.parse(r.stdout);
+}
+
 module.exports = {
   ROOT,
   BIN,
@@ -484,4 +505,6 @@ module.exports = {
   outLog,
   waitLog,
   daemonLog,
+  freePort,
+  jlistEnv,
 };

@@ -12,6 +12,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const zlib = require('node:zlib');
 const h = require('./helpers');
+const { ok } = h;
 
 const fx = h.fixture;
 const PAD = 'x'.repeat(40);
@@ -27,12 +28,6 @@ function read(file) {
 
 function linesOf(file) {
   return read(file).split('\n').filter((l) => l !== '');
-}
-
-async function ok(args, opts) {
-  const r = await h.rpm2(args, opts);
-  assert.equal(r.code, 0, `rpm2 ${args.join(' ')}: ${h.show(r)}`);
-  return r;
 }
 
 /** Rotated files of `<dir>/<stem>.log`, oldest first: [{file, gz}] sorted by (date, counter). */

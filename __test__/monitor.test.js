@@ -14,33 +14,16 @@ const net = require('node:net');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const h = require('./helpers');
+const { ok, freePort } = h;
 
 const APP = h.fixture('monitor-app.js');
 const TREE = h.fixture('monitor-tree.js');
 const BLINK = h.fixture('monitor-blink.js');
 const WEB = 'rpm2-http-interface';
 
-async function ok(args, opts) {
-  const r = await h.rpm2(args, opts);
-  assert.equal(r.code, 0, `rpm2 ${args.join(' ')} should exit 0\n${h.show(r)}`);
-  return r;
-}
-
 async function startApp(home, name, script = APP, extra = [], opts = {}) {
   await ok(['start', script, '--name', name, ...extra], { home, ...opts });
   return h.waitForProc(home, name, (p) => p.pm2_env.status === 'online' && p.pid > 0);
-}
-
-/** A port that was free a moment ago (the kernel's pick). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** GET http://127.0.0.1:port/path; resolves {status, headers, body} (rejects on connection errors). */

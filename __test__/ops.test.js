@@ -12,6 +12,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn, spawnSync, execFile } = require('node:child_process');
 const h = require('./helpers');
+const { ok, jlistEnv } = h;
 
 const APP = h.fixture('eco-app.js');
 const ZOMBIE = h.fixture('ops-zombie.js');
@@ -21,18 +22,6 @@ const PM2 = path.join(h.ROOT, 'node_modules', '.bin', 'pm2');
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
-
-async function ok(args, opts) {
-  const r = await h.rpm2(args, opts);
-  assert.equal(r.code, 0, `rpm2 ${args.join(' ')} should exit 0\n${h.show(r)}`);
-  return r;
-}
-
-async function jlistEnv(home) {
-  const r = await h.rpm2(['jlist', '--env'], { home });
-  assert.equal(r.code, 0, h.show(r));
-  return JSON.parse(r.stdout);
-}
 
 function setup(t) {
   const env = h.useHome(t, 'rpm2-ops-');

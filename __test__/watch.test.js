@@ -11,31 +11,16 @@
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const h = require('./helpers');
+const { ok, daemonLog, freePort } = h;
 
 const APP = h.fixture('watch-app.js');
 const HOG = h.fixture('watch-hog.js');
 const WRITER = h.fixture('watch-self-writer.js');
 const HTTP = h.fixture('watch-http.js');
 const MICRO = path.join(h.ROOT, 'examples', 'microservices');
-
-/** Runs rpm2 and asserts it exits 0. */
-async function ok(args, opts) {
-  const r = await h.rpm2(args, opts);
-  assert.equal(r.code, 0, `rpm2 ${args.join(' ')} should exit 0\n${h.show(r)}`);
-  return r;
-}
-
-function daemonLog(home) {
-  try {
-    return fs.readFileSync(path.join(home, 'rpm2.log'), 'utf8');
-  } catch {
-    return '';
-  }
-}
 
 function count(text, needle) {
   return text.split(needle).length - 1;
@@ -87,17 +72,6 @@ function assertOneLineError(r, needles, what) {
   for (const n of needles) {
     assert.ok(errLines[0].includes(n), `${what}: the error should name ${JSON.stringify(n)}\n${h.show(r)}`);
   }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe('watch', () => {
