@@ -18,9 +18,9 @@
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+use rpm2_core::base::paths::Home;
 use rpm2_core::client::{Client, RpcError};
 use rpm2_core::config::{self, ResolveCtx};
-use rpm2_core::paths::Home;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
@@ -300,8 +300,8 @@ impl Task for EcosystemTask {
     type JsValue = String;
 
     fn compute(&mut self) -> Result<String> {
-        let eco =
-            rpm2_core::ecosystem::load(Path::new(&self.path)).map_err(|e| Error::from_reason(format!("{e:#}")))?;
+        let eco = rpm2_core::config::ecosystem::load(Path::new(&self.path))
+            .map_err(|e| Error::from_reason(format!("{e:#}")))?;
         Ok(json!({"apps": eco.apps, "deploy_env": eco.deploy_env}).to_string())
     }
 

@@ -1,48 +1,34 @@
 //! rpm2-core: every behaviour of rpm2 lives here. The daemon binary, the CLI and the napi addon are thin
-//! shells over this crate, so `cargo test` covers the core without Node.
+//! shells over this crate, so `cargo test` covers the core without Node. ARCHITECTURE.md at the
+//! repository root is the map; the layers, from the bottom up (a module uses only what is below it):
 //!
-//! Modules, one responsibility each:
-//! - [`paths`]: where `RPM2_HOME` and its files are, created with safe permissions.
-//! - [`protocol`]: the client ⇄ daemon wire format (newline-delimited JSON, versioned hello).
-//! - [`config`]: app declarations (CLI flags, JS objects, ecosystem files) into validated [`spec::AppSpec`]s.
-//! - [`spec`]: the resolved, absolute app model the daemon runs.
-//! - [`policy`]: restart-policy maths (unstable restarts, delays, back-off).
-//! - [`client`]: connect to the daemon, starting it when needed; request/response and subscriptions.
-//! - [`daemon`]: the socket server, the registry of apps and persistence.
-//! - [`supervisor`]: one actor per managed process: spawn, exit detection, restart, stop.
-//! - [`cluster`]: the cluster primary (queryServer, round-robin hand-off, held listeners).
-//! - [`pacer`]: batches the daemon's wake-ups under a flood of round-robin connections.
-//! - [`ipc`]: Node's IPC channel (JSON lines over a socketpair).
-//! - [`logs`]: log file writers and tails.
-//! - [`procinfo`]: CPU and memory of a process tree, read from /proc.
-//! - [`web`]: the JSON web API and Prometheus metrics (`rpm2 web`); [`monit`]: the terminal dashboard.
-//! - [`triggers`], [`watch`], [`cron`]: restarts on file changes, on a schedule, over a memory limit.
-//! - [`cli`], [`table`], [`fmt`]: the command line and its output.
+//! 1. [`base`]: paths, formatting, tables, /proc sampling, the daemon log.
+//! 2. [`protocol`]: the client ⇄ daemon wire format and the PM2 contract's shapes;
+//!    [`config`]: app declarations (CLI flags, JS objects, ecosystem files) into validated
+//!    [`config::spec::AppSpec`]s; [`ipc`]: Node's IPC channel (JSON lines over a socketpair).
+//! 3. [`logs`]: log writers, rotation and tails; [`watch`]: file watching; [`cluster`]: the cluster
+//!    primary and its hand-off [`cluster::pacer`].
+//! 4. [`supervisor`]: one actor per managed process, its restart policy and triggers (watch, cron,
+//!    memory).
+//! 5. [`daemon`]: the socket server, one handler per request, the registry and persistence.
+//! 6. [`client`]: connect to the daemon (starting it when needed) and the one start/operate flow.
+//! 7. [`web`], [`monit`]: the JSON web API and the terminal dashboard, over the client.
+//! 8. [`cli`]: the command line and its output; [`runtime`]: `rpm2-runtime` (containers).
 
 #![warn(missing_docs)]
 
+pub mod base;
 pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
-pub mod cron;
 pub mod daemon;
-pub mod ecosystem;
-pub mod fmt;
 pub mod ipc;
 pub mod logs;
 pub mod monit;
-pub mod ops;
-pub mod pacer;
-pub mod paths;
-pub mod policy;
-pub mod procinfo;
 pub mod protocol;
 pub mod runtime;
-pub mod spec;
 pub mod supervisor;
-pub mod table;
-pub mod triggers;
 pub mod watch;
 pub mod web;
 

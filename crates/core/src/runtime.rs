@@ -4,8 +4,8 @@
 //! requested stop, 1 when an app is errored, else the apps' exit code. `rpm2 list`/`rpm2 logs` keep
 //! working inside the container (same `RPM2_HOME`).
 
+use crate::base::paths::Home;
 use crate::client::Client;
-use crate::paths::Home;
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -100,7 +100,7 @@ fn run_inner(argv: Vec<OsString>) -> Result<i32> {
             for line in text.split_inclusive('\n') {
                 let line = line.trim_end_matches('\n');
                 let out = if json_logs {
-                    json!({"message": line, "timestamp": crate::fmt::iso_utc(data["at"].as_u64().unwrap_or(0)),
+                    json!({"message": line, "timestamp": crate::base::fmt::iso_utc(data["at"].as_u64().unwrap_or(0)),
                         "type": if err { "err" } else { "out" }, "process_id": data["process"]["pm_id"],
                         "app_name": data["process"]["name"]})
                     .to_string()
@@ -195,7 +195,7 @@ fn stop_all(home: &Home, daemon_pid: i32) {
     }
     for _ in 0..3000 {
         reap_all();
-        if daemon_pid <= 0 || !crate::procinfo::is_alive(daemon_pid as u32) {
+        if daemon_pid <= 0 || !crate::base::procinfo::is_alive(daemon_pid as u32) {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -11,9 +11,9 @@
 //! `{"err":"404"}`. HTTP/1.1 with keep-alive, request heads of at most 16 KiB read within 10 s,
 //! at most [`MAX_CONNECTIONS`] connections at once (the rest wait in the listen backlog).
 
+use crate::base::fmt::now_ms;
+use crate::base::paths::Home;
 use crate::client::Client;
-use crate::fmt::now_ms;
-use crate::paths::Home;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -444,7 +444,7 @@ impl DaemonFigures {
     fn read(info: &Value) -> DaemonFigures {
         let pid = info.get("pid").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
         let started = info.get("started_at").and_then(|v| v.as_u64()).unwrap_or(0);
-        let st = crate::procinfo::stat(pid);
+        let st = crate::base::procinfo::stat(pid);
         DaemonFigures {
             pid,
             memory: st.map(|s| s.rss).unwrap_or(0),
@@ -881,7 +881,7 @@ pub struct WebArgs {
 /// Starts [`APP_NAME`] and waits until it listens (Ok(0)) or says why it cannot (an error).
 pub fn command(
     home: &Home,
-    paint: &crate::fmt::Paint,
+    paint: &crate::base::fmt::Paint,
     silent: bool,
     a: WebArgs,
     client: &dyn Fn() -> Result<Client>,
@@ -900,7 +900,7 @@ pub fn command(
         args.push("--show-env".into());
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| home.root().to_path_buf());
-    let mut env = crate::cli::client_env();
+    let mut env = crate::client::env::client_env();
     env.remove(TOKEN_ENV);
     if let Some(t) = &token {
         // Passed in the environment, never on the command line (`ps` shows arguments to everyone).

@@ -6,13 +6,15 @@
 //! each connection to the next free worker) and shared (`shared`: every worker gets the listening
 //! socket and the kernel distributes; always used for UDP, as Node does). Round-robin hands off one
 //! connection per worker at a time, as Node, except under a flood of connections, when the
-//! [`crate::pacer`] batches the daemon's wake-ups and each worker may have several in flight.
+//! [`crate::cluster::pacer`] batches the daemon's wake-ups and each worker may have several in flight.
 //!
 //! Listening sockets are **held** while the app exists: a worker that crashes, restarts or is reloaded
 //! does not close them, so connections wait in the backlog (shared) or in rpm2d's queue (round-robin)
 //! instead of being refused. They are closed by [`ClusterApp::close_all`] on stop/delete.
 
-use crate::daemon::dlog;
+pub mod pacer;
+
+use crate::base::dlog;
 use crate::ipc::{ChannelHook, ChannelTx};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -238,7 +240,7 @@ impl ClusterApp {
                     dlog(format!("app {}: listening on {key} (round-robin)", self.name));
                     let (stx, srx) = mpsc::unbounded_channel();
                     tokio::spawn(round_robin(listener, key.clone(), stx.clone(), srx, self.pending.clone()));
-                    crate::pacer::start();
+                    pacer::start();
                     servers
                         .insert(key.clone(), Server::RoundRobin { tx: stx, data, sockname, workers: HashSet::new() });
                 }
@@ -475,7 +477,7 @@ async fn drain<L: std::os::fd::AsRawFd>(
 /// State of one round-robin server (pure; driven by [`round_robin`]). Exposed to unit tests.
 ///
 /// Workers in `order` are routable; each may have up to `limit` connections in flight (1 as in Node,
-/// more while the [`crate::pacer`] batches). A worker that is removed while alive (reload, `close`)
+/// more while the [`crate::cluster::pacer`] batches). A worker that is removed while alive (reload, `close`)
 /// keeps its connections in flight until it answers, so a refusal still goes to another worker;
 /// a dead worker's are released at once.
 struct RrState<C> {
@@ -608,6 +610,9 @@ impl ChannelHook for WorkerHook {
     fn on_closed(&mut self) {
         self.app.worker_dead(self.wid);
     }
+    fn on_activity(&mut self) {
+        pacer::note_activity();
+    }
 }
 
 /// Forgets the hand-offs of a dead worker; their connections close as they drop.
@@ -667,12 +672,12 @@ async fn round_robin(
         r#"{{"cmd":"NODE_HANDLE","type":"net.Native","msg":{{"cmd":"NODE_CLUSTER","act":"newconn","key":{key_json},"seq":"#
     );
     loop {
-        crate::pacer::note_activity();
+        pacer::note_activity();
         let room = ACCEPT_BATCH.min(MAX_QUEUED_CONNECTIONS.saturating_sub(st.queue.len()));
         let before = st.queue.len();
         tokio::select! {
             r = listener.accept_batch(&mut st.queue, room), if room > 0 => match r {
-                Ok(()) => crate::pacer::accepted(st.queue.len() - before),
+                Ok(()) => pacer::accepted(st.queue.len() - before),
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     dlog(format!("accept on {key} failed: {e}"));
@@ -696,8 +701,8 @@ async fn round_robin(
                 }
             },
         }
-        let batching = crate::pacer::batching();
-        let limit = if batching { crate::pacer::BATCH_IN_FLIGHT } else { 1 };
+        let batching = pacer::batching();
+        let limit = if batching { pacer::BATCH_IN_FLIGHT } else { 1 };
         while let Some((wid, conn)) = st.next(limit) {
             let Some(tx) = txs.get(&wid) else {
                 st.queue.push_front(conn);

@@ -1,14 +1,14 @@
 //! Automatic restarts that are not crashes: file changes ([`crate::watch`]), `cron_restart`
-//! ([`crate::cron`]) and `max_memory_restart`. This is the daemon's single entry point for them: the
+//! ([`crate::config::cron`]) and `max_memory_restart`. This is the daemon's single entry point for them: the
 //! daemon tells it which apps exist ([`Triggers::sync`]) and what the memory sampler measured
 //! ([`Triggers::memory`]); it answers with [`Fire`]s on a channel, which the daemon carries out
 //! through the supervisors and acknowledges with [`Triggers::done`]. A trigger never fires again for
 //! the same target while its previous restart is still running.
 
-use crate::cron::Schedule;
-use crate::daemon::dlog;
-use crate::fmt::human_bytes;
-use crate::spec::AppSpec;
+use crate::base::dlog;
+use crate::base::fmt::human_bytes;
+use crate::config::cron::Schedule;
+use crate::config::spec::AppSpec;
 use crate::watch::{self, Hub, WatchSpec};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -156,7 +156,7 @@ impl Triggers {
             let busy = self.busy.clone();
             let app = name.clone();
             let pat = pattern.clone();
-            let task = tokio::spawn(crate::cron::run(schedule, move |at| {
+            let task = tokio::spawn(crate::config::cron::run(schedule, move |at| {
                 let key = (Kind::Cron, app.clone());
                 if let Ok(mut b) = busy.lock() {
                     if !b.insert(key) {

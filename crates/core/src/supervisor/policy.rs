@@ -1,7 +1,7 @@
 //! Restart policy: what happens when a managed process exits on its own. Pure functions, so the maths
 //! PM2 users rely on (min_uptime × max_restarts window, restart_delay, exponential back-off) is unit-tested.
 
-use crate::spec::AppSpec;
+use crate::config::spec::AppSpec;
 
 /// Exponential back-off never waits longer than this (ms), as PM2.
 pub const MAX_BACKOFF_MS: u64 = 15_000;

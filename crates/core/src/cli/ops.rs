@@ -1,10 +1,10 @@
 //! Operations around the daemon's lifetime: `resurrect` from a saved list, importing a PM2 dump, and
 //! the systemd unit of `startup`.
 
+use crate::base::fmt::Paint;
+use crate::base::paths::Home;
 use crate::client::Client;
 use crate::config::{self, ResolveCtx};
-use crate::fmt::Paint;
-use crate::paths::Home;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ pub fn resurrect(home: &Home, paint: &Paint, silent: bool, client: &dyn Fn() -> 
     if !silent {
         println!("{} Restoring processes located in {}", paint.cyan("[rpm2]"), path.display());
     }
-    if let (Some(saved), Value::Object(now)) = (doc["node"]["version"].as_str(), crate::cli::node_info()) {
+    if let (Some(saved), Value::Object(now)) = (doc["node"]["version"].as_str(), crate::client::env::node_info()) {
         let cur = now.get("version").and_then(|v| v.as_str()).unwrap_or("");
         if !saved.is_empty() && saved != cur {
             eprintln!(
@@ -65,7 +65,7 @@ pub fn resurrect(home: &Home, paint: &Paint, silent: bool, client: &dyn Fn() -> 
     }
     let mut apps = Vec::new();
     for a in doc["apps"].as_array().into_iter().flatten() {
-        let mut spec: crate::spec::AppSpec = match serde_json::from_value(a["spec"].clone()) {
+        let mut spec: crate::config::spec::AppSpec = match serde_json::from_value(a["spec"].clone()) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("{} skipping an unreadable entry of {}: {e}", paint.yellow("[rpm2][WARN]"), path.display());
@@ -291,7 +291,7 @@ pub fn startup(
         bail!("systemctl is not available: this machine does not run systemd (use --print to see the unit)");
     }
     let target = PathBuf::from("/etc/systemd/system").join(&name);
-    crate::paths::write_atomic(&target, unit.as_bytes(), 0o644)?;
+    crate::base::paths::write_atomic(&target, unit.as_bytes(), 0o644)?;
     println!("[rpm2] Wrote {}", target.display());
     for args in [vec!["daemon-reload"], vec!["enable", name.as_str()]] {
         let st = std::process::Command::new("systemctl").args(&args).status().context("cannot run systemctl")?;

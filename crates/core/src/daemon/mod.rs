@@ -2,14 +2,15 @@
 //! keeps the registry of apps (pm_id → supervisor handle), persists the app table atomically, samples
 //! CPU/memory, and fans events out to subscribers. Handlers never hold a lock across an await.
 
+use crate::base::dlog;
+use crate::base::fmt::{iso_utc, now_ms};
+use crate::base::paths::{write_atomic, Home};
+use crate::base::procinfo::{self, Sampler, Usage};
 use crate::cluster::{Balance, ClusterApp};
-use crate::fmt::{format_date, iso_utc, now_ms};
-use crate::paths::{write_atomic, Home};
-use crate::procinfo::{self, Sampler, Usage};
+use crate::config::spec::{AppSpec, ExecMode};
 use crate::protocol::{Request, Response, MAX_LINE, PROTOCOL_VERSION};
-use crate::spec::{AppSpec, ExecMode};
+use crate::supervisor::triggers::{AppView, Fire, Triggers};
 use crate::supervisor::{self, BusEvent, Control, Handle, ProcCtx, ProcState, Status};
-use crate::triggers::{AppView, Fire, Triggers};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
@@ -21,12 +22,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, Notify};
-
-/// Writes one line to the daemon log (the daemon's stderr is `RPM2_HOME/rpm2.log`, rotated by
-/// [`crate::logs::daemon_log_line`]). Never panics, even when the disk is full.
-pub fn dlog(msg: impl std::fmt::Display) {
-    crate::logs::daemon_log_line(&format!("{}: rpm2: {msg}", format_date(now_ms(), "YYYY-MM-DDTHH:mm:ss")));
-}
 
 /// Creates the home and takes its daemon lock (flock, held for the daemon's life). None when another
 /// daemon holds it: there is exactly one daemon per home.
@@ -141,6 +136,7 @@ pub fn run(home: Home, ready: Option<std::fs::File>, lock: std::fs::File) -> Res
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    crate::logs::install_daemon_logger();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot build the runtime")?;
     let res = rt.block_on(serve(home.clone(), ready));
     let _ = std::fs::remove_file(home.socket());

@@ -179,7 +179,7 @@ pub fn start() {
     let (first, mode, interval) = PACER.with(|p| (!p.started.replace(true), p.rate.borrow().mode, p.interval));
     if first {
         if mode != Mode::Auto {
-            crate::daemon::dlog(format!(
+            crate::base::dlog(format!(
                 "round-robin hand-off batching is {} (RPM2_CLUSTER_BATCH), interval {}us",
                 if mode == Mode::On { "always on" } else { "off" },
                 interval.as_micros()
@@ -198,7 +198,7 @@ pub fn batching() -> bool {
 pub fn accepted(n: usize) {
     PACER.with(|p| {
         if p.rate.borrow_mut().accepted(n as u64, Instant::now()) {
-            crate::daemon::dlog(format!(
+            crate::base::dlog(format!(
                 "over {ON_PER_S} new connections/s: batching round-robin hand-offs every {}us",
                 p.interval.as_micros()
             ));
@@ -228,7 +228,7 @@ async fn run() {
         }
         let still = PACER.with(|p| p.rate.borrow_mut().tick(Instant::now()));
         if !still {
-            crate::daemon::dlog(format!("under {OFF_PER_S} new connections/s: round-robin hand-offs unbatched again"));
+            crate::base::dlog(format!("under {OFF_PER_S} new connections/s: round-robin hand-offs unbatched again"));
         }
     }
 }

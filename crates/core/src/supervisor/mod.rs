@@ -4,16 +4,19 @@
 //! to the group, SIGKILL after `kill_timeout`). Its state is published on a `watch` channel that `list`
 //! reads without locks; what happens is published on the daemon's event bus.
 
+pub mod policy;
+pub mod triggers;
+
+use crate::base::dlog;
+use crate::base::fmt::now_ms;
+use crate::base::paths::Home;
 use crate::cluster::ClusterApp;
-use crate::daemon::dlog;
-use crate::fmt::now_ms;
+use crate::config::spec::AppSpec;
 use crate::ipc::{self, ChannelEvent, ChannelTx};
 use crate::logs::{proc_paths, LogFiles, ProcPaths, Stream};
-use crate::paths::Home;
-use crate::policy::{self, Counters, Decision};
-use crate::spec::AppSpec;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use policy::{Counters, Decision};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -164,7 +167,7 @@ pub enum Control {
         /// Answered when the request is done (or refused, with why).
         reply: Reply,
     },
-    /// An automatic restart (file change, cron, memory limit; see [`crate::triggers`]): a reload when
+    /// An automatic restart (file change, cron, memory limit; see [`crate::supervisor::triggers`]): a reload when
     /// `graceful` and the process is an online cluster worker, else a restart (which starts a stopped
     /// process). `reason` becomes the restart reason.
     Trigger {
@@ -418,7 +421,7 @@ impl Actor {
                 // A reload only helps a worker that serves (listens, or says ready); one that does not
                 // would only wait listen_timeout. A reload that fails becomes a restart: the cause (new
                 // code, memory) must take effect.
-                let cluster = self.spec.exec_mode == crate::spec::ExecMode::Cluster;
+                let cluster = self.spec.exec_mode == crate::config::spec::ExecMode::Cluster;
                 let serves =
                     self.spec.wait_ready || self.ctx.cluster.as_ref().map(|c| c.server_count() > 0).unwrap_or(false);
                 let r = if graceful && cluster && serves && self.running.is_some() && self.st.status == Status::Online {
@@ -606,7 +609,7 @@ impl Actor {
         // sent to the daemon's group.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut channel = None;
-        let cluster = s.exec_mode == crate::spec::ExecMode::Cluster && self.ctx.cluster.is_some();
+        let cluster = s.exec_mode == crate::config::spec::ExecMode::Cluster && self.ctx.cluster.is_some();
         let wid = if cluster { WORKER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) } else { 0 };
         if cluster {
             cmd.env("NODE_UNIQUE_ID", wid.to_string());
@@ -997,7 +1000,7 @@ impl Actor {
         let mut exit = None;
         if graceful {
             if let Some(tx) = &ipc {
-                if self.spec.exec_mode == crate::spec::ExecMode::Cluster {
+                if self.spec.exec_mode == crate::config::spec::ExecMode::Cluster {
                     tx.send(json!({"cmd": "NODE_CLUSTER", "act": "disconnect", "seq": crate::cluster::next_seq()}));
                 }
                 tx.send(json!("shutdown"));
@@ -1055,7 +1058,7 @@ impl Actor {
 
     /// Zero-downtime reload of a cluster worker; a graceful restart otherwise (fork mode, or not running).
     async fn reload(&mut self) -> Result<(), String> {
-        let cluster = self.spec.exec_mode == crate::spec::ExecMode::Cluster && self.ctx.cluster.is_some();
+        let cluster = self.spec.exec_mode == crate::config::spec::ExecMode::Cluster && self.ctx.cluster.is_some();
         if !cluster || self.running.is_none() || self.st.status != Status::Online {
             self.restart_at = None;
             let was_running = self.running.is_some();

@@ -2,7 +2,9 @@
 //! milliseconds and the napi addon can run calls on libuv's thread pool. Starts the daemon when it is
 //! not running.
 
-use crate::paths::Home;
+pub mod env;
+
+use crate::base::paths::Home;
 use crate::protocol::{Request, Response, PROTOCOL_VERSION};
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};

@@ -367,6 +367,10 @@ pub trait ChannelHook: Send {
     /// The channel has closed (EOF, error or [`ChannelTx::close`]): the child can answer nothing more.
     /// Called once, before [`ChannelEvent::Closed`] is delivered.
     fn on_closed(&mut self) {}
+    /// The channel's task is about to take one step of work (read, write or command). Called often:
+    /// it must cost no more than an atomic add (the cluster counts these to tell when the work of a
+    /// batching cycle is done).
+    fn on_activity(&mut self) {}
 }
 
 /// [`spawn`] with a [`ChannelHook`].
@@ -1060,7 +1064,9 @@ async fn drive(
     let mut cmd_open = true;
     let mut deadline: Option<Instant> = None;
     loop {
-        crate::pacer::note_activity();
+        if let Some(h) = st.hook.as_mut() {
+            h.on_activity();
+        }
         if st.done || (st.events_closed && !cmd_open) {
             return;
         }

@@ -8,9 +8,9 @@
 //! up/down (k/j) select, PgUp/PgDn/Home/End jump, `q`, Esc or Ctrl-C quit. The terminal is restored
 //! on every way out (quit, error, panic, SIGTERM/SIGHUP).
 
+use crate::base::fmt::{human_bytes, human_duration, now_ms};
+use crate::base::paths::Home;
 use crate::client::Client;
-use crate::fmt::{human_bytes, human_duration, now_ms};
-use crate::paths::Home;
 use anyhow::{bail, Context, Result};
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};

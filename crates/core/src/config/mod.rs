@@ -3,7 +3,13 @@
 //! same objects; [`resolve_app`] then validates, applies PM2's defaults and aliases and makes paths
 //! absolute. Errors name the app, the field and the value.
 
-use crate::spec::{AppSpec, ExecMode, LogTarget};
+pub mod cron;
+pub mod ecosystem;
+pub mod log_options;
+pub mod spec;
+pub mod watch_options;
+
+use crate::config::spec::{AppSpec, ExecMode, LogTarget};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -344,7 +350,7 @@ fn resolve_inner(
         Some(Value::Number(n)) if n.as_i64() == Some(0) => None,
         Some(Value::String(s)) if s.trim() == "0" || s.trim().is_empty() => None,
         Some(Value::String(s)) => {
-            if let Err(e) = crate::cron::validate(s) {
+            if let Err(e) = crate::config::cron::validate(s) {
                 bail!(
                     "field 'cron_restart' has a bad cron pattern \"{s}\": {e} (e.g. \"0 3 * * *\", or \"*/30 * * * * *\" with seconds)"
                 );
@@ -361,12 +367,12 @@ fn resolve_inner(
     // Watched paths must exist when watching is on; the other watch options are checked always
     // (`restart --watch` may turn watching on later).
     if watch {
-        crate::watch::roots(o.get("watch"), &cwd).map_err(|e| anyhow!("field 'watch' {e}"))?;
+        watch_options::roots(o.get("watch"), &cwd).map_err(|e| anyhow!("field 'watch' {e}"))?;
     }
-    let ignore = crate::watch::ignore_list(o.get("ignore_watch")).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
-    crate::watch::IgnoreRules::new(&ignore, &[]).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
-    crate::watch::delay_ms(o.get("watch_delay")).map_err(|e| anyhow!("field 'watch_delay' {e}"))?;
-    crate::watch::poll_option(o.get("watch_options")).map_err(|e| anyhow!("field 'watch_options' {e}"))?;
+    let ignore = watch_options::ignore_list(o.get("ignore_watch")).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
+    watch_options::IgnoreRules::new(&ignore, &[]).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
+    watch_options::delay_ms(o.get("watch_delay")).map_err(|e| anyhow!("field 'watch_delay' {e}"))?;
+    watch_options::poll_option(o.get("watch_options")).map_err(|e| anyhow!("field 'watch_options' {e}"))?;
 
     let stop_exit_codes = match o.get("stop_exit_codes") {
         None | Some(Value::Null) => vec![],
@@ -382,7 +388,7 @@ fn resolve_inner(
     };
 
     // log_type, max_size, retain, compress, disable_logs: checked here, kept in `extra`, read by logs.
-    crate::logs::validate_options(o).map_err(|e| anyhow!(e))?;
+    log_options::validate_options(o).map_err(|e| anyhow!(e))?;
     let mut extra = BTreeMap::new();
     for k in [
         "vizion",

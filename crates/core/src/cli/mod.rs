@@ -1,10 +1,13 @@
 //! The `rpm2` command line: PM2's commands, flags and outputs, answered by the daemon. Node is started
 //! only to evaluate JS ecosystem files and to render `prettylist`.
 
+pub mod ops;
+
+use crate::base::fmt::{human_bytes, human_duration, iso_utc, now_ms, Paint};
+use crate::base::paths::Home;
+use crate::client::env::{client_env, node_info};
 use crate::client::{Client, RpcError};
 use crate::config::{self, ResolveCtx};
-use crate::fmt::{human_bytes, human_duration, iso_utc, now_ms, Paint};
-use crate::paths::Home;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
@@ -473,7 +476,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             let n = r.get("stopped").and_then(|v| v.as_u64()).unwrap_or(0);
             // Wait for the daemon to be gone so the next command starts a fresh one.
             for _ in 0..500 {
-                if pid == 0 || !crate::procinfo::is_alive(pid) {
+                if pid == 0 || !crate::base::procinfo::is_alive(pid) {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
@@ -543,7 +546,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             let text = if mode.as_deref() == Some("simple") {
                 "module.exports = {\n  apps: [{\n    name: 'app1',\n    script: './app.js',\n  }],\n};\n"
             } else {
-                crate::ecosystem::STARTER
+                crate::config::ecosystem::STARTER
             };
             std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
             println!("File {} generated", path.display());
@@ -556,7 +559,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             ui.info(&format!("Successfully saved {} app(s) in {}", r["count"], r["path"].as_str().unwrap_or("")));
             Ok(0)
         }
-        Cmd::Resurrect => crate::ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| ui.client()),
+        Cmd::Resurrect => crate::cli::ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| ui.client()),
         Cmd::Cleardump => {
             for f in ["dump.rpm2", "dump.rpm2.bak"] {
                 let _ = std::fs::remove_file(ui.home.root().join(f));
@@ -564,11 +567,11 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             ui.info(&format!("Saved app list removed from {}", ui.home.root().display()));
             Ok(0)
         }
-        Cmd::ImportPm2 { path } => crate::ops::import_pm2(path.as_deref(), &ui.paint, &|| ui.client()),
+        Cmd::ImportPm2 { path } => crate::cli::ops::import_pm2(path.as_deref(), &ui.paint, &|| ui.client()),
         Cmd::Startup { platform, user, home_path, print } => {
-            crate::ops::startup(&ui.home, platform.as_deref(), user, home_path, print)
+            crate::cli::ops::startup(&ui.home, platform.as_deref(), user, home_path, print)
         }
-        Cmd::Unstartup { platform } => crate::ops::unstartup(&ui.home, platform.as_deref()),
+        Cmd::Unstartup { platform } => crate::cli::ops::unstartup(&ui.home, platform.as_deref()),
         Cmd::Update => {
             if crate::client::is_running(&ui.home) {
                 let mut c = Client::connect(&ui.home)?;
@@ -577,7 +580,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
                 ui.info(&format!("Stopping the rpm2 {old} daemon (apps are restarted by the new one)"));
                 c.call("shutdown", json!({}))?;
                 for _ in 0..1000 {
-                    if pid == 0 || !crate::procinfo::is_alive(pid) {
+                    if pid == 0 || !crate::base::procinfo::is_alive(pid) {
                         break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
@@ -647,7 +650,7 @@ fn expand_targets(targets: &[String]) -> Result<Vec<String>> {
     for t in targets {
         let p = config::absolutize(&cwd, t);
         if is_ecosystem(t) && p.is_file() {
-            for app in crate::ecosystem::load(&p)?.apps {
+            for app in crate::config::ecosystem::load(&p)?.apps {
                 let name = app.get("name").and_then(|n| n.as_str()).map(String::from).or_else(|| {
                     let script = app.get("script").and_then(|s| s.as_str())?;
                     let file = Path::new(script).file_name()?.to_str()?;
@@ -679,25 +682,8 @@ fn action(ui: &Ui, method: &str, targets: &[String], mut params: Value) -> Resul
     Ok(0)
 }
 
-/// The `node` on PATH and its version, recorded in dumps so `resurrect` can warn when it changed.
-pub fn node_info() -> Value {
-    let Some(path) = config::which("node") else { return Value::Null };
-    let version = std::process::Command::new(&path)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    json!({"path": path, "version": version})
-}
-
-/// The client's environment (the base of every app's environment).
-pub fn client_env() -> std::collections::BTreeMap<String, String> {
-    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
-}
-
 fn is_ecosystem(s: &str) -> bool {
-    crate::ecosystem::kind_of(s).is_some()
+    crate::config::ecosystem::kind_of(s).is_some()
 }
 
 /// Turns `rpm2 start` flags into a PM2-style app object.
@@ -793,9 +779,9 @@ fn flags_to_app(a: &StartArgs, script: &str) -> Result<Value> {
     Ok(Value::Object(o))
 }
 
-/// Reads an ecosystem file into its list of app objects (see [`crate::ecosystem`]).
+/// Reads an ecosystem file into its list of app objects (see [`crate::config::ecosystem`]).
 pub fn load_ecosystem(path: &Path) -> Result<Vec<Value>> {
-    Ok(crate::ecosystem::load(path)?.apps)
+    Ok(crate::config::ecosystem::load(path)?.apps)
 }
 
 fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
@@ -815,7 +801,7 @@ fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
     let mut raws = Vec::new();
     let file_path = config::absolutize(&cwd, &script);
     if is_ecosystem(&script) && file_path.is_file() {
-        let eco = crate::ecosystem::load(&file_path)?;
+        let eco = crate::config::ecosystem::load(&file_path)?;
         let mut apps = eco.apps;
         // PM2's precedence: shell env < deploy.<env>.env < app env < app env_<env>.
         if let Some(n) = &a.env {
@@ -961,7 +947,7 @@ fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
         ]);
     }
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(crate::table::render(&header, &rows).as_bytes());
+    let _ = out.write_all(crate::base::table::render(&header, &rows).as_bytes());
     if rows.is_empty() {
         let _ = writeln!(out, " Use `rpm2 start app.js` to start an app");
     }
@@ -1053,7 +1039,7 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
             }
         }
         let table_rows: Vec<Vec<String>> = rows.into_iter().map(|(k, v)| vec![k.to_string(), v]).collect();
-        let t = crate::table::render(&["key".into(), "value".into()], &table_rows);
+        let t = crate::base::table::render(&["key".into(), "value".into()], &table_rows);
         // Drop the header row: PM2's describe table has none.
         let lines: Vec<&str> = t.lines().collect();
         let mut out = String::new();
@@ -1078,7 +1064,7 @@ fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
                     ]
                 })
                 .collect();
-            print!("{}", crate::table::render(&["metric".into(), "value".into()], &rows));
+            print!("{}", crate::base::table::render(&["metric".into(), "value".into()], &rows));
         }
         if env {
             println!(" Environment ");
@@ -1189,7 +1175,7 @@ impl LogPrinter<'_> {
             return format!("timestamp={ts} app={name} id={id} type={kind} message={message}");
         }
         let ts = match (&self.a.timestamp, at) {
-            (Some(f), Some(t)) => format!("{} ", crate::fmt::format_date(t, f)),
+            (Some(f), Some(t)) => format!("{} ", crate::base::fmt::format_date(t, f)),
             _ => String::new(),
         };
         if self.a.raw {
