@@ -4,6 +4,18 @@
 //! `{"id":N,"error":{"code":"...","message":"..."}}`. A subscription keeps sending
 //! `{"id":N,"event":{...}}` until the client closes. The first exchange is always `hello`, carrying
 //! [`PROTOCOL_VERSION`]; a mismatch is refused with code `version_mismatch`.
+//!
+//! This module is the whole contract in typed form: the framing ([`Request`], [`Response`]), every
+//! method and its params ([`Method`]), the error codes ([`ErrorCode`]) and the process object of
+//! `list`/`describe` ([`Pm2Process`]).
+
+pub mod error;
+pub mod process;
+pub mod request;
+
+pub use error::ErrorCode;
+pub use process::{Monit, Pm2Env, Pm2Process};
+pub use request::Method;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,7 +26,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest request line the daemon accepts (bytes). Longer lines are refused and the connection closed.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
-/// One request from a client.
+/// One request from a client, as framed on the wire. The daemon turns `method` and `params` into a
+/// typed [`Method`] with [`Request::typed`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     /// Correlates replies; chosen by the client.
@@ -26,10 +39,18 @@ pub struct Request {
     pub params: Value,
 }
 
+impl Request {
+    /// The typed method of this request (its params parsed leniently, see [`request`]); an unknown
+    /// method is a `bad_request` with the message `unknown method 'NAME'`.
+    pub fn typed(&self) -> Result<Method, (ErrorCode, String)> {
+        Method::parse(&self.method, self.params.clone())
+    }
+}
+
 /// An error carried in a reply: a stable machine code and a message for people.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorBody {
-    /// Stable code: `not_found`, `bad_request`, `version_mismatch`, `internal`, ...
+    /// Stable code, one of [`ErrorCode`]'s strings: `not_found`, `bad_request`, ...
     pub code: String,
     /// One line that says what failed and what to do.
     pub message: String,
@@ -58,7 +79,8 @@ impl Response {
     }
     /// An error reply.
     pub fn err(id: u64, code: &str, message: impl Into<String>) -> Response {
-        Response { id, error: Some(ErrorBody { code: code.into(), message: message.into() }), ..Default::default() }
+        let error = ErrorBody { code: code.into(), message: message.into() };
+        Response { id, error: Some(error), ..Default::default() }
     }
     /// A subscription event.
     pub fn event(id: u64, event: Value) -> Response {
