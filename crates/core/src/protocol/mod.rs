@@ -78,8 +78,8 @@ impl Response {
         Response { id, result: Some(result), ..Default::default() }
     }
     /// An error reply.
-    pub fn err(id: u64, code: &str, message: impl Into<String>) -> Response {
-        let error = ErrorBody { code: code.into(), message: message.into() };
+    pub fn err(id: u64, code: ErrorCode, message: impl Into<String>) -> Response {
+        let error = ErrorBody { code: code.as_str().into(), message: message.into() };
         Response { id, error: Some(error), ..Default::default() }
     }
     /// A subscription event.
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn response_round_trip() {
-        let r = Response::err(7, "not_found", "no app named x");
+        let r = Response::err(7, ErrorCode::NotFound, "no app named x");
         let line = r.to_line();
         assert_eq!(*line.last().unwrap(), b'\n');
         let back: Response = serde_json::from_slice(&line).unwrap();
