@@ -15,6 +15,8 @@ mod persist;
 mod sampler;
 mod server;
 mod state;
+#[cfg(test)]
+mod tests;
 mod triggers;
 
 pub use persist::kill_orphans;
