@@ -47,6 +47,7 @@ fn read_only_methods_on_an_empty_registry() {
     assert_eq!(call(&d, "describe", json!({"targets": ["all"]})).unwrap(), json!([]));
     assert_eq!(call(&d, "flush", json!({})).unwrap(), json!([]));
     assert_eq!(call(&d, "reloadLogs", json!({})).unwrap(), json!({}));
+    let _ = std::fs::remove_dir_all(d.home.root());
 }
 
 #[test]
@@ -71,6 +72,7 @@ fn controls_of_unknown_targets_are_refused() {
     assert_eq!(code(call(&d, "scale", json!({"number": 2}))), ErrorCode::BadRequest);
     assert_eq!(code(call(&d, "scale", json!({"name": "api"}))), ErrorCode::BadRequest);
     assert_eq!(code(call(&d, "scale", json!({"name": "api", "number": 2}))), ErrorCode::NotFound);
+    let _ = std::fs::remove_dir_all(d.home.root());
 }
 
 #[test]
@@ -80,6 +82,7 @@ fn start_refuses_a_malformed_app_list() {
     assert_eq!(e.code, ErrorCode::BadRequest);
     assert!(e.message.starts_with("malformed app list: "), "{}", e.message);
     assert_eq!(call(&d, "start", json!({"apps": []})).unwrap(), json!([]));
+    let _ = std::fs::remove_dir_all(d.home.root());
 }
 
 #[test]
