@@ -4,6 +4,18 @@
 //! `{"id":N,"error":{"code":"...","message":"..."}}`. A subscription keeps sending
 //! `{"id":N,"event":{...}}` until the client closes. The first exchange is always `hello`, carrying
 //! [`PROTOCOL_VERSION`]; a mismatch is refused with code `version_mismatch`.
+//!
+//! This module is the whole contract in typed form: the framing ([`Request`], [`Response`]), every
+//! method and its params ([`Method`]), the error codes ([`ErrorCode`]) and the process object of
+//! `list`/`describe` ([`Pm2Process`]).
+
+pub mod error;
+pub mod process;
+pub mod request;
+
+pub use error::ErrorCode;
+pub use process::{Monit, Pm2Env, Pm2Process};
+pub use request::Method;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,7 +26,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest request line the daemon accepts (bytes). Longer lines are refused and the connection closed.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
-/// One request from a client.
+/// One request from a client, as framed on the wire. The daemon turns `method` and `params` into a
+/// typed [`Method`] with [`Request::typed`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     /// Correlates replies; chosen by the client.
@@ -26,10 +39,18 @@ pub struct Request {
     pub params: Value,
 }
 
+impl Request {
+    /// The typed method of this request (its params parsed leniently, see [`request`]); an unknown
+    /// method is a `bad_request` with the message `unknown method 'NAME'`.
+    pub fn typed(&self) -> Result<Method, (ErrorCode, String)> {
+        Method::parse(&self.method, self.params.clone())
+    }
+}
+
 /// An error carried in a reply: a stable machine code and a message for people.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorBody {
-    /// Stable code: `not_found`, `bad_request`, `version_mismatch`, `internal`, ...
+    /// Stable code, one of [`ErrorCode`]'s strings: `not_found`, `bad_request`, ...
     pub code: String,
     /// One line that says what failed and what to do.
     pub message: String,
@@ -57,8 +78,9 @@ impl Response {
         Response { id, result: Some(result), ..Default::default() }
     }
     /// An error reply.
-    pub fn err(id: u64, code: &str, message: impl Into<String>) -> Response {
-        Response { id, error: Some(ErrorBody { code: code.into(), message: message.into() }), ..Default::default() }
+    pub fn err(id: u64, code: ErrorCode, message: impl Into<String>) -> Response {
+        let error = ErrorBody { code: code.as_str().into(), message: message.into() };
+        Response { id, error: Some(error), ..Default::default() }
     }
     /// A subscription event.
     pub fn event(id: u64, event: Value) -> Response {
@@ -78,7 +100,7 @@ mod tests {
 
     #[test]
     fn response_round_trip() {
-        let r = Response::err(7, "not_found", "no app named x");
+        let r = Response::err(7, ErrorCode::NotFound, "no app named x");
         let line = r.to_line();
         assert_eq!(*line.last().unwrap(), b'\n');
         let back: Response = serde_json::from_slice(&line).unwrap();

@@ -1,0 +1,90 @@
+//! One handler per request (pueue's `message_handler` is the model): [`handle`] dispatches a typed
+//! [`Method`] to the file that answers it. `hello` and `subscribe` belong to the connection and are
+//! answered in `server.rs`.
+
+mod control;
+mod dump;
+mod lifecycle;
+mod logs;
+mod query;
+mod scale;
+mod signal;
+mod start;
+
+use super::state::{handle_of, Daemon};
+use crate::protocol::{ErrorCode, Method};
+use crate::supervisor::{self, Control};
+use control::Op;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// An error for the client: a stable code and a message for people.
+#[derive(Debug)]
+pub(crate) struct HandlerError {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+}
+
+/// A [`HandlerError`].
+pub(crate) fn herr(code: ErrorCode, message: impl Into<String>) -> HandlerError {
+    HandlerError { code, message: message.into() }
+}
+
+/// What a handler answers: the result, or an error for the client.
+pub(crate) type HResult = Result<Value, HandlerError>;
+
+/// Answers one request.
+pub(crate) async fn handle(d: &Arc<Daemon>, method: Method) -> HResult {
+    match method {
+        Method::Ping(_) => Ok(query::ping()),
+        Method::Version(_) => Ok(query::version()),
+        Method::Info(_) => Ok(query::info(d)),
+        Method::List(p) => Ok(query::list(d, p)),
+        Method::Describe(p) => query::describe(d, p),
+        Method::Start(p) => start::handle(d, p).await,
+        Method::Stop(p) => control::handle(d, Op::Stop, p).await,
+        Method::Restart(p) => control::handle(d, Op::Restart, p).await,
+        Method::Reload(p) => control::handle(d, Op::Reload, p).await,
+        Method::Delete(p) => control::handle(d, Op::Delete, p).await,
+        Method::Reset(p) => control::handle(d, Op::Reset, p).await,
+        Method::Signal(p) => signal::signal(d, p).await,
+        Method::Send(p) => signal::send(d, p).await,
+        Method::Flush(p) => logs::flush(d, p),
+        Method::ReloadLogs(_) => Ok(logs::reload_logs(d)),
+        Method::Kill(_) => Ok(lifecycle::kill(d).await),
+        Method::Scale(p) => scale::handle(d, p).await,
+        Method::Dump(p) => dump::handle(d, p),
+        Method::Shutdown(_) => lifecycle::shutdown(d).await,
+        // Answered by the connection itself (server.rs) before dispatch.
+        m @ (Method::Hello(_) | Method::Subscribe(_)) => {
+            Err(herr(ErrorCode::Internal, format!("'{}' is answered by the connection", m.name())))
+        }
+    }
+}
+
+/// Sends the control `make` builds (with its reply slot) to every process in `ids`, which run it
+/// concurrently; fails with the first error (after all ran).
+pub(crate) async fn on_each(
+    d: &Daemon,
+    ids: &[u32],
+    make: impl Fn(u32, supervisor::Reply) -> Option<Control>,
+) -> Result<(), HandlerError> {
+    let mut set = tokio::task::JoinSet::new();
+    for &id in ids {
+        let Some(h) = handle_of(d, id) else { continue };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let Some(c) = make(id, tx) else { continue };
+        h.tell(c);
+        set.spawn(async move { rx.await.unwrap_or_else(|_| Err(format!("the supervisor of process {id} has ended"))) });
+    }
+    let mut first_err = None;
+    while let Some(r) = set.join_next().await {
+        if let Ok(Err(e)) = r {
+            first_err.get_or_insert(e);
+        }
+    }
+    match first_err {
+        Some(e) => Err(herr(ErrorCode::Failed, e)),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,137 @@
+//! Builds the PM2 `jlist` objects ([`Pm2Process`]) of registered processes, and the short summaries
+//! that control methods answer.
+
+use super::sampler::{mark_look, sample, usage_of};
+use super::state::{handle_of, Daemon};
+use crate::protocol::{Monit, Pm2Env, Pm2Process};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The PM2 `jlist` object of process `id` (None when it is not registered). Env values read
+/// `[hidden]` unless `show_env`.
+pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Process> {
+    let (instance, unique_id, h) = {
+        let r = d.registry.lock().ok()?;
+        let e = r.procs.get(&id)?;
+        (e.instance, e.unique_id.clone(), e.handle.clone())
+    };
+    let st = h.state.borrow().clone();
+    let (spec, paths) = h.spec.borrow().clone();
+    let usage = usage_of(d, st.pid);
+    let env: Map<String, Value> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(if show_env { v.clone() } else { "[hidden]".into() })))
+        .collect();
+    let log_path =
+        |x: &Option<PathBuf>| x.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "/dev/null".into());
+    let mut pm2_env = Pm2Env {
+        name: spec.name.clone(),
+        namespace: spec.namespace.clone(),
+        pm_id: id,
+        status: st.status.as_str().into(),
+        restart_time: st.restart_time,
+        unstable_restarts: st.unstable_restarts,
+        created_at: st.created_at,
+        pm_uptime: st.pm_uptime,
+        exec_mode: spec.exec_mode.pm2_name().into(),
+        instances: spec.instances,
+        exec_interpreter: spec.interpreter.clone().unwrap_or_else(|| "none".into()),
+        pm_exec_path: spec.script.clone(),
+        pm_cwd: spec.cwd.clone(),
+        args: spec.args.clone(),
+        node_args: spec.node_args.clone(),
+        pm_out_log_path: log_path(&paths.out),
+        pm_err_log_path: log_path(&paths.err),
+        pm_pid_path: paths.pid.clone(),
+        merge_logs: spec.merge_logs,
+        autorestart: spec.autorestart,
+        autostart: spec.autostart,
+        watch: spec.watch,
+        max_restarts: spec.max_restarts,
+        min_uptime: spec.min_uptime,
+        kill_timeout: spec.kill_timeout,
+        listen_timeout: spec.listen_timeout,
+        wait_ready: spec.wait_ready,
+        shutdown_with_message: spec.shutdown_with_message,
+        restart_delay: spec.restart_delay,
+        treekill: spec.treekill,
+        instance_var: spec.instance_var.clone(),
+        node_app_instance: instance,
+        unique_id,
+        username: username(),
+        version: package_version(&spec.script),
+        env,
+        pm_log_path: paths.combined.clone(),
+        exp_backoff_restart_delay: spec.exp_backoff_restart_delay,
+        prev_restart_delay: spec.exp_backoff_restart_delay.map(|_| st.prev_restart_delay),
+        stop_exit_codes: (!spec.stop_exit_codes.is_empty()).then(|| spec.stop_exit_codes.clone()),
+        max_memory_restart: spec.max_memory_restart,
+        cron_restart: spec.cron_restart.clone(),
+        log_date_format: spec.log_date_format.clone(),
+        increment_var: spec.increment_var.clone(),
+        exit_code: st.exit_code,
+        restart_reason: st.restart_reason.clone(),
+        watch_paused: d.triggers.paused(&spec.name),
+        axm_monitor: st.axm_monitor.clone(),
+        extra: Map::new(),
+    };
+    pm2_env.add_extra(&spec.extra);
+    Some(Pm2Process {
+        pid: st.pid.unwrap_or(0),
+        name: spec.name.clone(),
+        pm_id: id,
+        monit: Monit { memory: usage.memory, cpu: usage.cpu },
+        pm2_env,
+    })
+}
+
+/// The user the daemon runs as: `$USER`, else the name of the real uid, else empty.
+fn username() -> String {
+    std::env::var("USER").unwrap_or_else(|_| {
+        nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name).unwrap_or_default()
+    })
+}
+
+/// `version` of the nearest package.json above the script, or `N/A`.
+fn package_version(script: &Path) -> String {
+    let mut dir = script.parent();
+    while let Some(d) = dir {
+        if let Ok(t) = std::fs::read_to_string(d.join("package.json")) {
+            return serde_json::from_str::<Value>(&t)
+                .ok()
+                .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(String::from))
+                .unwrap_or_else(|| "N/A".into());
+        }
+        dir = d.parent();
+    }
+    "N/A".into()
+}
+
+/// The `jlist` array of `ids` (those still registered), with a fresh enough CPU/memory sample. Marks
+/// that a client is looking, so the sampler speeds up.
+pub(crate) fn list_json(d: &Daemon, ids: &[u32], show_env: bool) -> Value {
+    mark_look(d);
+    sample(d, Duration::from_millis(1000));
+    Value::Array(
+        ids.iter()
+            .filter_map(|id| pm2_process(d, *id, show_env))
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect(),
+    )
+}
+
+/// `[{name, namespace, pm_id, status, restart_time, pid}]` of `ids`: the answer of control methods.
+pub(crate) fn summary(d: &Daemon, ids: &[u32]) -> Value {
+    Value::Array(
+        ids.iter()
+            .filter_map(|id| {
+                let h = handle_of(d, *id)?;
+                let st = h.state.borrow().clone();
+                let spec = h.spec.borrow().0.clone();
+                Some(json!({"name": spec.name, "namespace": spec.namespace, "pm_id": id, "status": st.status.as_str(), "restart_time": st.restart_time, "pid": st.pid.unwrap_or(0)}))
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,275 @@
+//! The daemon's shared state ([`Daemon`]) and its registry of processes.
+//!
+//! Rules:
+//! - **Who owns what.** Each process's state and declaration live in its supervisor actor; the
+//!   daemon only keeps the actor's [`Handle`] (whose `state`/`spec` watch channels it reads). The
+//!   registry maps pm_id → handle; the cluster primaries, the metrics and the triggers have their
+//!   own locks.
+//! - **No lock across an await.** Every `Mutex` here is a std mutex taken for a few statements:
+//!   code copies what it needs (e.g. [`handles`] clones the handles) and drops the guard before
+//!   awaiting anything. A poisoned lock reads as empty rather than panicking.
+//! - **Ids.** `pm_id`s come from `next_id`, which only grows, except that it goes back to 0 when the
+//!   last process is deleted (as PM2). A process restored from the app table keeps its id, and
+//!   `next_id` is kept above every registered id. An app's instances get the lowest
+//!   `NODE_APP_INSTANCE` numbers not used by another process of the same name.
+
+use super::handlers::{herr, HandlerError};
+use super::sampler::Metrics;
+use crate::base::fmt::now_ms;
+use crate::base::paths::Home;
+use crate::cluster::ClusterApp;
+use crate::config::spec::{AppSpec, ExecMode};
+use crate::protocol::ErrorCode;
+use crate::supervisor::triggers::{Fire, Triggers};
+use crate::supervisor::{self, BusEvent, Handle, ProcCtx, ProcState};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc, Notify};
+
+/// One registered process: its instance number, the id shared by the instances started together,
+/// and the handle of its supervisor.
+pub(crate) struct Entry {
+    pub(crate) instance: u32,
+    pub(crate) unique_id: String,
+    pub(crate) handle: Handle,
+}
+
+/// pm_id → process, and the next id to give.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) next_id: u32,
+    pub(crate) procs: BTreeMap<u32, Entry>,
+}
+
+impl Registry {
+    /// Takes the next pm_id and the lowest instance number free among the processes named `name`.
+    /// The instance is reserved only once the process is registered, so callers register each new
+    /// process before reserving the next.
+    pub(crate) fn reserve(&mut self, name: &str) -> (u32, u32) {
+        let pm_id = self.next_id;
+        self.next_id = self.next_id.saturating_add(1);
+        let used: Vec<u32> =
+            self.procs.values().filter(|e| e.handle.spec.borrow().0.name == name).map(|e| e.instance).collect();
+        (pm_id, (0..).find(|i| !used.contains(i)).unwrap_or(0))
+    }
+}
+
+/// Shared daemon state, one per daemon, behind an `Arc` (see the module doc for its rules).
+pub(crate) struct Daemon {
+    pub(crate) home: Home,
+    pub(crate) registry: Mutex<Registry>,
+    /// Process events, fanned out to subscribers.
+    pub(crate) bus: broadcast::Sender<BusEvent>,
+    /// Notified on every change the app table must save.
+    pub(crate) changed: Arc<Notify>,
+    /// Notified to stop serving.
+    pub(crate) shutdown: Notify,
+    /// Off once the daemon is going away: the table is no longer saved, triggers no longer fire.
+    pub(crate) persist_enabled: AtomicBool,
+    pub(crate) metrics: Mutex<Metrics>,
+    /// Wakes the sampler early when a client starts looking after an idle period.
+    pub(crate) sampler_wake: Notify,
+    /// When the daemon started (epoch ms).
+    pub(crate) started_at: u64,
+    /// The cluster primary of each cluster-mode app, by name.
+    pub(crate) clusters: Mutex<HashMap<String, Arc<ClusterApp>>>,
+    /// Restarts on file changes, cron and memory limits.
+    pub(crate) triggers: Triggers,
+}
+
+impl Daemon {
+    /// A daemon with an empty registry for `home`, and the receiver of its triggers' fires.
+    pub(crate) fn new(home: Home) -> (Arc<Daemon>, mpsc::UnboundedReceiver<Fire>) {
+        let (bus, _) = broadcast::channel(4096);
+        let (triggers, fires) = Triggers::new(home.root().to_path_buf());
+        let d = Arc::new(Daemon {
+            home,
+            registry: Mutex::new(Registry::default()),
+            bus,
+            changed: Arc::new(Notify::new()),
+            shutdown: Notify::new(),
+            persist_enabled: AtomicBool::new(true),
+            metrics: Mutex::new(Metrics::default()),
+            sampler_wake: Notify::new(),
+            started_at: now_ms(),
+            clusters: Mutex::new(HashMap::new()),
+            triggers,
+        });
+        (d, fires)
+    }
+
+    /// Whether the daemon still saves its table and runs triggers (false once it is going away).
+    pub(crate) fn persisting(&self) -> bool {
+        self.persist_enabled.load(Ordering::SeqCst)
+    }
+
+    /// Stops saving the table and running triggers (the daemon is going away).
+    pub(crate) fn stop_persisting(&self) {
+        self.persist_enabled.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Every registered process: (pm_id, handle), by id.
+pub(crate) fn handles(d: &Daemon) -> Vec<(u32, Handle)> {
+    match d.registry.lock() {
+        Ok(r) => r.procs.iter().map(|(id, e)| (*id, e.handle.clone())).collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// The handle of process `id`, if registered.
+pub(crate) fn handle_of(d: &Daemon, id: u32) -> Option<Handle> {
+    d.registry.lock().ok().and_then(|r| r.procs.get(&id).map(|e| e.handle.clone()))
+}
+
+/// Every registered pm_id, ascending.
+pub(crate) fn all_ids(d: &Daemon) -> Vec<u32> {
+    d.registry.lock().map(|r| r.procs.keys().copied().collect()).unwrap_or_default()
+}
+
+/// Starts the supervisor of one process (not its child) and registers it under `pm_id`.
+pub(crate) fn register(
+    d: &Arc<Daemon>,
+    pm_id: u32,
+    instance: u32,
+    unique_id: String,
+    spec: Arc<AppSpec>,
+    state: ProcState,
+) -> Handle {
+    let cluster = if spec.exec_mode == ExecMode::Cluster { Some(super::clusters::cluster_of(d, &spec)) } else { None };
+    let ctx = ProcCtx {
+        pm_id,
+        instance,
+        unique_id: unique_id.clone(),
+        home: d.home.clone(),
+        bus: d.bus.clone(),
+        changed: d.changed.clone(),
+        cluster,
+    };
+    let handle = supervisor::spawn(spec, ctx, state, false);
+    if let Ok(mut r) = d.registry.lock() {
+        r.procs.insert(pm_id, Entry { instance, unique_id, handle: handle.clone() });
+        r.next_id = r.next_id.max(pm_id.saturating_add(1));
+    }
+    d.changed.notify_one();
+    handle
+}
+
+/// A random (v4) UUID, shared by the instances started together.
+pub(crate) fn new_unique_id() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Resolves targets (`all`, ids, names, namespaces) to pm_ids, in order, without duplicates.
+pub(crate) fn resolve_targets(d: &Daemon, targets: &[String]) -> Result<Vec<u32>, HandlerError> {
+    let all: Vec<Known> = handles(d)
+        .into_iter()
+        .map(|(id, h)| {
+            let s = h.spec.borrow();
+            Known { id, name: s.0.name.clone(), namespace: s.0.namespace.clone() }
+        })
+        .collect();
+    resolve(&all, targets)
+}
+
+/// A registered process as target resolution sees it.
+pub(crate) struct Known {
+    pub(crate) id: u32,
+    pub(crate) name: String,
+    pub(crate) namespace: String,
+}
+
+/// [`resolve_targets`] over a given list: a number is an id (which must exist), otherwise a name,
+/// and only when no process has that name, a namespace. Each target must match something.
+pub(crate) fn resolve(all: &[Known], targets: &[String]) -> Result<Vec<u32>, HandlerError> {
+    let mut out = Vec::new();
+    for t in targets {
+        let t = t.trim();
+        let found: Vec<u32> = if t == "all" {
+            all.iter().map(|a| a.id).collect()
+        } else if let Ok(id) = t.parse::<u32>() {
+            if !all.iter().any(|a| a.id == id) {
+                return Err(herr(
+                    ErrorCode::NotFound,
+                    format!("no process with id {id}: run `rpm2 list` to see the ids"),
+                ));
+            }
+            vec![id]
+        } else {
+            let by_name: Vec<u32> = all.iter().filter(|a| a.name == t).map(|a| a.id).collect();
+            if by_name.is_empty() {
+                all.iter().filter(|a| a.namespace == t).map(|a| a.id).collect()
+            } else {
+                by_name
+            }
+        };
+        if found.is_empty() && t != "all" {
+            return Err(herr(
+                ErrorCode::NotFound,
+                format!("no process or namespace named '{t}': run `rpm2 list` to see the apps"),
+            ));
+        }
+        for id in found {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> Vec<Known> {
+        let k = |id, name: &str, namespace: &str| Known { id, name: name.into(), namespace: namespace.into() };
+        vec![
+            k(0, "api", "web"),
+            k(1, "api", "web"),
+            k(2, "worker", "jobs"),
+            k(3, "jobs", "default"),
+            k(7, "cron", "jobs"),
+        ]
+    }
+
+    fn targets(t: &[&str]) -> Vec<String> {
+        t.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn resolves_ids_names_namespaces_and_all() {
+        let all = known();
+        assert_eq!(resolve(&all, &targets(&["2"])).unwrap(), vec![2]);
+        assert_eq!(resolve(&all, &targets(&[" 7 "])).unwrap(), vec![7]);
+        assert_eq!(resolve(&all, &targets(&["api"])).unwrap(), vec![0, 1]);
+        assert_eq!(resolve(&all, &targets(&["web"])).unwrap(), vec![0, 1]);
+        // A name wins over a namespace of the same name.
+        assert_eq!(resolve(&all, &targets(&["jobs"])).unwrap(), vec![3]);
+        assert_eq!(resolve(&all, &targets(&["all"])).unwrap(), vec![0, 1, 2, 3, 7]);
+        // In order, without duplicates.
+        assert_eq!(resolve(&all, &targets(&["worker", "api", "1", "2"])).unwrap(), vec![2, 0, 1]);
+        assert_eq!(resolve(&all, &[]).unwrap(), Vec::<u32>::new());
+        assert_eq!(resolve(&[], &targets(&["all"])).unwrap(), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn unknown_targets_are_not_found() {
+        let all = known();
+        let e = resolve(&all, &targets(&["5"])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotFound);
+        assert_eq!(e.message, "no process with id 5: run `rpm2 list` to see the ids");
+        let e = resolve(&all, &targets(&["api", "nope"])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotFound);
+        assert_eq!(e.message, "no process or namespace named 'nope': run `rpm2 list` to see the apps");
+    }
+}
