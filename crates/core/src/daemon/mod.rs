@@ -10,7 +10,7 @@ use crate::cluster::{Balance, ClusterApp};
 use crate::config::spec::{AppSpec, ExecMode};
 use crate::protocol::{Request, Response, MAX_LINE, PROTOCOL_VERSION};
 use crate::supervisor::triggers::{AppView, Fire, Triggers};
-use crate::supervisor::{self, BusEvent, Control, Handle, ProcCtx, ProcState, Status};
+use crate::supervisor::{self, BusEvent, Handle, Op, ProcCtx, ProcState, Status};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
@@ -273,7 +273,7 @@ async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()> {
             _ = term.recv() => { dlog("SIGTERM: stopping every app, keeping the app table"); stop_all_keep(&d).await; break; }
             _ = int.recv() => { dlog("SIGINT: stopping every app, keeping the app table"); stop_all_keep(&d).await; break; }
             _ = hup.recv() => {}
-            _ = usr2.recv() => { for (_, h) in handles(&d) { h.tell(Control::ReloadLogs); } }
+            _ = usr2.recv() => { for (_, h) in handles(&d) { h.reload_logs(); } }
         }
     }
     dlog("rpm2d stopped");
@@ -304,7 +304,7 @@ async fn stop_all_keep(d: &Arc<Daemon>) {
     d.persist_enabled.store(false, std::sync::atomic::Ordering::SeqCst);
     let mut set = tokio::task::JoinSet::new();
     for (_, h) in handles(d) {
-        set.spawn(async move { h.call(Control::Stop).await });
+        set.spawn(h.stop());
     }
     while set.join_next().await.is_some() {}
 }
@@ -395,7 +395,7 @@ async fn restore(d: &Arc<Daemon>) {
         r.next_id = r.next_id.max(table.next_id);
     }
     for h in starts {
-        h.tell(Control::Start(tokio::sync::oneshot::channel().0));
+        h.tell(Op::Start);
     }
 }
 
@@ -642,7 +642,7 @@ async fn run_fire(d: &Daemon, f: &Fire) -> Option<u64> {
         for &id in &ids {
             let Some(h) = handle_of(d, id) else { continue };
             let reason = reason.clone();
-            if let Err(e) = h.call(|reply| Control::Trigger { reason, graceful, reply }).await {
+            if let Err(e) = h.trigger(reason, graceful).await {
                 errors.push(e);
                 break;
             }
@@ -652,7 +652,7 @@ async fn run_fire(d: &Daemon, f: &Fire) -> Option<u64> {
         for &id in &ids {
             let Some(h) = handle_of(d, id) else { continue };
             let reason = reason.clone();
-            set.spawn(async move { h.call(|reply| Control::Trigger { reason, graceful, reply }).await });
+            set.spawn(h.trigger(reason, graceful));
         }
         while let Some(r) = set.join_next().await {
             if let Ok(Err(e)) = r {
@@ -695,7 +695,7 @@ async fn watch_controls(d: &Daemon, method: &str, p: &Value, ids: &[u32]) {
         }
         if let Some(on) = on {
             if on != watching {
-                let _ = h.call(|reply| Control::SetWatch { on, reply }).await;
+                let _ = h.set_watch(on).await;
             }
         }
     }
@@ -1105,20 +1105,20 @@ fn all_ids(d: &Daemon) -> Vec<u32> {
     d.registry.lock().map(|r| r.procs.keys().copied().collect()).unwrap_or_default()
 }
 
-/// Sends the control `make` builds (with its reply slot) to every process in `ids`, which run it
-/// concurrently; fails with the first error (after all ran).
-async fn on_each(
-    d: &Daemon,
-    ids: &[u32],
-    make: impl Fn(u32, supervisor::Reply) -> Option<Control>,
-) -> std::result::Result<(), HandlerError> {
+/// Sends the operation `make` builds to every process in `ids`, which run it concurrently; fails
+/// with the first error (after all ran).
+async fn on_each(d: &Daemon, ids: &[u32], make: impl Fn(u32) -> Option<Op>) -> std::result::Result<(), HandlerError> {
     let mut set = tokio::task::JoinSet::new();
     for &id in ids {
         let Some(h) = handle_of(d, id) else { continue };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let Some(c) = make(id, tx) else { continue };
-        h.tell(c);
-        set.spawn(async move { rx.await.unwrap_or_else(|_| Err(format!("the supervisor of process {id} has ended"))) });
+        let Some(op) = make(id) else { continue };
+        let done = h.call(op);
+        set.spawn(async move {
+            match done.await {
+                Err(e) if e == supervisor::ENDED => Err(format!("the supervisor of process {id} has ended")),
+                r => r,
+            }
+        });
     }
     let mut first_err = None;
     while let Some(r) = set.join_next().await {
@@ -1226,7 +1226,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                 for id in &ids {
                     if let Some(h) = handle_of(d, *id) {
                         let spec = spec_for(*id);
-                        if let Err(e) = h.call(|reply| Control::Reload { spec, reply }).await {
+                        if let Err(e) = h.reload(spec).await {
                             return Err(herr("reload_failed", format!("{e} (rollout stopped at id {id})")));
                         }
                     }
@@ -1236,15 +1236,12 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
                 }
                 return Ok(summary(d, &ids));
             }
-            on_each(d, &ids, |id, reply| {
+            on_each(d, &ids, |id| {
                 Some(match method.as_str() {
-                    "stop" => Control::Stop(reply),
-                    "delete" => Control::Delete(reply),
-                    "reset" => Control::Reset(reply),
-                    _ => {
-                        let spec = spec_for(id);
-                        Control::Restart { spec, reason: format!("{method} requested"), reply }
-                    }
+                    "stop" => Op::Stop,
+                    "delete" => Op::Delete,
+                    "reset" => Op::Reset,
+                    _ => Op::Restart { spec: spec_for(id), reason: format!("{method} requested") },
                 })
             })
             .await?;
@@ -1278,7 +1275,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
         "signal" => {
             let sig = parse_signal(p.get("signal").and_then(|v| v.as_str()).unwrap_or(""))?;
             let ids = resolve_targets(d, &targets_param(p))?;
-            on_each(d, &ids, |_, reply| Some(Control::Signal { signal: sig, reply })).await?;
+            on_each(d, &ids, |_| Some(Op::Signal(sig))).await?;
             Ok(summary(d, &ids))
         }
         "send" => {
@@ -1291,7 +1288,7 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
             if handle_of(d, id).is_none() {
                 return Err(herr("not_found", format!("no process with id {id}: run `rpm2 list` to see the ids")));
             }
-            on_each(d, &[id], |_, reply| Some(Control::Send { msg: packet.clone(), reply })).await?;
+            on_each(d, &[id], |_| Some(Op::Send(packet.clone()))).await?;
             Ok(json!({"success": true, "data": packet}))
         }
         "flush" => {
@@ -1312,13 +1309,13 @@ async fn handle(d: &Arc<Daemon>, req: Request) -> HResult {
         }
         "reloadLogs" => {
             for (_, h) in handles(d) {
-                h.tell(Control::ReloadLogs);
+                h.reload_logs();
             }
             Ok(json!({}))
         }
         "kill" => {
             let ids = all_ids(d);
-            on_each(d, &ids, |_, reply| Some(Control::Delete(reply))).await.ok();
+            on_each(d, &ids, |_| Some(Op::Delete)).await.ok();
             if let Ok(mut r) = d.registry.lock() {
                 r.procs.clear();
                 r.next_id = 0;
@@ -1400,9 +1397,7 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
             for id in existing {
                 if let Some(h) = handle_of(d, id) {
                     let s = spec.clone();
-                    set.spawn(async move {
-                        h.call(|reply| Control::Restart { spec: Some(s), reason: "started again".into(), reply }).await
-                    });
+                    set.spawn(h.restart(Some(s), "started again".into()));
                     started.push(id);
                 }
             }
@@ -1435,7 +1430,7 @@ async fn start(d: &Arc<Daemon>, p: &Value) -> HResult {
             let h = register(d, pm_id, instance, unique_id.clone(), spec.clone(), state);
             started.push(pm_id);
             if spec.autostart {
-                set.spawn(async move { h.call(Control::Start).await });
+                set.spawn(h.start());
             }
         }
     }
@@ -1482,7 +1477,7 @@ async fn scale(d: &Arc<Daemon>, p: &Value) -> HResult {
     }
     if target < cur {
         let remove: Vec<u32> = ids.iter().copied().take((cur - target) as usize).collect();
-        on_each(d, &remove, |_, reply| Some(Control::Delete(reply))).await?;
+        on_each(d, &remove, |_| Some(Op::Delete)).await?;
         if let Ok(mut r) = d.registry.lock() {
             for id in &remove {
                 r.procs.remove(id);
@@ -1505,7 +1500,7 @@ async fn scale(d: &Arc<Daemon>, p: &Value) -> HResult {
             (pm_id, (0..).find(|i| !used.contains(i)).unwrap_or(0))
         };
         let h = register(d, pm_id, instance, unique_id.clone(), spec.clone(), ProcState::new());
-        set.spawn(async move { h.call(Control::Start).await });
+        set.spawn(h.start());
     }
     while set.join_next().await.is_some() {}
     Ok(list_json(d, &all_ids(d), false))

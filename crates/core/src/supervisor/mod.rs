@@ -120,42 +120,35 @@ pub struct BusEvent {
 }
 
 /// Result of a control request: Ok, or a message for people.
-pub type Reply = oneshot::Sender<Result<(), String>>;
+type Reply = oneshot::Sender<Result<(), String>>;
 
-/// Requests an actor understands.
+/// The error every request gets once the actor has ended (after `delete`, or when the daemon is
+/// shutting down).
+pub const ENDED: &str = "the process supervisor has ended";
+
+/// The operations an actor carries out, one at a time, in the order they arrive. See the methods of
+/// [`Handle`] for what each guarantees.
 #[derive(Debug)]
-pub enum Control {
+pub enum Op {
     /// Start if not running.
-    Start(Reply),
+    Start,
     /// Stop (graceful, then SIGKILL after kill_timeout).
-    Stop(Reply),
+    Stop,
     /// Stop if running, then start; an optional new spec is applied first.
     Restart {
         /// A new declaration to run from now on; `None` keeps the current one.
         spec: Option<Arc<AppSpec>>,
         /// Why (shown in the daemon log and the restart event).
         reason: String,
-        /// Answered when the request is done (or refused, with why).
-        reply: Reply,
     },
     /// Stop and end the actor.
-    Delete(Reply),
+    Delete,
     /// Send a signal to the main process.
-    Signal {
-        /// The signal to send.
-        signal: Signal,
-        /// Answered when the request is done (or refused, with why).
-        reply: Reply,
-    },
-    /// Send a message on the IPC channel.
-    Send {
-        /// The message, written as one JSON line.
-        msg: Value,
-        /// Answered when the request is done (or refused, with why).
-        reply: Reply,
-    },
+    Signal(Signal),
+    /// Send a message on the IPC channel, written as one JSON line.
+    Send(Value),
     /// Zero the restart counters.
-    Reset(Reply),
+    Reset,
     /// Reopen the log files.
     ReloadLogs,
     /// Zero-downtime replacement (cluster mode): start the new worker, wait until it listens (or is
@@ -164,31 +157,29 @@ pub enum Control {
     Reload {
         /// A new declaration for the new process; `None` keeps the current one.
         spec: Option<Arc<AppSpec>>,
-        /// Answered when the request is done (or refused, with why).
-        reply: Reply,
     },
-    /// An automatic restart (file change, cron, memory limit; see [`crate::supervisor::triggers`]): a reload when
-    /// `graceful` and the process is an online cluster worker, else a restart (which starts a stopped
-    /// process). `reason` becomes the restart reason.
+    /// An automatic restart (file change, cron, memory limit; see [`crate::supervisor::triggers`]): a
+    /// reload when `graceful` and the process is an online cluster worker, else a restart (which
+    /// starts a stopped process). `reason` becomes the restart reason.
     Trigger {
         /// The restart reason.
         reason: String,
         /// Whether an online cluster worker is reloaded rather than restarted.
         graceful: bool,
-        /// Answered when the request is done (or refused, with why).
-        reply: Reply,
     },
     /// Turns `watch` on or off in the spec, without restarting.
-    SetWatch {
-        /// The new value of `watch`.
-        on: bool,
-        /// Answered when the request is done (or refused, with why).
-        reply: Reply,
-    },
+    SetWatch(bool),
+}
+
+/// One request to an actor: the operation and, when the sender waits for it, where the outcome goes.
+#[derive(Debug)]
+struct Envelope {
+    op: Op,
+    reply: Option<Reply>,
 }
 
 enum Msg {
-    Ctl(Control),
+    Ctl(Envelope),
     Exited { gen: u64, code: Option<i32>, signal: Option<i32> },
     Ipc { gen: u64, ev: ChannelEvent },
 }
@@ -223,17 +214,104 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Sends a control request and waits for its reply. Fails when the actor is gone.
-    pub async fn call(&self, make: impl FnOnce(Reply) -> Control) -> Result<(), String> {
+    /// Queues `op` at once (before the returned future is first polled) and resolves with its outcome
+    /// when the actor has carried it out, or with [`ENDED`] when the actor is gone (or ends before it
+    /// answers). Dropping the future does not cancel the operation.
+    pub fn call(&self, op: Op) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Ctl(make(tx))).is_err() {
-            return Err("the process supervisor has ended".into());
+        let sent = self.tx.send(Msg::Ctl(Envelope { op, reply: Some(tx) })).is_ok();
+        async move {
+            if !sent {
+                return Err(ENDED.to_string());
+            }
+            rx.await.unwrap_or_else(|_| Err(ENDED.to_string()))
         }
-        rx.await.unwrap_or_else(|_| Err("the process supervisor has ended".into()))
     }
-    /// Sends a request that needs no reply.
-    pub fn tell(&self, c: Control) {
-        let _ = self.tx.send(Msg::Ctl(c));
+
+    /// Queues `op` without waiting for it; nothing is reported, not even that the actor is gone.
+    pub fn tell(&self, op: Op) {
+        let _ = self.tx.send(Msg::Ctl(Envelope { op, reply: None }));
+    }
+
+    /// Starts the process if it is not running (a running one is left alone: Ok). Resolves when it is
+    /// online: spawned, and with `wait_ready` once it sent `ready` or listen_timeout passed; an error
+    /// says why it could not be spawned (the app is then `errored`) or that it exited while launching.
+    /// Counters of unstable restarts are reset. Waits behind an operation in progress.
+    pub fn start(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::Start)
+    }
+
+    /// Stops the process: `'shutdown'` message or SIGINT to its group, SIGKILL after kill_timeout.
+    /// Resolves when the process is gone and the status is `stopped` (a scheduled automatic restart is
+    /// cancelled); never fails while the actor lives. Waits behind an operation in progress.
+    pub fn stop(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::Stop)
+    }
+
+    /// Stops the process if it runs (a stopped one is left stopped), applies `spec` when given, and
+    /// starts it again with `reason` as the restart reason. Resolves as [`Handle::start`] does. Waits
+    /// behind an operation in progress.
+    pub fn restart(
+        &self,
+        spec: Option<Arc<AppSpec>>,
+        reason: String,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::Restart { spec, reason })
+    }
+
+    /// Stops the process as [`Handle::stop`] does, removes its pid file and
+    /// ends the actor. Resolves once the process is gone; every later request gets [`ENDED`].
+    pub fn delete(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::Delete)
+    }
+
+    /// Sends `signal` to the main process (not its group). Resolves once sent; fails when the app is
+    /// not running or kill(2) failed. Waits behind an operation in progress.
+    pub fn signal(&self, signal: Signal) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::Signal(signal))
+    }
+
+    /// Writes `msg` on the running process's IPC channel. Resolves once queued on the channel (not when
+    /// the app read it); fails when there is no open channel. Waits behind an operation in progress.
+    pub fn send(&self, msg: Value) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::Send(msg))
+    }
+
+    /// Zeroes the restart counters. Resolves when done; never fails while the actor lives.
+    pub fn reset(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::Reset)
+    }
+
+    /// Asks the actor to reopen its log files (after rotation by an outside tool). Does not wait;
+    /// failures go to the daemon log.
+    pub fn reload_logs(&self) {
+        self.tell(Op::ReloadLogs)
+    }
+
+    /// Reloads the process (see [`Op::Reload`]), with `spec` when given. Resolves when the new process
+    /// is online and the old one retired; on failure (the new worker exited or was not ready within
+    /// listen_timeout) the old worker keeps serving and the error says why. Waits behind an
+    /// operation in progress; a `stop` or `delete` cuts into its wait for the new process.
+    pub fn reload(
+        &self,
+        spec: Option<Arc<AppSpec>>,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::Reload { spec })
+    }
+
+    /// An automatic restart (see [`Op::Trigger`]). Resolves as [`Handle::reload`] or
+    /// [`Handle::restart`] does; a failed reload falls back to a restart.
+    pub fn trigger(
+        &self,
+        reason: String,
+        graceful: bool,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::Trigger { reason, graceful })
+    }
+
+    /// Sets `watch` in the spec without restarting. Resolves when the new spec is published.
+    pub fn set_watch(&self, on: bool) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::SetWatch(on))
     }
 }
 
@@ -301,7 +379,7 @@ struct Actor {
     /// A process being stopped or replaced (its IPC traffic is still served).
     retiring: Option<Running>,
     restart_at: Option<Instant>,
-    deferred: VecDeque<Control>,
+    deferred: VecDeque<Envelope>,
     pending_exit: Option<(Option<i32>, Option<i32>)>,
     logs: Arc<Mutex<LogFiles>>,
 }
@@ -387,118 +465,139 @@ impl Actor {
         }
     }
 
-    /// Handles one control request; false ends the actor.
-    async fn control(&mut self, c: Control) -> bool {
-        match c {
-            Control::Start(reply) => {
-                let r = if self.running.is_some() {
-                    Ok(())
-                } else {
-                    self.restart_at = None;
-                    self.st.created_at = now_ms();
-                    self.st.unstable_restarts = 0;
-                    self.counters = Counters::default();
-                    self.event("start", true);
-                    self.start_now(true).await
-                };
-                let _ = reply.send(r);
+    /// Carries out one request and answers it; false ends the actor.
+    async fn control(&mut self, env: Envelope) -> bool {
+        let Envelope { op, reply } = env;
+        let mut go_on = true;
+        let r = match op {
+            Op::Start => self.op_start().await,
+            Op::Stop => {
+                self.op_stop().await;
+                Ok(())
             }
-            Control::Stop(reply) => {
-                self.restart_at = None;
-                self.stop_running().await;
-                self.set_status(Status::Stopped);
-                self.event("stop", true);
-                let _ = reply.send(Ok(()));
-            }
-            Control::Restart { spec, reason, reply } => {
+            Op::Restart { spec, reason } => {
                 if let Some(s) = spec {
                     self.apply_spec(s);
                 }
-                let r = self.restart(reason).await;
-                let _ = reply.send(r);
+                self.restart(reason).await
             }
-            Control::Trigger { reason, graceful, reply } => {
-                // A reload only helps a worker that serves (listens, or says ready); one that does not
-                // would only wait listen_timeout. A reload that fails becomes a restart: the cause (new
-                // code, memory) must take effect.
-                let cluster = self.spec.exec_mode == crate::config::spec::ExecMode::Cluster;
-                let serves =
-                    self.spec.wait_ready || self.ctx.cluster.as_ref().map(|c| c.server_count() > 0).unwrap_or(false);
-                let r = if graceful && cluster && serves && self.running.is_some() && self.st.status == Status::Online {
-                    dlog(format!("App {} reloading ({reason})", self.label()));
-                    match self.reload().await {
-                        Ok(()) => {
-                            self.st.restart_reason = Some(reason);
-                            self.publish();
-                            Ok(())
-                        }
-                        Err(e) => {
-                            dlog(format!("App {}: {e}; restarting instead", self.label()));
-                            self.restart(reason).await
-                        }
-                    }
-                } else {
-                    self.restart(reason).await
-                };
-                let _ = reply.send(r);
+            Op::Trigger { reason, graceful } => self.op_trigger(reason, graceful).await,
+            Op::SetWatch(on) => {
+                self.op_set_watch(on);
+                Ok(())
             }
-            Control::SetWatch { on, reply } => {
-                if self.spec.watch != on {
-                    let mut s = self.spec.as_ref().clone();
-                    s.watch = on;
-                    self.spec = Arc::new(s);
-                    self.spec_tx.send_replace((self.spec.clone(), self.paths.clone()));
-                    self.publish();
-                }
-                let _ = reply.send(Ok(()));
+            Op::Delete => {
+                self.op_delete().await;
+                go_on = false;
+                Ok(())
             }
-            Control::Delete(reply) => {
-                self.restart_at = None;
-                self.stop_running().await;
-                self.st.status = Status::Stopped;
-                self.event("delete", true);
-                let _ = std::fs::remove_file(&self.paths.pid);
-                let _ = reply.send(Ok(()));
-                return false;
+            Op::Signal(signal) => self.op_signal(signal),
+            Op::Send(msg) => self.op_send(msg),
+            Op::Reset => {
+                self.op_reset();
+                Ok(())
             }
-            Control::Signal { signal, reply } => {
-                let r = match &self.running {
-                    Some(r) => kill(Pid::from_raw(r.pid as i32), signal)
-                        .map_err(|e| format!("cannot send {signal} to {} (pid {}): {e}", self.label(), r.pid)),
-                    None => Err(format!("app {} is not running", self.label())),
-                };
-                let _ = reply.send(r);
-            }
-            Control::Send { msg, reply } => {
-                let r = match self.running.as_ref().and_then(|r| r.ipc.as_ref()) {
-                    Some(tx) if tx.send(msg) => Ok(()),
-                    _ => Err(format!("app {} has no open IPC channel (is it a running Node.js app?)", self.label())),
-                };
-                let _ = reply.send(r);
-            }
-            Control::Reset(reply) => {
-                self.st.restart_time = 0;
-                self.st.unstable_restarts = 0;
-                self.st.created_at = now_ms();
-                self.counters = Counters::default();
-                self.publish();
-                let _ = reply.send(Ok(()));
-            }
-            Control::Reload { spec, reply } => {
+            Op::Reload { spec } => {
                 if let Some(s) = spec {
                     self.apply_spec(s);
                 }
-                let r = self.reload().await;
-                let _ = reply.send(r);
+                self.reload().await
             }
-            Control::ReloadLogs => {
+            Op::ReloadLogs => {
                 if let Ok(mut l) = self.logs.lock() {
                     l.reopen();
                 }
                 self.report_log_errors();
+                Ok(())
+            }
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(r);
+        }
+        go_on
+    }
+
+    async fn op_start(&mut self) -> Result<(), String> {
+        if self.running.is_some() {
+            return Ok(());
+        }
+        self.restart_at = None;
+        self.st.created_at = now_ms();
+        self.st.unstable_restarts = 0;
+        self.counters = Counters::default();
+        self.event("start", true);
+        self.start_now(true).await
+    }
+
+    async fn op_stop(&mut self) {
+        self.restart_at = None;
+        self.stop_running().await;
+        self.set_status(Status::Stopped);
+        self.event("stop", true);
+    }
+
+    async fn op_delete(&mut self) {
+        self.restart_at = None;
+        self.stop_running().await;
+        self.st.status = Status::Stopped;
+        self.event("delete", true);
+        let _ = std::fs::remove_file(&self.paths.pid);
+    }
+
+    async fn op_trigger(&mut self, reason: String, graceful: bool) -> Result<(), String> {
+        // A reload only helps a worker that serves (listens, or says ready); one that does not
+        // would only wait listen_timeout. A reload that fails becomes a restart: the cause (new
+        // code, memory) must take effect.
+        let cluster = self.spec.exec_mode == crate::config::spec::ExecMode::Cluster;
+        let serves = self.spec.wait_ready || self.ctx.cluster.as_ref().map(|c| c.server_count() > 0).unwrap_or(false);
+        if !(graceful && cluster && serves && self.running.is_some() && self.st.status == Status::Online) {
+            return self.restart(reason).await;
+        }
+        dlog(format!("App {} reloading ({reason})", self.label()));
+        match self.reload().await {
+            Ok(()) => {
+                self.st.restart_reason = Some(reason);
+                self.publish();
+                Ok(())
+            }
+            Err(e) => {
+                dlog(format!("App {}: {e}; restarting instead", self.label()));
+                self.restart(reason).await
             }
         }
-        true
+    }
+
+    fn op_set_watch(&mut self, on: bool) {
+        if self.spec.watch != on {
+            let mut s = self.spec.as_ref().clone();
+            s.watch = on;
+            self.spec = Arc::new(s);
+            self.spec_tx.send_replace((self.spec.clone(), self.paths.clone()));
+            self.publish();
+        }
+    }
+
+    fn op_signal(&self, signal: Signal) -> Result<(), String> {
+        match &self.running {
+            Some(r) => kill(Pid::from_raw(r.pid as i32), signal)
+                .map_err(|e| format!("cannot send {signal} to {} (pid {}): {e}", self.label(), r.pid)),
+            None => Err(format!("app {} is not running", self.label())),
+        }
+    }
+
+    fn op_send(&self, msg: Value) -> Result<(), String> {
+        match self.running.as_ref().and_then(|r| r.ipc.as_ref()) {
+            Some(tx) if tx.send(msg) => Ok(()),
+            _ => Err(format!("app {} has no open IPC channel (is it a running Node.js app?)", self.label())),
+        }
+    }
+
+    fn op_reset(&mut self) {
+        self.st.restart_time = 0;
+        self.st.unstable_restarts = 0;
+        self.st.created_at = now_ms();
+        self.counters = Counters::default();
+        self.publish();
     }
 
     /// Stops the child if it runs, then starts it again, recording `reason`.
