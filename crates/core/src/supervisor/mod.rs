@@ -171,6 +171,13 @@ pub enum Op {
     SetWatch(bool),
 }
 
+impl Op {
+    /// Whether this operation cuts into a wait for `ready`/`listening` instead of waiting behind it.
+    fn cuts_in(&self) -> bool {
+        matches!(self, Op::Stop | Op::Delete)
+    }
+}
+
 /// One request to an actor: the operation and, when the sender waits for it, where the outcome goes.
 #[derive(Debug)]
 struct Envelope {
@@ -243,7 +250,10 @@ impl Handle {
 
     /// Stops the process: `'shutdown'` message or SIGINT to its group, SIGKILL after kill_timeout.
     /// Resolves when the process is gone and the status is `stopped` (a scheduled automatic restart is
-    /// cancelled); never fails while the actor lives. Waits behind an operation in progress.
+    /// cancelled); never fails while the actor lives. Waits behind the operation in progress, except
+    /// that it cuts into a wait for `ready`/`listening` (a start with `wait_ready`, a restart, a
+    /// reload's new worker): that wait ends at once, the operation it belonged to fails ("stopped
+    /// before it was ready"; a reload is rolled back) and the stop follows.
     pub fn stop(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
         self.call(Op::Stop)
     }
@@ -259,7 +269,7 @@ impl Handle {
         self.call(Op::Restart { spec, reason })
     }
 
-    /// Stops the process as [`Handle::stop`] does, removes its pid file and
+    /// Stops the process as [`Handle::stop`] does (cutting in the same way), removes its pid file and
     /// ends the actor. Resolves once the process is gone; every later request gets [`ENDED`].
     pub fn delete(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
         self.call(Op::Delete)
@@ -300,7 +310,7 @@ impl Handle {
     }
 
     /// An automatic restart (see [`Op::Trigger`]). Resolves as [`Handle::reload`] or
-    /// [`Handle::restart`] does; a failed reload falls back to a restart.
+    /// [`Handle::restart`] does; a failed reload falls back to a restart, unless a stop is queued.
     pub fn trigger(
         &self,
         reason: String,
@@ -560,6 +570,7 @@ impl Actor {
                 self.publish();
                 Ok(())
             }
+            Err(e) if self.stop_pending() => Err(e),
             Err(e) => {
                 dlog(format!("App {}: {e}; restarting instead", self.label()));
                 self.restart(reason).await
@@ -827,6 +838,11 @@ impl Actor {
                     self.pending_exit = Some((code, signal));
                     return Err(format!("app {} exited while launching (code {:?})", self.label(), code));
                 }
+                Wait::Interrupted => {
+                    // Still `launching`: the stop request queued behind this one stops it next.
+                    dlog(format!("App {} stopped by request before it sent 'ready'", self.label()));
+                    return Err(format!("app {} was stopped before it was ready", self.label()));
+                }
                 Wait::RetiredExited(..) => {}
             }
         }
@@ -857,12 +873,23 @@ impl Actor {
     /// Waits for the next event that matters to an operation in progress: the current or retiring
     /// child's exit, the current child's `ready`/`listening`, or the deadline. IPC traffic of both is
     /// served meanwhile; control requests are deferred until the operation ends.
-    async fn next_event(&mut self, deadline: Instant) -> Wait {
+    /// With `interruptible`, a `stop` or `delete` (arrived now or already deferred) ends the wait with
+    /// [`Wait::Interrupted`]; it stays queued, behind the requests that came before it.
+    async fn next_event(&mut self, deadline: Instant, interruptible: bool) -> Wait {
+        if interruptible && self.stop_pending() {
+            return Wait::Interrupted;
+        }
         loop {
             tokio::select! {
                 m = self.inbox.recv() => match m {
                     None => return Wait::Timeout,
-                    Some(Msg::Ctl(c)) => self.deferred.push_back(c),
+                    Some(Msg::Ctl(c)) => {
+                        let cut = interruptible && c.op.cuts_in();
+                        self.deferred.push_back(c);
+                        if cut {
+                            return Wait::Interrupted;
+                        }
+                    }
                     Some(Msg::Exited { gen, code, signal }) if self.is_current(gen) => return Wait::Exited(code, signal),
                     Some(Msg::Exited { gen, code, signal }) if self.is_retiring(gen) => return Wait::RetiredExited(code, signal),
                     Some(Msg::Exited { .. }) => {}
@@ -882,11 +909,17 @@ impl Actor {
         }
     }
 
+    /// Whether a deferred request will stop the process (so waiting for it to be ready is pointless).
+    fn stop_pending(&self) -> bool {
+        self.deferred.iter().any(|e| e.op.cuts_in())
+    }
+
     /// Waits until the current child signals `want` (`Ready`, or `Listening` which `Ready` also
-    /// satisfies), exits, or the deadline passes. The retiring child's exit is noted, not returned.
+    /// satisfies), exits, or the deadline passes, or a stop request cuts in. The retiring child's exit
+    /// is noted, not returned.
     async fn wait_current(&mut self, deadline: Instant, want: Sig) -> Wait {
         loop {
-            match self.next_event(deadline).await {
+            match self.next_event(deadline, true).await {
                 Wait::Listening if want == Sig::Ready => {}
                 Wait::RetiredExited(code, signal) => {
                     self.retiring = None;
@@ -1146,11 +1179,11 @@ impl Actor {
     /// is remembered for the main loop.
     async fn wait_retired(&mut self, deadline: Instant) -> Option<(Option<i32>, Option<i32>)> {
         loop {
-            match self.next_event(deadline).await {
+            match self.next_event(deadline, false).await {
                 Wait::RetiredExited(c, s) => return Some((c, s)),
                 Wait::Timeout => return None,
                 Wait::Exited(c, s) => self.pending_exit = Some((c, s)),
-                Wait::Ready | Wait::Listening => {}
+                Wait::Ready | Wait::Listening | Wait::Interrupted => {}
             }
         }
     }
@@ -1197,6 +1230,7 @@ impl Actor {
             // Roll back: kill the new worker, keep the old one serving.
             let reason = match outcome {
                 Wait::Exited(c, _) => format!("the new process exited (code {c:?}) before it was ready"),
+                Wait::Interrupted => "a stop or delete request came before the new process was ready".to_string(),
                 _ => format!(
                     "the new process was not {} within listen_timeout ({} ms)",
                     if want == Sig::Ready { "ready" } else { "listening" },
@@ -1263,6 +1297,8 @@ impl Actor {
 }
 
 enum Wait {
+    /// A `stop` or `delete` request arrived (it is deferred, and runs next).
+    Interrupted,
     Ready,
     Listening,
     Timeout,
