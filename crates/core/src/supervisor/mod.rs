@@ -17,6 +17,8 @@ mod messages;
 pub mod policy;
 mod pump;
 mod reload;
+#[cfg(test)]
+mod tests;
 pub mod triggers;
 
 pub use handle::{Handle, Op, ENDED};
