@@ -1098,4 +1098,25 @@ describe('rpm2 CLI (issue 2: foundation)', { concurrency: 4 }, () => {
     assert.ok(h.isAlive(h.daemonPid(home)), 'the daemon survives');
     assert.match((await ok(['ping'], { home })).stdout, /pong/);
   });
+
+  test('stop cuts into a --wait-ready wait: no waiting for listen_timeout', async (t) => {
+    const { home } = h.useHome(t);
+    // IDLE never sends 'ready': without the cut-in, stop would wait the 20 s listen_timeout.
+    const starting = h.rpm2(['start', IDLE, '--name', 'slow', '--wait-ready', '--listen-timeout', '20000'], { home });
+    const launching = await h.waitForProc(home, 'slow', (p) => p.pm2_env.status === 'launching' && p.pid > 0,
+      { message: 'status launching while waiting for ready' });
+    const t0 = Date.now();
+    const r = await h.rpm2(['stop', 'slow'], { home });
+    const took = Date.now() - t0;
+    assert.equal(r.code, 0, h.show(r));
+    assert.ok(took < 8000, `stop returned after ${took} ms, not after listen_timeout`);
+    const p = await h.proc(home, 'slow');
+    assert.equal(p.pm2_env.status, 'stopped');
+    await h.waitFor(() => !h.isAlive(launching.pid), { message: 'the launching process is gone' });
+    // The interrupted start ends too, saying why.
+    const s = await starting;
+    assert.ok(Date.now() - t0 < 8000, `the start command ended with the stop\n${h.show(s)}`);
+    assert.notEqual(s.code, 0, h.show(s));
+    assert.match(s.stderr, /stopped before it was ready/, h.show(s));
+  });
 });

@@ -7,7 +7,7 @@ use crate::base::dlog;
 use crate::base::paths::{write_atomic, Home};
 use crate::base::procinfo;
 use crate::config::spec::AppSpec;
-use crate::supervisor::{Control, ProcState, Status};
+use crate::supervisor::{Op, ProcState, Status};
 use anyhow::Result;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
@@ -123,7 +123,7 @@ pub(crate) async fn restore(d: &Arc<Daemon>) {
         r.next_id = r.next_id.max(table.next_id);
     }
     for h in starts {
-        h.tell(Control::Start(tokio::sync::oneshot::channel().0));
+        h.tell(Op::Start);
     }
 }
 
@@ -171,7 +171,7 @@ pub(crate) async fn stop_all_keep(d: &Arc<Daemon>) {
     d.stop_persisting();
     let mut set = tokio::task::JoinSet::new();
     for (_, h) in handles(d) {
-        set.spawn(async move { h.call(Control::Stop).await });
+        set.spawn(h.stop());
     }
     while set.join_next().await.is_some() {}
 }

@@ -10,7 +10,6 @@ use crate::base::dlog;
 use crate::base::paths::Home;
 use crate::protocol::request::{HelloParams, SubscribeParams};
 use crate::protocol::{ErrorCode, Method, Request, Response, MAX_LINE, PROTOCOL_VERSION};
-use crate::supervisor::Control;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,7 +67,7 @@ pub(crate) async fn serve(home: Home, ready: Option<std::fs::File>) -> Result<()
             _ = term.recv() => { dlog("SIGTERM: stopping every app, keeping the app table"); stop_all_keep(&d).await; break; }
             _ = int.recv() => { dlog("SIGINT: stopping every app, keeping the app table"); stop_all_keep(&d).await; break; }
             _ = hup.recv() => {}
-            _ = usr2.recv() => { for (_, h) in handles(&d) { h.tell(Control::ReloadLogs); } }
+            _ = usr2.recv() => { for (_, h) in handles(&d) { h.reload_logs(); } }
         }
     }
     dlog("rpm2d stopped");

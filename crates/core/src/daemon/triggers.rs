@@ -6,7 +6,6 @@ use crate::base::dlog;
 use crate::config::spec::ExecMode;
 use crate::protocol::request::WatchChange;
 use crate::supervisor::triggers::{AppView, Fire};
-use crate::supervisor::Control;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -51,7 +50,7 @@ async fn run_fire(d: &Daemon, f: &Fire) -> Option<u64> {
         for &id in &ids {
             let Some(h) = handle_of(d, id) else { continue };
             let reason = reason.clone();
-            if let Err(e) = h.call(|reply| Control::Trigger { reason, graceful, reply }).await {
+            if let Err(e) = h.trigger(reason, graceful).await {
                 errors.push(e);
                 break;
             }
@@ -61,7 +60,7 @@ async fn run_fire(d: &Daemon, f: &Fire) -> Option<u64> {
         for &id in &ids {
             let Some(h) = handle_of(d, id) else { continue };
             let reason = reason.clone();
-            set.spawn(async move { h.call(|reply| Control::Trigger { reason, graceful, reply }).await });
+            set.spawn(h.trigger(reason, graceful));
         }
         while let Some(r) = set.join_next().await {
             if let Ok(Err(e)) = r {
@@ -103,7 +102,7 @@ pub(crate) async fn watch_controls(d: &Daemon, method: &str, watch: Option<Watch
         }
         if let Some(on) = on {
             if on != watching {
-                let _ = h.call(|reply| Control::SetWatch { on, reply }).await;
+                let _ = h.set_watch(on).await;
             }
         }
     }

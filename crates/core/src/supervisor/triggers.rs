@@ -243,3 +243,81 @@ impl Triggers {
         self.paused.lock().ok().and_then(|p| p.get(app).cloned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{resolve_app, ResolveCtx};
+    use serde_json::json;
+
+    fn spec(name: &str) -> AppSpec {
+        let ctx = ResolveCtx { cwd: std::env::temp_dir(), env: Default::default(), env_name: None };
+        resolve_app(&json!({"script": "sleep", "args": ["30"], "name": name}), &ctx).expect("valid declaration").spec
+    }
+
+    fn triggers() -> (Triggers, mpsc::UnboundedReceiver<Fire>) {
+        Triggers::new(std::env::temp_dir().join("rpm2-triggers-test-home"))
+    }
+
+    #[test]
+    fn memory_fires_once_over_the_limit_until_done() {
+        let (t, mut rx) = triggers();
+        let mut s = spec("big");
+        s.max_memory_restart = Some(1000);
+        t.memory(4, &s, 1000);
+        assert!(rx.try_recv().is_err(), "at the limit is not over it");
+        t.memory(4, &s, 1001);
+        let f = rx.try_recv().expect("a fire over the limit");
+        assert_eq!((f.kind, f.app.as_str(), f.ids.clone(), f.graceful), (Kind::Memory, "big", Some(vec![4]), true));
+        assert!(f.reason.contains("over the limit") && f.reason.contains("1001 bytes"), "{}", f.reason);
+        t.memory(4, &s, 5000);
+        assert!(rx.try_recv().is_err(), "not again while the restart runs");
+        t.memory(5, &s, 5000);
+        assert_eq!(rx.try_recv().expect("another process of the app").ids, Some(vec![5]));
+        t.done(&f, None);
+        t.memory(4, &s, 5000);
+        assert_eq!(rx.try_recv().expect("fires again once done").ids, Some(vec![4]));
+    }
+
+    #[test]
+    fn memory_without_a_limit_never_fires() {
+        let (t, mut rx) = triggers();
+        t.memory(1, &spec("small"), u64::MAX);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn done_frees_a_busy_cron_and_resume_clears_a_pause() {
+        let (t, _rx) = triggers();
+        t.busy.lock().expect("lock").insert((Kind::Cron, "app".into()));
+        let f = Fire { kind: Kind::Cron, app: "app".into(), ids: None, reason: "cron".into(), graceful: false };
+        t.done(&f, Some(1));
+        assert!(t.busy.lock().expect("lock").is_empty());
+
+        assert_eq!(t.paused("app"), None);
+        t.paused.lock().expect("lock").insert("app".into(), "restart loop".into());
+        assert_eq!(t.paused("app").as_deref(), Some("restart loop"));
+        t.resume("app");
+        assert_eq!(t.paused("app"), None, "a restart by hand resumes the watch");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn sync_adds_and_removes_cron_timers() {
+        let (t, _rx) = triggers();
+        let mut s = spec("nightly");
+        s.cron_restart = Some("0 3 * * *".into());
+        let mut bad = spec("bad");
+        bad.cron_restart = Some("not a cron".into());
+        let views = |specs: Vec<AppSpec>| -> Vec<AppView> {
+            specs.into_iter().map(|s| AppView { spec: Arc::new(s), log_files: vec![] }).collect()
+        };
+        t.sync(&views(vec![s.clone(), bad]));
+        let names: Vec<String> = t.crons.lock().expect("lock").keys().cloned().collect();
+        assert_eq!(names, vec!["nightly".to_string()], "an invalid pattern is skipped");
+        s.cron_restart = Some("0 4 * * *".into());
+        t.sync(&views(vec![s]));
+        assert_eq!(t.crons.lock().expect("lock").get("nightly").map(|c| c.0.clone()).as_deref(), Some("0 4 * * *"));
+        t.sync(&[]);
+        assert!(t.crons.lock().expect("lock").is_empty(), "removed with its app");
+    }
+}

@@ -8,7 +8,7 @@ use crate::daemon::state::{handle_of, resolve_targets, Daemon};
 use crate::daemon::triggers::watch_controls;
 use crate::protocol::request::ControlParams;
 use crate::protocol::ErrorCode;
-use crate::supervisor::Control;
+use crate::supervisor::Op as SupOp;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -89,14 +89,13 @@ pub(super) async fn handle(d: &Arc<Daemon>, op: Op, p: ControlParams) -> HResult
     if op == Op::Reload {
         return reload(d, &ids, &new).await;
     }
-    on_each(d, &ids, |id, reply| {
+    on_each(d, &ids, |id| {
         Some(match op {
-            Op::Stop => Control::Stop(reply),
-            Op::Delete => Control::Delete(reply),
-            Op::Reset => Control::Reset(reply),
+            Op::Stop => SupOp::Stop,
+            Op::Delete => SupOp::Delete,
+            Op::Reset => SupOp::Reset,
             Op::Restart | Op::Reload => {
-                let spec = new.for_process(d, id);
-                Control::Restart { spec, reason: format!("{} requested", op.name()), reply }
+                SupOp::Restart { spec: new.for_process(d, id), reason: format!("{} requested", op.name()) }
             }
         })
     })
@@ -116,7 +115,7 @@ async fn reload(d: &Arc<Daemon>, ids: &[u32], new: &NewSpec) -> HResult {
     for id in ids {
         if let Some(h) = handle_of(d, *id) {
             let spec = new.for_process(d, *id);
-            if let Err(e) = h.call(|reply| Control::Reload { spec, reply }).await {
+            if let Err(e) = h.reload(spec).await {
                 return Err(herr(ErrorCode::ReloadFailed, format!("{e} (rollout stopped at id {id})")));
             }
         }

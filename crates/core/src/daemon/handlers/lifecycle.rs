@@ -5,7 +5,7 @@ use crate::base::dlog;
 use crate::daemon::persist::{persist, stop_all_keep};
 use crate::daemon::state::{all_ids, Daemon};
 use crate::protocol::ErrorCode;
-use crate::supervisor::Control;
+use crate::supervisor::Op;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ fn shutdown_soon(d: &Arc<Daemon>) {
 /// `kill`: deletes every process, saves the (now empty) table and stops the daemon.
 pub(super) async fn kill(d: &Arc<Daemon>) -> Value {
     let ids = all_ids(d);
-    on_each(d, &ids, |_, reply| Some(Control::Delete(reply))).await.ok();
+    on_each(d, &ids, |_| Some(Op::Delete)).await.ok();
     if let Ok(mut r) = d.registry.lock() {
         r.procs.clear();
         r.next_id = 0;

@@ -3,7 +3,6 @@
 use super::HResult;
 use crate::daemon::state::{all_ids, handle_of, handles, resolve_targets, Daemon};
 use crate::protocol::request::FlushParams;
-use crate::supervisor::Control;
 use serde_json::{json, Value};
 
 /// `flush {targets}`: empties the log files of the targets (all processes when none); answers the
@@ -27,7 +26,7 @@ pub(super) fn flush(d: &Daemon, p: FlushParams) -> HResult {
 /// `reloadLogs`: every process reopens its log files (after an outside rotation).
 pub(super) fn reload_logs(d: &Daemon) -> Value {
     for (_, h) in handles(d) {
-        h.tell(Control::ReloadLogs);
+        h.reload_logs();
     }
     json!({})
 }

@@ -13,7 +13,7 @@ mod start;
 
 use super::state::{handle_of, Daemon};
 use crate::protocol::{ErrorCode, Method};
-use crate::supervisor::{self, Control};
+use crate::supervisor;
 use control::Op;
 use serde_json::Value;
 use std::sync::Arc;
@@ -62,20 +62,24 @@ pub(crate) async fn handle(d: &Arc<Daemon>, method: Method) -> HResult {
     }
 }
 
-/// Sends the control `make` builds (with its reply slot) to every process in `ids`, which run it
-/// concurrently; fails with the first error (after all ran).
+/// Sends the operation `make` builds to every process in `ids`, which run it concurrently; fails
+/// with the first error (after all ran).
 pub(crate) async fn on_each(
     d: &Daemon,
     ids: &[u32],
-    make: impl Fn(u32, supervisor::Reply) -> Option<Control>,
+    make: impl Fn(u32) -> Option<supervisor::Op>,
 ) -> Result<(), HandlerError> {
     let mut set = tokio::task::JoinSet::new();
     for &id in ids {
         let Some(h) = handle_of(d, id) else { continue };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let Some(c) = make(id, tx) else { continue };
-        h.tell(c);
-        set.spawn(async move { rx.await.unwrap_or_else(|_| Err(format!("the supervisor of process {id} has ended"))) });
+        let Some(op) = make(id) else { continue };
+        let done = h.call(op);
+        set.spawn(async move {
+            match done.await {
+                Err(e) if e == supervisor::ENDED => Err(format!("the supervisor of process {id} has ended")),
+                r => r,
+            }
+        });
     }
     let mut first_err = None;
     while let Some(r) = set.join_next().await {

@@ -5,7 +5,7 @@ use crate::daemon::jlist::list_json;
 use crate::daemon::state::{all_ids, handle_of, handles, new_unique_id, register, Daemon};
 use crate::protocol::request::ScaleParams;
 use crate::protocol::ErrorCode;
-use crate::supervisor::{Control, ProcState};
+use crate::supervisor::{Op, ProcState};
 use std::sync::Arc;
 
 /// The instance count `number` asks for, given `cur` instances now: `N`, `+N` or `-N`.
@@ -43,7 +43,7 @@ pub(super) async fn handle(d: &Arc<Daemon>, p: ScaleParams) -> HResult {
     }
     if target < cur {
         let remove: Vec<u32> = ids.iter().copied().take((cur - target) as usize).collect();
-        on_each(d, &remove, |_, reply| Some(Control::Delete(reply))).await?;
+        on_each(d, &remove, |_| Some(Op::Delete)).await?;
         if let Ok(mut r) = d.registry.lock() {
             for id in &remove {
                 r.procs.remove(id);
@@ -64,7 +64,7 @@ pub(super) async fn handle(d: &Arc<Daemon>, p: ScaleParams) -> HResult {
             r.reserve(&spec.name)
         };
         let h = register(d, pm_id, instance, unique_id.clone(), spec.clone(), ProcState::new());
-        set.spawn(async move { h.call(Control::Start).await });
+        set.spawn(h.start());
     }
     while set.join_next().await.is_some() {}
     Ok(list_json(d, &all_ids(d), false))

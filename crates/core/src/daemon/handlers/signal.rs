@@ -5,7 +5,7 @@ use crate::daemon::jlist::summary;
 use crate::daemon::state::{handle_of, resolve_targets, Daemon};
 use crate::protocol::request::{SendParams, SignalParams};
 use crate::protocol::ErrorCode;
-use crate::supervisor::Control;
+use crate::supervisor::Op;
 use nix::sys::signal::Signal;
 use serde_json::json;
 
@@ -25,7 +25,7 @@ pub(crate) fn parse_signal(s: &str) -> Result<Signal, HandlerError> {
 pub(super) async fn signal(d: &Daemon, p: SignalParams) -> HResult {
     let sig = parse_signal(&p.signal)?;
     let ids = resolve_targets(d, &p.targets)?;
-    on_each(d, &ids, |_, reply| Some(Control::Signal { signal: sig, reply })).await?;
+    on_each(d, &ids, |_| Some(Op::Signal(sig))).await?;
     Ok(summary(d, &ids))
 }
 
@@ -36,7 +36,7 @@ pub(super) async fn send(d: &Daemon, p: SendParams) -> HResult {
     if handle_of(d, id).is_none() {
         return Err(herr(ErrorCode::NotFound, format!("no process with id {id}: run `rpm2 list` to see the ids")));
     }
-    on_each(d, &[id], |_, reply| Some(Control::Send { msg: packet.clone(), reply })).await?;
+    on_each(d, &[id], |_| Some(Op::Send(packet.clone()))).await?;
     Ok(json!({"success": true, "data": packet}))
 }
 

@@ -6,7 +6,7 @@ use crate::daemon::jlist::list_json;
 use crate::daemon::state::{handle_of, handles, new_unique_id, register, Daemon};
 use crate::protocol::request::StartParams;
 use crate::protocol::ErrorCode;
-use crate::supervisor::{Control, ProcState, Status};
+use crate::supervisor::{ProcState, Status};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
@@ -89,9 +89,7 @@ fn restart_stopped(d: &Daemon, spec: Arc<AppSpec>, existing: Vec<u32>, started: 
     for id in existing {
         if let Some(h) = handle_of(d, id) {
             let s = spec.clone();
-            set.spawn(async move {
-                h.call(|reply| Control::Restart { spec: Some(s), reason: "started again".into(), reply }).await
-            });
+            set.spawn(async move { h.restart(Some(s), "started again".into()).await });
             started.push(id);
         }
     }
@@ -121,7 +119,7 @@ fn launch_new(
         let h = register(d, pm_id, instance, unique_id.clone(), spec.clone(), state);
         started.push(pm_id);
         if spec.autostart {
-            set.spawn(async move { h.call(Control::Start).await });
+            set.spawn(h.start());
         }
     }
     Ok(())

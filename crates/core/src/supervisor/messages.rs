@@ -1,0 +1,120 @@
+//! What the child says on its IPC channel: `ready`, custom messages and metrics for the bus, and the
+//! cluster protocol (`NODE_CLUSTER`) of a cluster worker.
+
+use super::{Actor, Sig};
+use crate::base::dlog;
+use crate::base::fmt::now_ms;
+use crate::ipc::{ChannelEvent, ChannelTx};
+use serde_json::{json, Value};
+
+impl Actor {
+    /// Handles one IPC event of the child of generation `gen`.
+    pub(super) fn on_ipc(&mut self, gen: u64, ev: ChannelEvent) -> Sig {
+        let who = if self.is_current(gen) {
+            self.running.as_ref()
+        } else if self.is_retiring(gen) {
+            self.retiring.as_ref()
+        } else {
+            return Sig::None;
+        };
+        let (wid, tx) = match who {
+            Some(r) => (r.wid, r.ipc.clone()),
+            None => return Sig::None,
+        };
+        let sig = match ev {
+            ChannelEvent::Message(v) => self.on_message(wid, tx.as_ref(), v),
+            ChannelEvent::Handle { msg, .. } => {
+                // A handle the app sent us (e.g. process.send(m, server)): ACKed by the channel and
+                // closed here (the fd drops); the message itself is delivered.
+                self.on_message(wid, tx.as_ref(), msg)
+            }
+            ChannelEvent::Fault(f) => {
+                dlog(format!("App {} IPC: {f}", self.label()));
+                Sig::None
+            }
+            ChannelEvent::Closed => {
+                if let Some(c) = &self.ctx.cluster {
+                    if wid != 0 {
+                        c.worker_gone(wid);
+                    }
+                }
+                for r in [self.running.as_mut(), self.retiring.as_mut()].into_iter().flatten() {
+                    if r.gen == gen {
+                        r.ipc = None;
+                    }
+                }
+                Sig::None
+            }
+        };
+        if sig == Sig::Listening {
+            for r in [self.running.as_mut(), self.retiring.as_mut()].into_iter().flatten() {
+                if r.gen == gen {
+                    r.listened = true;
+                }
+            }
+        }
+        sig
+    }
+
+    fn on_cluster(&mut self, wid: u64, tx: Option<&ChannelTx>, o: &serde_json::Map<String, Value>) -> Sig {
+        let Some(cluster) = self.ctx.cluster.clone() else { return Sig::None };
+        if let Some(ack) = o.get("ack").and_then(|v| v.as_u64()) {
+            let accepted = o.get("accepted").and_then(|v| v.as_bool()).unwrap_or(false);
+            cluster.on_ack(ack, accepted);
+            return Sig::None;
+        }
+        match o.get("act").and_then(|v| v.as_str()) {
+            Some("queryServer") => {
+                if let Some(tx) = tx {
+                    cluster.query_server(wid, tx, &Value::Object(o.clone()));
+                }
+                Sig::None
+            }
+            Some("listening") => Sig::Listening,
+            Some("close") => {
+                if let Some(k) = o.get("key").and_then(|v| v.as_str()) {
+                    cluster.worker_close(wid, k);
+                }
+                Sig::None
+            }
+            Some("exitedAfterDisconnect") => {
+                if let (Some(tx), Some(seq)) = (tx, o.get("seq")) {
+                    tx.send(json!({"cmd": "NODE_CLUSTER", "ack": seq, "seq": crate::cluster::next_seq()}));
+                }
+                cluster.worker_gone(wid);
+                Sig::None
+            }
+            _ => Sig::None,
+        }
+    }
+
+    fn on_message(&mut self, wid: u64, tx: Option<&ChannelTx>, v: Value) -> Sig {
+        if let Some(o) = v.as_object() {
+            if o.get("cmd").and_then(|c| c.as_str()) == Some("NODE_CLUSTER") {
+                return self.on_cluster(wid, tx, o);
+            }
+        }
+        let at = now_ms();
+        let process = self.process_json();
+        if v.as_str() == Some("ready") {
+            self.emit("process:msg", json!({"at": at, "raw": "ready", "process": process}));
+            return Sig::Ready;
+        }
+        if let Some(o) = v.as_object() {
+            let truthy = |x: Option<&Value>| !matches!(x, None | Some(Value::Null) | Some(Value::Bool(false)));
+            if let (Some(Value::String(t)), true) = (o.get("type"), truthy(o.get("data"))) {
+                if t == "axm:monitor" {
+                    self.st.axm_monitor = o.get("data").cloned();
+                    self.publish();
+                }
+                self.emit(t, json!({"at": at, "data": o.get("data"), "process": process}));
+                return Sig::None;
+            }
+            if o.contains_key("node_version") {
+                return Sig::None;
+            }
+        }
+        self.emit("process:msg", json!({"at": at, "raw": v, "process": process}));
+        Sig::None
+    }
+}
