@@ -409,6 +409,9 @@ pub fn parse_size(v: &Value) -> Result<u64> {
 }
 
 /// Splits a command line the way a POSIX shell splits words (quotes and backslashes; no expansion).
+/// Not `shlex::split`: PM2 passes `#...` words through as arguments (shlex reads them as comments),
+/// and a trailing backslash or Unicode whitespace must not turn a valid PM2 `args` string into an error
+/// or a different list; the unit tests pin these cases.
 pub fn shell_split(s: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -468,24 +471,11 @@ pub fn shell_split(s: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The known option closest to `key`, if it is close enough to be a likely typo.
 pub fn closest(key: &str) -> Option<&'static str> {
     KNOWN_OPTIONS
         .iter()
-        .map(|k| (levenshtein(key, k), *k))
+        .map(|k| (strsim::levenshtein(key, k), *k))
         .filter(|(d, k)| *d <= 3.max(k.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
@@ -623,6 +613,13 @@ mod tests {
         assert!(parse_size(&json!("1.5G")).is_err());
         assert_eq!(shell_split(r#"x "y z" 'a b' c\ d"#).unwrap(), vec!["x", "y z", "a b", "c d"]);
         assert!(shell_split("'open").is_err());
+        // Where this differs from the `shlex` crate (kept hand-written on purpose): `#` starts no
+        // comment (`--color #fff`, `#channel` are ordinary arguments), a trailing backslash is dropped
+        // rather than an error, and any Unicode whitespace (`\r`, no-break space) separates words.
+        assert_eq!(shell_split("--color #fff #chan").unwrap(), vec!["--color", "#fff", "#chan"]);
+        assert_eq!(shell_split("a b\\").unwrap(), vec!["a", "b"]);
+        assert_eq!(shell_split("a\r\nb\u{a0}c").unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(shell_split(r#""a\"b" '\n'"#).unwrap(), vec![r#"a"b"#, "\\n"]);
     }
 
     #[test]
