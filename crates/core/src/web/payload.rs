@@ -50,12 +50,9 @@ pub(super) fn meminfo(key: &str) -> u64 {
 }
 
 pub(super) fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if v > 0 {
-        v as u64
-    } else {
-        100
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(v)) if v > 0 => v as u64,
+        _ => 100,
     }
 }
 

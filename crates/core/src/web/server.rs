@@ -47,27 +47,36 @@ pub(super) fn fmt_addr(host: IpAddr, port: u16) -> String {
     }
 }
 
-/// Parses the server's argv (after [`SERVER_FLAG`]); the token comes from [`TOKEN_ENV`].
+/// The server's command line (after [`SERVER_FLAG`]), as `rpm2 web` writes it. A repeated option
+/// takes its last value.
+#[derive(clap::Parser, Debug)]
+#[command(name = "rpm2d --web-server", no_binary_name = true, args_override_self = true, disable_version_flag = true)]
+struct ServerArgs {
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = DEFAULT_PORT, value_parser = port_arg)]
+    port: u16,
+    /// Address to bind: an IP address or `localhost`.
+    #[arg(long, default_value = "127.0.0.1", value_parser = host_arg)]
+    host: IpAddr,
+    /// Show environment values in the payload.
+    #[arg(long = "show-env")]
+    show_env: bool,
+}
+
+fn port_arg(v: &str) -> std::result::Result<u16, String> {
+    v.parse().map_err(|_| format!("--port must be a port number (0-65535), got '{v}'"))
+}
+
+fn host_arg(v: &str) -> std::result::Result<IpAddr, String> {
+    parse_host(v).map_err(|e| e.to_string())
+}
+
+/// Parses the server's argv (after [`SERVER_FLAG`]); the token comes from [`TOKEN_ENV`]. The error
+/// (an unknown argument, a bad or missing value, or `--help`) carries clap's message.
 pub fn parse_server_args(args: &[String], token_env: Option<String>) -> Result<ServerOpts> {
-    let mut opts = ServerOpts {
-        host: IpAddr::from([127, 0, 0, 1]),
-        port: DEFAULT_PORT,
-        token: token_env.filter(|t| !t.is_empty()),
-        show_env: false,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--port" => {
-                let v = it.next().ok_or_else(|| anyhow!("--port needs a value"))?;
-                opts.port = v.parse().map_err(|_| anyhow!("--port must be a port number (0-65535), got '{v}'"))?;
-            }
-            "--host" => opts.host = parse_host(it.next().ok_or_else(|| anyhow!("--host needs a value"))?)?,
-            "--show-env" => opts.show_env = true,
-            other => bail!("unknown web server argument '{other}'"),
-        }
-    }
-    Ok(opts)
+    use clap::Parser;
+    let a = ServerArgs::try_parse_from(args).map_err(|e| anyhow!("{}", e.render().to_string().trim_end()))?;
+    Ok(ServerOpts { host: a.host, port: a.port, token: token_env.filter(|t| !t.is_empty()), show_env: a.show_env })
 }
 
 /// Entry of `rpm2d --web-server ...`: serves until killed. Returns the exit code (1 with the reason

@@ -46,6 +46,22 @@ fn refuses_public_addresses_without_token() {
     assert!(o.show_env);
     assert_eq!(o.token.as_deref(), Some("t"));
     assert!(parse_server_args(&["--port".into(), "x".into()], None).is_err());
+    let e = parse_server_args(&["--port".into(), "x".into()], None).unwrap_err().to_string();
+    assert!(e.contains("--port must be a port number (0-65535), got 'x'"), "{e}");
+    let e = parse_server_args(&["--bogus".into()], None).unwrap_err().to_string();
+    assert!(e.contains("--bogus"), "{e}");
+    assert!(parse_server_args(&["--host".into()], None).is_err());
+    assert!(parse_server_args(&["--host".into(), "nowhere".into()], None)
+        .unwrap_err()
+        .to_string()
+        .contains("--host must be an IP address"));
+    // Defaults, `localhost`, the last of a repeated option, and an empty token meaning none.
+    let o = parse_server_args(&[], Some(String::new())).unwrap();
+    assert_eq!(o, ServerOpts { host: IpAddr::from([127, 0, 0, 1]), port: DEFAULT_PORT, token: None, show_env: false });
+    let args: Vec<String> =
+        ["--host", "::1", "--port", "80", "--port", "81", "--host", "localhost"].map(String::from).to_vec();
+    let o = parse_server_args(&args, None).unwrap();
+    assert_eq!((o.host, o.port), (IpAddr::from([127, 0, 0, 1]), 81));
 }
 
 #[test]
