@@ -70,8 +70,7 @@ fn run_inner(argv: Vec<OsString>) -> Result<i32> {
         );
     }
     // Become the reaper of every orphan below us (we are PID 1 in a container anyway).
-    // SAFETY: prctl with constant arguments.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     // Signals are taken synchronously by the main thread (sigtimedwait); block them before any
     // thread exists so every thread inherits the mask.
     let mut set = SigSet::empty();

@@ -18,13 +18,8 @@ pub(super) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    // SAFETY: fcntl on an fd we own; the result is a new fd we then own.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `new` is a freshly duplicated, open fd owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    // std duplicates with F_DUPFD_CLOEXEC from 3 (never onto stdio); the low-numbered original closes.
+    fd.try_clone()
 }
 
 /// For use inside `Command::pre_exec` only (it runs between fork and exec and is async-signal-safe: no

@@ -40,14 +40,10 @@ pub(super) struct DaemonLog {
 pub(super) static DAEMON_LOG: Mutex<Option<DaemonLog>> = Mutex::new(None);
 
 pub(super) fn reopen_stdio(path: &Path) {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     if let Ok(f) = OpenOptions::new().create(true).append(true).mode(0o600).open(path) {
-        // SAFETY: dup2 onto our own standard descriptors; `f` stays valid for the call.
-        unsafe {
-            libc::dup2(f.as_raw_fd(), 1);
-            libc::dup2(f.as_raw_fd(), 2);
-        }
+        let _ = nix::unistd::dup2_stdout(&f);
+        let _ = nix::unistd::dup2_stderr(&f);
     }
 }
 
@@ -73,9 +69,8 @@ pub fn daemon_log_line(line: &str) {
         rotation: Rotation::defaults(&|k| std::env::var(k).ok()),
     });
     let Some(path) = st.path.clone() else { return };
-    // SAFETY: fstat writes into the zeroed struct we own.
-    let mut sb: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(2, &mut sb) } != 0 || (sb.st_mode & libc::S_IFMT) != libc::S_IFREG {
+    let Ok(sb) = nix::sys::stat::fstat(std::io::stderr()) else { return };
+    if (sb.st_mode & libc::S_IFMT) != libc::S_IFREG {
         return;
     }
     let fd_id = (sb.st_dev, sb.st_ino);

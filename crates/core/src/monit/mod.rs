@@ -31,11 +31,8 @@ const REFRESH: Duration = Duration::from_millis(1000);
 const HISTORY: usize = 120;
 const LOG_LINES: usize = 500;
 
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
-}
+/// Set by SIGTERM/SIGHUP (registered in [`with_terminal`]): the dashboard restores the terminal and ends.
+static SIGNALLED: std::sync::LazyLock<Arc<AtomicBool>> = std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 enum Msg {
     List(Vec<Value>),
@@ -46,8 +43,8 @@ enum Msg {
 /// Runs the dashboard until the user quits. Fails with a clear message when stdin or stdout is not
 /// a terminal (instead of drawing escape codes into a pipe).
 pub fn run(home: &Home, client: &dyn Fn() -> Result<Client>) -> Result<i32> {
-    // SAFETY: isatty only inspects the descriptors.
-    let ttys = unsafe { libc::isatty(0) == 1 && libc::isatty(1) == 1 };
+    use std::io::IsTerminal;
+    let ttys = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if !ttys {
         bail!(
             "rpm2 monit needs an interactive terminal (stdin and stdout must be a TTY): use `rpm2 list` or \
@@ -132,10 +129,9 @@ fn with_terminal<T>(f: impl FnOnce(&mut Term) -> Result<T>) -> Result<T> {
             restore();
         }
     }
-    // SAFETY: installing async-signal-safe handlers (they only store to an atomic).
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
+    // The handlers only store to the flag (signal-hook's safe registration).
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&SIGNALLED));
     }
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
