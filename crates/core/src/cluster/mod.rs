@@ -38,25 +38,7 @@ pub use self::round_robin::{parse_newconn_reply, WorkerHook};
 #[cfg(test)]
 mod tests;
 
-/// How connections are spread over workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Balance {
-    /// rpm2d accepts and hands each connection to the next free worker (Node's default on Linux).
-    RoundRobin,
-    /// Every worker accepts on the shared socket; the kernel distributes.
-    Shared,
-}
-
-impl Balance {
-    /// Parses `cluster_lb` (`rr`/`round-robin`/`roundrobin` or `shared`); None when unknown.
-    pub fn parse(s: &str) -> Option<Balance> {
-        match s.to_ascii_lowercase().as_str() {
-            "rr" | "round-robin" | "roundrobin" | "round_robin" => Some(Balance::RoundRobin),
-            "shared" | "none" | "kernel" => Some(Balance::Shared),
-            _ => None,
-        }
-    }
-}
+pub use crate::config::spec::Balance;
 
 /// Most connections rpm2d queues for an app's round-robin server before it stops accepting (the
 /// kernel backlog then holds the rest).

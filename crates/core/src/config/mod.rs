@@ -6,11 +6,12 @@
 pub mod cron;
 pub mod ecosystem;
 pub mod log_options;
+mod options;
 mod resolve;
 pub mod spec;
 pub mod watch_options;
 
-use crate::config::spec::{AppSpec, ExecMode, LogTarget};
+use crate::config::spec::{AppSpec, ExecMode, LogTarget, WatchOptions};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -36,6 +36,7 @@ struct Triggers {
     max_memory_restart: Option<u64>,
     cron_restart: Option<String>,
     watch: bool,
+    watching: WatchOptions,
 }
 
 /// Resolves a declaration whose keys are canonical (see [`super::resolve_app`]).
@@ -52,8 +53,8 @@ pub(super) fn resolve_inner(
     let logs = resolve_logs(o, &cwd, &mode)?;
     let triggers = resolve_triggers(o, &cwd)?;
     let stop_exit_codes = resolve_stop_exit_codes(o)?;
-    // log_type, max_size, retain, compress, disable_logs: checked here, kept in `extra`, read by logs.
-    log_options::validate_options(o).map_err(|e| anyhow!(e))?;
+    // log_type, max_size, retain, compress, disable_logs: parsed here, also kept as given in `extra`.
+    let logging = log_options::parse_settings(o).map_err(|e| anyhow!(e))?;
     let extra = raw_extra(o);
     let spec = AppSpec {
         namespace: match o.get("namespace") {
@@ -100,7 +101,10 @@ pub(super) fn resolve_inner(
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             _ => None,
         },
+        balance: Some(options::balance_of(&extra)),
         extra,
+        watching: Some(triggers.watching),
+        logging: Some(logging),
     };
     Ok(Resolved { spec, warnings })
 }
@@ -317,16 +321,23 @@ fn resolve_triggers(o: &Map<String, Value>, cwd: &Path) -> Result<Triggers> {
         Some(Value::Bool(true)) | Some(Value::String(_)) | Some(Value::Array(_)) => true,
         Some(v) => bail!("field 'watch' must be a boolean, a path or a list of paths, got {}", short(v)),
     };
-    // Watched paths must exist when watching is on; the other watch options are checked always
-    // (`restart --watch` may turn watching on later).
-    if watch {
-        watch_options::roots(o.get("watch"), cwd).map_err(|e| anyhow!("field 'watch' {e}"))?;
-    }
+    let watching = resolve_watch(o, cwd, watch)?;
+    Ok(Triggers { max_memory_restart, cron_restart, watch, watching })
+}
+
+/// The watch options. Watched paths must exist when watching is on (otherwise `watch` names none:
+/// the cwd); the other options are checked always (`restart --watch` may turn watching on later).
+fn resolve_watch(o: &Map<String, Value>, cwd: &Path, watch: bool) -> Result<WatchOptions> {
+    let roots = if watch {
+        watch_options::roots(o.get("watch"), cwd).map_err(|e| anyhow!("field 'watch' {e}"))?
+    } else {
+        vec![cwd.to_path_buf()]
+    };
     let ignore = watch_options::ignore_list(o.get("ignore_watch")).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
     watch_options::IgnoreRules::new(&ignore, &[]).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
-    watch_options::delay_ms(o.get("watch_delay")).map_err(|e| anyhow!("field 'watch_delay' {e}"))?;
-    watch_options::poll_option(o.get("watch_options")).map_err(|e| anyhow!("field 'watch_options' {e}"))?;
-    Ok(Triggers { max_memory_restart, cron_restart, watch })
+    let delay_ms = watch_options::delay_ms(o.get("watch_delay")).map_err(|e| anyhow!("field 'watch_delay' {e}"))?;
+    let poll = watch_options::poll_option(o.get("watch_options")).map_err(|e| anyhow!("field 'watch_options' {e}"))?;
+    Ok(WatchOptions { roots, ignore, delay_ms, poll_ms: poll.map(|d| d.as_millis() as u64) })
 }
 
 /// `stop_exit_codes`: a number or a list of numbers.

@@ -2,6 +2,7 @@
 //! ([`WatchFire`]), and the commands sent to the thread.
 
 use super::*;
+use crate::config::spec::AppSpec;
 
 /// What the daemon asks to watch for one app (derived from its spec; equal specs mean no change).
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +21,24 @@ pub struct WatchSpec {
     pub delay: Duration,
     /// Polling interval when polling was asked for.
     pub poll: Option<Duration>,
+}
+
+impl WatchSpec {
+    /// What to watch for `spec`, from its parsed watch options: the watched paths that exist now
+    /// (one removed since the app was declared is skipped), its `ignore_watch`, `watch_delay` and
+    /// polling; `always_ignored` are the daemon's home and the app's log and pid files.
+    pub fn for_app(spec: &AppSpec, always_ignored: Vec<PathBuf>) -> WatchSpec {
+        let w = spec.watch_options();
+        WatchSpec {
+            app: spec.name.clone(),
+            cwd: spec.cwd.clone(),
+            roots: w.existing_roots(),
+            ignore: w.ignore.clone(),
+            always_ignored,
+            delay: w.delay(),
+            poll: w.poll(),
+        }
+    }
 }
 
 /// A restart asked by the watcher.

@@ -187,3 +187,33 @@ fn engine_end_to_end() {
     hub.set(vec![]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn watch_spec_for_app_matches_the_raw_options() {
+    let d = std::env::temp_dir().join(format!("rpm2-watchspec-{}", std::process::id()));
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    std::fs::write(d.join("app.js"), "").unwrap();
+    let ctx = crate::config::ResolveCtx { cwd: d.clone(), env: Default::default(), env_name: None };
+    for raw in [
+        json!({"script": "app.js", "watch": ["src", "app.js"], "ignore_watch": "x", "watch_delay": "50ms",
+               "watch_options": {"usePolling": true, "interval": 20}}),
+        json!({"script": "app.js", "watch": true}),
+        json!({"script": "app.js"}),
+    ] {
+        let spec = crate::config::resolve_app(&raw, &ctx).unwrap().spec;
+        let always = vec![PathBuf::from("/home/u/.rpm2")];
+        // As the supervisor's triggers built it from the raw options before they were parsed once.
+        let x = &spec.extra;
+        let before = WatchSpec {
+            app: spec.name.clone(),
+            cwd: spec.cwd.clone(),
+            roots: roots(x.get("watch"), &spec.cwd).unwrap_or_else(|_| existing_roots(x.get("watch"), &spec.cwd)),
+            ignore: ignore_list(x.get("ignore_watch")).unwrap_or_default(),
+            always_ignored: always.clone(),
+            delay: Duration::from_millis(delay_ms(x.get("watch_delay")).unwrap_or(0)),
+            poll: poll_option(x.get("watch_options")).unwrap_or(None),
+        };
+        assert_eq!(WatchSpec::for_app(&spec, always), before);
+    }
+    std::fs::remove_dir_all(d).unwrap();
+}
