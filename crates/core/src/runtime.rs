@@ -70,8 +70,7 @@ fn run_inner(argv: Vec<OsString>) -> Result<i32> {
         );
     }
     // Become the reaper of every orphan below us (we are PID 1 in a container anyway).
-    // SAFETY: prctl with constant arguments.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     // Signals are taken synchronously by the main thread (sigtimedwait); block them before any
     // thread exists so every thread inherits the mask.
     let mut set = SigSet::empty();
@@ -90,31 +89,9 @@ fn run_inner(argv: Vec<OsString>) -> Result<i32> {
 
     // Stream logs before starting so the first lines are not missed.
     let log_client = Client::connect(&home)?;
-    let json_logs = opts.json;
     let sub = log_client.subscribe(&["log:out", "log:err"], &[])?;
-    std::thread::spawn(move || {
-        use std::io::Write;
-        for (topic, data) in sub {
-            let text = data["data"].as_str().unwrap_or("");
-            let err = topic == "log:err";
-            for line in text.split_inclusive('\n') {
-                let line = line.trim_end_matches('\n');
-                let out = if json_logs {
-                    json!({"message": line, "timestamp": crate::base::fmt::iso_utc(data["at"].as_u64().unwrap_or(0)),
-                        "type": if err { "err" } else { "out" }, "process_id": data["process"]["pm_id"],
-                        "app_name": data["process"]["name"]})
-                    .to_string()
-                } else {
-                    line.to_string()
-                };
-                if err {
-                    let _ = writeln!(std::io::stderr().lock(), "{out}");
-                } else {
-                    let _ = writeln!(std::io::stdout().lock(), "{out}");
-                }
-            }
-        }
-    });
+    let json_logs = opts.json;
+    std::thread::spawn(move || print_logs(sub, json_logs));
 
     let mut args: Vec<OsString> = vec!["rpm2".into(), "start".into(), "-s".into()];
     args.extend(opts.start_args.iter().cloned());
@@ -124,20 +101,52 @@ fn run_inner(argv: Vec<OsString>) -> Result<i32> {
         return Ok(code);
     }
 
+    supervise(&home, &set, daemon_pid, opts.no_auto_exit)
+}
+
+/// Prints the apps' log lines as they come: stdout lines on stdout, stderr lines on stderr, raw or
+/// (`--json`) one JSON object per line.
+fn print_logs(sub: impl IntoIterator<Item = (String, Value)>, json_logs: bool) {
+    use std::io::Write;
+    for (topic, data) in sub {
+        let text = data["data"].as_str().unwrap_or("");
+        let err = topic == "log:err";
+        for line in text.split_inclusive('\n') {
+            let line = line.trim_end_matches('\n');
+            let out = if json_logs {
+                json!({"message": line, "timestamp": crate::base::fmt::iso_utc(data["at"].as_u64().unwrap_or(0)),
+                    "type": if err { "err" } else { "out" }, "process_id": data["process"]["pm_id"],
+                    "app_name": data["process"]["name"]})
+                .to_string()
+            } else {
+                line.to_string()
+            };
+            if err {
+                let _ = writeln!(std::io::stderr().lock(), "{out}");
+            } else {
+                let _ = writeln!(std::io::stdout().lock(), "{out}");
+            }
+        }
+    }
+}
+
+/// Waits for a stop signal (every app is stopped, exit 0) or for no app to run any more (unless
+/// `no_auto_exit`): exits with 1 when one errored, else the first non-zero exit code. Reaps orphans.
+fn supervise(home: &Home, set: &SigSet, daemon_pid: i32, no_auto_exit: bool) -> Result<i32> {
     let mut idle_checks = 0;
     loop {
-        let sig = wait_signal(&set, Duration::from_secs(2));
+        let sig = wait_signal(set, Duration::from_secs(2));
         reap_all();
         match sig {
             Some(Signal::SIGTERM) | Some(Signal::SIGINT) | Some(Signal::SIGQUIT) => {
                 eprintln!("[rpm2-runtime] {} received: stopping every app", sig.map(|s| s.as_str()).unwrap_or(""));
-                stop_all(&home, daemon_pid);
+                stop_all(home, daemon_pid);
                 return Ok(0);
             }
             Some(_) => continue,
             None => {}
         }
-        let list = match Client::connect(&home).and_then(|mut c| c.call("list", json!({}))) {
+        let list = match Client::connect(home).and_then(|mut c| c.call("list", json!({}))) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("[rpm2-runtime] the daemon stopped answering ({e:#}); exiting");
@@ -148,7 +157,7 @@ fn run_inner(argv: Vec<OsString>) -> Result<i32> {
         let alive = procs.iter().any(|p| {
             matches!(p["pm2_env"]["status"].as_str(), Some("online" | "launching" | "waiting restart" | "stopping"))
         });
-        if alive || opts.no_auto_exit {
+        if alive || no_auto_exit {
             idle_checks = 0;
             continue;
         }
@@ -161,7 +170,7 @@ fn run_inner(argv: Vec<OsString>) -> Result<i32> {
                 procs.iter().filter_map(|p| p["pm2_env"]["exit_code"].as_i64()).find(|c| *c != 0).unwrap_or(0) as i32
             };
             eprintln!("[rpm2-runtime] no app is running any more; exiting with code {code}");
-            stop_all(&home, daemon_pid);
+            stop_all(home, daemon_pid);
             return Ok(code);
         }
     }

@@ -56,28 +56,40 @@ pub struct LocalTime {
     pub offset_secs: i64,
 }
 
-/// Converts epoch ms to local time (libc `localtime_r`, honouring `TZ`).
+/// Converts epoch ms to local time (honouring `TZ`, else `/etc/localtime`, as libc does). A time
+/// beyond chrono's range (year 262143) is shown as the epoch.
 pub fn local_time(ms: u64) -> LocalTime {
-    let secs = (ms / 1000) as libc::time_t;
-    // SAFETY: localtime_r writes into the zeroed struct we own; both pointers are valid.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&secs, &mut tm) };
+    broken_down(&utc(ms).with_timezone(&chrono::Local))
+}
+
+/// `ms` as a UTC date-time (the epoch when out of chrono's range).
+fn utc(ms: u64) -> chrono::DateTime<chrono::Utc> {
+    i64::try_from(ms).ok().and_then(chrono::DateTime::from_timestamp_millis).unwrap_or_default()
+}
+
+/// The fields of `t`.
+fn broken_down<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> LocalTime {
+    use chrono::{Datelike, Offset, Timelike};
     LocalTime {
-        year: tm.tm_year + 1900,
-        month: (tm.tm_mon + 1) as u32,
-        day: tm.tm_mday as u32,
-        hour: tm.tm_hour as u32,
-        minute: tm.tm_min as u32,
-        second: tm.tm_sec as u32,
-        millis: (ms % 1000) as u32,
-        offset_secs: tm.tm_gmtoff,
+        year: t.year(),
+        month: t.month(),
+        day: t.day(),
+        hour: t.hour(),
+        minute: t.minute(),
+        second: t.second(),
+        millis: t.timestamp_subsec_millis().min(999),
+        offset_secs: i64::from(t.offset().fix().local_minus_utc()),
     }
 }
 
 /// Formats epoch ms with dayjs/moment tokens (`YYYY YY MM M DD D HH H hh mm m ss s SSS Z ZZ A a`);
 /// text in `[brackets]` is copied as is, other characters pass through.
 pub fn format_date(ms: u64, fmt: &str) -> String {
-    let t = local_time(ms);
+    format_time(&local_time(ms), fmt)
+}
+
+/// [`format_date`] of an already broken-down time.
+fn format_time(t: &LocalTime, fmt: &str) -> String {
     let mut out = String::with_capacity(fmt.len() + 8);
     let b = fmt.as_bytes();
     let mut i = 0;
@@ -147,21 +159,8 @@ pub fn format_date(ms: u64, fmt: &str) -> String {
 
 /// ISO-8601 UTC with milliseconds (`2026-11-25T07:58:55.677Z`), as JavaScript's `toISOString`.
 pub fn iso_utc(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let days = secs.div_euclid(86400);
-    let sod = secs.rem_euclid(86400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", y, m, d, sod / 3600, (sod % 3600) / 60, sod % 60, ms % 1000)
+    let t = broken_down(&utc(ms));
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis)
 }
 
 /// ANSI colour helper that can be switched off (`--no-color`, `NO_COLOR`, non-TTY).
@@ -237,5 +236,32 @@ mod tests {
         let ms = (1795593535677i64 - off * 1000) as u64;
         let s = format_date(ms, "YYYY-MM-DD HH:mm:ss.SSS [at] A");
         assert_eq!(s, "2026-11-25 07:58:55.677 at AM");
+    }
+
+    #[test]
+    fn formats_in_other_offsets() {
+        use chrono::FixedOffset;
+        let ms = 1795593535677; // 2026-11-25T07:58:55.677Z
+        let at = |secs: i32| broken_down(&utc(ms).with_timezone(&FixedOffset::east_opt(secs).unwrap()));
+        // India (+05:30): half-hour offsets, afternoon.
+        let t = at(5 * 3600 + 1800);
+        assert_eq!(format_time(&t, "YYYY-MM-DD HH:mm:ss.SSS Z ZZ"), "2026-11-25 13:28:55.677 +05:30 +0530");
+        assert_eq!(format_time(&t, "h:mm a [h] A"), "1:28 pm h PM");
+        // New York in winter (-05:00): the previous day in the early morning.
+        let t = at(-5 * 3600);
+        assert_eq!(format_time(&t, "YY-M-D H:m:s hh Z"), "26-11-25 2:58:55 02 -05:00");
+        let t = broken_down(&utc(1795564800000).with_timezone(&FixedOffset::east_opt(-3600).unwrap()));
+        assert_eq!(format_time(&t, "YYYY-MM-DD HH:mm"), "2026-11-24 23:00");
+        // Rotated log names and the daemon log use these formats.
+        let t = at(0);
+        assert_eq!(format_time(&t, "YYYY-MM-DD_HH-mm-ss"), "2026-11-25_07-58-55");
+        assert_eq!(format_time(&t, "YYYY-MM-DDTHH:mm:ss"), "2026-11-25T07:58:55");
+    }
+
+    #[test]
+    fn iso_dates_across_eras() {
+        assert_eq!(iso_utc(951782400000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso_utc(253402300799999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso_utc(u64::MAX), "1970-01-01T00:00:00.000Z");
     }
 }

@@ -1,7 +1,10 @@
 //! Box-drawn tables as PM2 prints them, with widths computed on visible text (ANSI codes ignored).
 
-/// Visible width of `s`: ANSI escape sequences count for nothing, every other char for one column.
+/// Visible width of `s` in terminal columns: ANSI escape sequences count for nothing, wide characters
+/// (CJK, most emoji) for two, combining marks and other zero-width characters for none, every other
+/// character for one (East Asian "ambiguous" characters count as narrow, as in most terminals).
 pub fn visible_width(s: &str) -> usize {
+    use unicode_width::UnicodeWidthChar;
     let mut w = 0;
     let mut esc = false;
     for c in s.chars() {
@@ -12,7 +15,7 @@ pub fn visible_width(s: &str) -> usize {
         } else if c == '\x1b' {
             esc = true;
         } else {
-            w += 1;
+            w += c.width().unwrap_or(0);
         }
     }
     w
@@ -72,6 +75,37 @@ mod tests {
         let w: Vec<usize> = lines.iter().map(|l| visible_width(l)).collect();
         assert!(w.iter().all(|x| *x == w[0]), "{t}");
         assert!(t.contains("│ 0  │ \x1b[32monline\x1b[0m │"));
+    }
+
+    #[test]
+    fn wide_names_keep_columns_aligned() {
+        assert_eq!(visible_width("api"), 3);
+        assert_eq!(visible_width("服务器"), 6);
+        assert_eq!(visible_width("🚀app"), 5);
+        assert_eq!(visible_width("\x1b[1m日本\x1b[0m"), 4);
+        let rows = vec![
+            vec!["0".to_string(), "服务器".to_string(), "online".to_string()],
+            vec!["1".to_string(), "🚀api".to_string(), "online".to_string()],
+            vec!["2".to_string(), "worker".to_string(), "stopped".to_string()],
+        ];
+        let t = render(&["id".into(), "name".into(), "status".into()], &rows);
+        let lines: Vec<&str> = t.lines().collect();
+        let w: Vec<usize> = lines.iter().map(|l| visible_width(l)).collect();
+        assert!(w.iter().all(|x| *x == w[0]), "{t}");
+        // Every column separator sits at the same terminal column on every line.
+        let seps = |l: &str| {
+            let mut col = 0;
+            let mut at = vec![];
+            for c in l.chars() {
+                if "│┬┼┴┌┐├┤└┘".contains(c) {
+                    at.push(col);
+                }
+                col += visible_width(&c.to_string());
+            }
+            at
+        };
+        assert!(lines.iter().all(|l| seps(l) == seps(lines[0])), "{t}");
+        assert!(t.contains("│ 0  │ 服务器 │ online  │"), "{t}");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! `disable_logs`, `log_date_format`) and the `RPM2_LOG_*` variables, parsed here so that a declaration
 //! that passes validation always works in [`crate::logs`].
 
-use crate::config::spec::AppSpec;
+use crate::config::spec::{AppSpec, LogSettings, RotationOptions};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Default rotation threshold of every log file (10 MiB, as pm2-logrotate).
 pub const DEFAULT_MAX_SIZE: u64 = 10 * 1024 * 1024;
@@ -93,39 +94,84 @@ impl Rotation {
         compress: Option<&Value>,
         var: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Rotation, String> {
+        Ok(Rotation::for_options(&rotation_options(max_size, retain, compress)?, var))
+    }
+
+    /// An app's rotation from its parsed options, over [`Rotation::defaults`] (same rules as
+    /// [`Rotation::resolve`]).
+    pub fn for_options(o: &RotationOptions, var: &dyn Fn(&str) -> Option<String>) -> Rotation {
         let mut r = Rotation::defaults(var);
         let kill_switch = r.max_size == 0 && var("RPM2_LOG_ROTATE").map(|v| off_word(&v)).unwrap_or(false);
-        match max_size {
-            None | Some(Value::Null) | Some(Value::Bool(true)) => {}
-            Some(v) => r.max_size = size_of(v, "max_size")?,
+        if let Some(n) = o.max_size {
+            r.max_size = n;
         }
-        match retain {
-            None | Some(Value::Null) => {}
-            Some(v) => r.retain = count_of(v, "retain")?,
+        if let Some(n) = o.retain {
+            r.retain = n;
         }
-        match compress {
-            None | Some(Value::Null) => {}
-            Some(v) => r.compress = flag_of(v, "compress")?,
+        if let Some(c) = o.compress {
+            r.compress = c;
         }
         if kill_switch {
             r.max_size = 0;
         }
-        Ok(r)
+        r
+    }
+}
+
+/// Parses an app's `max_size`, `retain` and `compress` (`null`, or `max_size: true`, keeps the
+/// default). Errors name the field.
+pub fn rotation_options(
+    max_size: Option<&Value>,
+    retain: Option<&Value>,
+    compress: Option<&Value>,
+) -> Result<RotationOptions, String> {
+    let mut o = RotationOptions::default();
+    match max_size {
+        None | Some(Value::Null) | Some(Value::Bool(true)) => {}
+        Some(v) => o.max_size = Some(size_of(v, "max_size")?),
+    }
+    match retain {
+        None | Some(Value::Null) => {}
+        Some(v) => o.retain = Some(count_of(v, "retain")?),
+    }
+    match compress {
+        None | Some(Value::Null) => {}
+        Some(v) => o.compress = Some(flag_of(v, "compress")?),
+    }
+    Ok(o)
+}
+
+/// Parses the log options of an app declaration (`max_size`, `retain`, `compress`, `log_type`,
+/// `disable_logs`); the message names the field.
+pub fn parse_settings(o: &serde_json::Map<String, Value>) -> Result<LogSettings, String> {
+    let rotation = rotation_options(o.get("max_size"), o.get("retain"), o.get("compress"))?;
+    let json = match o.get("log_type") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => s == "json",
+        Some(v) => return Err(format!("field 'log_type' must be \"json\" or \"raw\", got {v}")),
+    };
+    let disabled = match o.get("disable_logs").filter(|v| !v.is_null()) {
+        Some(v) => flag_of(v, "disable_logs")?,
+        None => false,
+    };
+    Ok(LogSettings { json, disabled, rotation })
+}
+
+/// The log options kept in `extra` by an rpm2 that did not store [`LogSettings`], read as it read them:
+/// leniently (they were validated when declared; anything unreadable keeps its default).
+pub fn settings_from_extra(x: &BTreeMap<String, Value>) -> LogSettings {
+    let truthy = |v: Option<&Value>| matches!(v, Some(Value::Bool(true))) || v.and_then(|v| v.as_str()) == Some("true");
+    LogSettings {
+        json: x.get("log_type").and_then(|v| v.as_str()) == Some("json"),
+        disabled: truthy(x.get("disable_logs")),
+        rotation: rotation_options(x.get("max_size"), x.get("retain"), x.get("compress")).unwrap_or_default(),
     }
 }
 
 /// Checks the log options of an app declaration (`log_type`, `max_size`, `retain`, `compress`,
 /// `disable_logs`); the message names the field.
 pub fn validate_options(o: &serde_json::Map<String, Value>) -> Result<(), String> {
-    Rotation::resolve(o.get("max_size"), o.get("retain"), o.get("compress"), &|_| None)?;
-    match o.get("log_type") {
-        None | Some(Value::Null) | Some(Value::String(_)) => {}
-        Some(v) => return Err(format!("field 'log_type' must be \"json\" or \"raw\", got {v}")),
-    }
-    if let Some(v) = o.get("disable_logs").filter(|v| !v.is_null()) {
-        flag_of(v, "disable_logs")?;
-    }
-    Ok(())
+    parse_settings(o).map(|_| ())
 }
 
 /// How one process's output is written.
@@ -158,20 +204,16 @@ impl LogOptions {
         }
     }
 
-    /// The options of process `pm_id` of `spec`. The rotation variables are looked up in the app's
-    /// environment, then the daemon's. Bad values (already refused by `config`) fall back to defaults.
+    /// The options of process `pm_id` of `spec` (its parsed [`LogSettings`]). The rotation variables
+    /// are looked up in the app's environment, then the daemon's.
     pub fn for_app(spec: &AppSpec, pm_id: u32) -> LogOptions {
         let var = |k: &str| spec.env.get(k).cloned().or_else(|| std::env::var(k).ok());
-        let x = &spec.extra;
-        let rotation = Rotation::resolve(x.get("max_size"), x.get("retain"), x.get("compress"), &var)
-            .unwrap_or_else(|_| Rotation::defaults(&var));
-        let truthy =
-            |v: Option<&Value>| matches!(v, Some(Value::Bool(true))) || v.and_then(|v| v.as_str()) == Some("true");
+        let settings = spec.log_settings();
         LogOptions {
             date_format: spec.log_date_format.clone(),
-            json: x.get("log_type").and_then(|v| v.as_str()) == Some("json"),
-            disabled: truthy(x.get("disable_logs")),
-            rotation,
+            json: settings.json,
+            disabled: settings.disabled,
+            rotation: Rotation::for_options(&settings.rotation, &var),
             app_name: spec.name.clone(),
             pm_id,
         }

@@ -6,14 +6,18 @@
 pub mod cron;
 pub mod ecosystem;
 pub mod log_options;
+mod options;
+mod resolve;
 pub mod spec;
 pub mod watch_options;
 
-use crate::config::spec::{AppSpec, ExecMode, LogTarget};
+use crate::config::spec::{AppSpec, ExecMode, LogTarget, WatchOptions};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use self::resolve::resolve_inner;
 
 /// What a declaration is resolved against: the client's working directory and environment.
 #[derive(Debug, Clone)]
@@ -178,288 +182,6 @@ pub fn resolve_app(raw: &Value, ctx: &ResolveCtx) -> Result<Resolved> {
         _ => default_name(Path::new(&script_raw)),
     };
     resolve_inner(&o, &script_raw, ctx, warnings).with_context(|| format!("app '{app_label}'"))
-}
-
-fn resolve_inner(
-    o: &Map<String, Value>,
-    script_raw: &str,
-    ctx: &ResolveCtx,
-    warnings: Vec<String>,
-) -> Result<Resolved> {
-    let cwd = match o.get("cwd") {
-        None | Some(Value::Null) => ctx.cwd.clone(),
-        Some(Value::String(s)) => absolutize(&ctx.cwd, &expand_tilde(s)),
-        Some(v) => bail!("field 'cwd' must be a string, got {}", short(v)),
-    };
-    if !cwd.is_dir() {
-        bail!("cwd {} is not a directory", cwd.display());
-    }
-
-    // Script: a file relative to cwd, a command on PATH, or a command line with spaces (run by bash -c).
-    let mut args = string_list(o.get("args"), "args")?;
-    let mut interpreter_given = match o.get("interpreter") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(v) => bail!("field 'interpreter' must be a string, got {}", short(v)),
-    };
-    let candidate = absolutize(&cwd, &expand_tilde(script_raw));
-    let script: PathBuf;
-    let mut name_default = None;
-    if candidate.exists() {
-        if candidate.is_dir() {
-            bail!("script {} is a directory: give the file to run", candidate.display());
-        }
-        script = candidate;
-    } else if script_raw.contains(' ') && interpreter_given.is_none() {
-        script = which("bash").unwrap_or_else(|| PathBuf::from("/bin/bash"));
-        let mut a = vec!["-c".to_string(), script_raw.to_string()];
-        a.append(&mut args);
-        args = a;
-        interpreter_given = Some("none".into());
-        name_default = Some(script_raw.to_string());
-    } else if !script_raw.contains('/') {
-        match which(script_raw) {
-            Some(p) => {
-                script = p;
-                if interpreter_given.is_none() {
-                    interpreter_given = Some("none".into());
-                }
-            }
-            None => bail!("script not found: {} (check the path, or --cwd)", candidate.display()),
-        }
-    } else {
-        bail!("script not found: {} (check the path, or --cwd)", candidate.display());
-    }
-
-    let name = match o.get("name") {
-        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
-        None | Some(Value::Null) => name_default.unwrap_or_else(|| default_name(&script)),
-        Some(v) => bail!("field 'name' must be a non-empty string, got {}", short(v)),
-    };
-    let name = match o.get("name_prefix") {
-        Some(Value::String(p)) if !p.is_empty() => format!("{p}:{name}"),
-        _ => name,
-    };
-    if name == "all" || name.parse::<i64>().is_ok() {
-        bail!("name '{name}' cannot be used: it would be confused with a target (all or an id)");
-    }
-
-    // Interpreter: explicit, else by extension, else node for text files and none for binaries.
-    let interpreter = match interpreter_given.as_deref() {
-        Some("none") => None,
-        Some(i) => Some(i.to_string()),
-        None => default_interpreter(&script),
-    };
-    if let Some(i) = &interpreter {
-        if which(i).is_none() && !Path::new(i).is_file() {
-            bail!("interpreter '{i}' is not installed (not found on PATH): install it or pass --interpreter");
-        }
-    } else {
-        use std::os::unix::fs::PermissionsExt;
-        let exec = std::fs::metadata(&script).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false);
-        if !exec {
-            bail!(
-                "{} is not executable and has no known interpreter: chmod +x it or pass --interpreter",
-                script.display()
-            );
-        }
-    }
-    let node_args = string_list(o.get("node_args"), "node_args")?;
-
-    let is_node = interpreter.as_deref().map(|i| {
-        let b = Path::new(i).file_name().and_then(|s| s.to_str()).unwrap_or(i);
-        b == "node" || b == "nodejs" || b == "bun"
-    }) == Some(true);
-    let instances_given = o.get("instances").filter(|v| !v.is_null());
-    let instances = match instances_given {
-        None => 1,
-        Some(v) => resolve_instances(v)?,
-    };
-    let exec_mode = match o.get("exec_mode") {
-        None | Some(Value::Null) => {
-            if instances_given.is_some() && is_node && !bool_field(o, "execute_command")?.unwrap_or(false) {
-                ExecMode::Cluster
-            } else {
-                ExecMode::Fork
-            }
-        }
-        Some(Value::String(s)) => match s.as_str() {
-            "fork" | "fork_mode" => ExecMode::Fork,
-            "cluster" | "cluster_mode" => ExecMode::Cluster,
-            _ => bail!("field 'exec_mode' must be 'fork' or 'cluster', got '{s}'"),
-        },
-        Some(v) => bail!("field 'exec_mode' must be 'fork' or 'cluster', got {}", short(v)),
-    };
-    if exec_mode == ExecMode::Cluster && !is_node {
-        bail!(
-            "cluster mode needs a Node.js app, but the interpreter is '{}': use fork mode (drop -i / exec_mode)",
-            interpreter.as_deref().unwrap_or("none")
-        );
-    }
-
-    // Environment: client env, then app env, then env_<name>.
-    let mut env = ctx.env.clone();
-    merge_env(&mut env, o.get("env"), "env")?;
-    if let Some(n) = &ctx.env_name {
-        let key = format!("env_{n}");
-        merge_env(&mut env, o.get(&key), &key)?;
-    }
-    if let Some(p) = o.get("port").filter(|v| !v.is_null()) {
-        env.insert("PORT".into(), scalar_string(p));
-    }
-    if interpreter.as_deref().map(|i| i.contains("python")).unwrap_or(false) {
-        env.insert("PYTHONUNBUFFERED".into(), "1".into());
-    }
-
-    let out_file = log_target(o.get("out_file"), &cwd, "out_file")?;
-    let error_file = log_target(o.get("error_file"), &cwd, "error_file")?;
-    let log_file = match o.get("log_file") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => None,
-        Some(Value::Bool(true)) => Some(LogTarget::Default),
-        v => Some(log_target(v, &cwd, "log_file")?),
-    };
-    let pid_file = match o.get("pid_file") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(absolutize(&cwd, &expand_tilde(s))),
-        Some(v) => bail!("field 'pid_file' must be a string, got {}", short(v)),
-    };
-    let merge_logs = bool_field(o, "merge_logs")?.unwrap_or(exec_mode == ExecMode::Fork && instances_given.is_none());
-
-    let log_date_format = match o.get("log_date_format") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        None | Some(Value::Null) | Some(Value::String(_)) => {
-            if bool_field(o, "time")?.unwrap_or(false) {
-                Some("YYYY-MM-DDTHH:mm:ss".into())
-            } else {
-                None
-            }
-        }
-        Some(v) => bail!("field 'log_date_format' must be a string, got {}", short(v)),
-    };
-
-    let max_memory_restart = match o.get("max_memory_restart") {
-        None | Some(Value::Null) => None,
-        Some(v) => match parse_size(v) {
-            Ok(0) => bail!("field 'max_memory_restart' must be more than 0, got {}", short(v)),
-            Ok(n) => Some(n),
-            Err(e) => bail!("field 'max_memory_restart': {e}"),
-        },
-    };
-    let cron_restart = match o.get("cron_restart") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if n.as_i64() == Some(0) => None,
-        Some(Value::String(s)) if s.trim() == "0" || s.trim().is_empty() => None,
-        Some(Value::String(s)) => {
-            if let Err(e) = crate::config::cron::validate(s) {
-                bail!(
-                    "field 'cron_restart' has a bad cron pattern \"{s}\": {e} (e.g. \"0 3 * * *\", or \"*/30 * * * * *\" with seconds)"
-                );
-            }
-            Some(s.trim().to_string())
-        }
-        Some(v) => bail!("field 'cron_restart' must be a cron pattern string, got {}", short(v)),
-    };
-    let watch = match o.get("watch") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::Bool(true)) | Some(Value::String(_)) | Some(Value::Array(_)) => true,
-        Some(v) => bail!("field 'watch' must be a boolean, a path or a list of paths, got {}", short(v)),
-    };
-    // Watched paths must exist when watching is on; the other watch options are checked always
-    // (`restart --watch` may turn watching on later).
-    if watch {
-        watch_options::roots(o.get("watch"), &cwd).map_err(|e| anyhow!("field 'watch' {e}"))?;
-    }
-    let ignore = watch_options::ignore_list(o.get("ignore_watch")).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
-    watch_options::IgnoreRules::new(&ignore, &[]).map_err(|e| anyhow!("field 'ignore_watch' {e}"))?;
-    watch_options::delay_ms(o.get("watch_delay")).map_err(|e| anyhow!("field 'watch_delay' {e}"))?;
-    watch_options::poll_option(o.get("watch_options")).map_err(|e| anyhow!("field 'watch_options' {e}"))?;
-
-    let stop_exit_codes = match o.get("stop_exit_codes") {
-        None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| {
-                v.as_i64()
-                    .ok_or_else(|| anyhow!("field 'stop_exit_codes' must hold numbers, got {}", short(v)))
-                    .and_then(exit_code)
-            })
-            .collect::<Result<_>>()?,
-        Some(v) => vec![exit_code(int_value(v, "stop_exit_codes")?)?],
-    };
-
-    // log_type, max_size, retain, compress, disable_logs: checked here, kept in `extra`, read by logs.
-    log_options::validate_options(o).map_err(|e| anyhow!(e))?;
-    let mut extra = BTreeMap::new();
-    for k in [
-        "vizion",
-        "cluster_lb",
-        "ignore_watch",
-        "watch_delay",
-        "watch_options",
-        "log_type",
-        "disable_logs",
-        "force",
-        "max_size",
-        "retain",
-        "compress",
-        "kill_signal",
-    ] {
-        if let Some(v) = o.get(k) {
-            extra.insert(k.to_string(), v.clone());
-        }
-    }
-    if let Some(w) = o.get("watch") {
-        extra.insert("watch".into(), w.clone());
-    }
-
-    let spec = AppSpec {
-        namespace: match o.get("namespace") {
-            None | Some(Value::Null) => "default".into(),
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(v) => bail!("field 'namespace' must be a non-empty string, got {}", short(v)),
-        },
-        name,
-        script,
-        args,
-        interpreter,
-        node_args,
-        cwd,
-        env,
-        exec_mode,
-        instances,
-        out_file,
-        error_file,
-        log_file,
-        pid_file,
-        merge_logs,
-        autorestart: bool_field(o, "autorestart")?.unwrap_or(true),
-        // Saturated, not truncated: 2^32 must not wrap to 0 restarts; anything above u32::MAX is unlimited anyway.
-        max_restarts: uint_field(o, "max_restarts")?.map_or(16, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-        min_uptime: duration_field(o, "min_uptime")?.unwrap_or(1000),
-        restart_delay: uint_field(o, "restart_delay")?.unwrap_or(0),
-        exp_backoff_restart_delay: uint_field(o, "exp_backoff_restart_delay")?.filter(|v| *v > 0),
-        stop_exit_codes,
-        kill_timeout: uint_field(o, "kill_timeout")?.unwrap_or(1600),
-        listen_timeout: uint_field(o, "listen_timeout")?.unwrap_or(3000),
-        wait_ready: bool_field(o, "wait_ready")?.unwrap_or(false),
-        shutdown_with_message: bool_field(o, "shutdown_with_message")?.unwrap_or(false),
-        autostart: bool_field(o, "autostart")?.unwrap_or(true),
-        treekill: bool_field(o, "treekill")?.unwrap_or(true),
-        watch,
-        max_memory_restart,
-        cron_restart,
-        log_date_format,
-        instance_var: match o.get("instance_var") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => "NODE_APP_INSTANCE".into(),
-        },
-        increment_var: match o.get("increment_var") {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            _ => None,
-        },
-        extra,
-    };
-    Ok(Resolved { spec, warnings })
 }
 
 fn short(v: &Value) -> String {
@@ -688,6 +410,9 @@ pub fn parse_size(v: &Value) -> Result<u64> {
 }
 
 /// Splits a command line the way a POSIX shell splits words (quotes and backslashes; no expansion).
+/// Not `shlex::split`: PM2 passes `#...` words through as arguments (shlex reads them as comments),
+/// and a trailing backslash or Unicode whitespace must not turn a valid PM2 `args` string into an error
+/// or a different list; the unit tests pin these cases.
 pub fn shell_split(s: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -747,24 +472,11 @@ pub fn shell_split(s: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The known option closest to `key`, if it is close enough to be a likely typo.
 pub fn closest(key: &str) -> Option<&'static str> {
     KNOWN_OPTIONS
         .iter()
-        .map(|k| (levenshtein(key, k), *k))
+        .map(|k| (strsim::levenshtein(key, k), *k))
         .filter(|(d, k)| *d <= 3.max(k.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
@@ -902,6 +614,13 @@ mod tests {
         assert!(parse_size(&json!("1.5G")).is_err());
         assert_eq!(shell_split(r#"x "y z" 'a b' c\ d"#).unwrap(), vec!["x", "y z", "a b", "c d"]);
         assert!(shell_split("'open").is_err());
+        // Where this differs from the `shlex` crate (kept hand-written on purpose): `#` starts no
+        // comment (`--color #fff`, `#channel` are ordinary arguments), a trailing backslash is dropped
+        // rather than an error, and any Unicode whitespace (`\r`, no-break space) separates words.
+        assert_eq!(shell_split("--color #fff #chan").unwrap(), vec!["--color", "#fff", "#chan"]);
+        assert_eq!(shell_split("a b\\").unwrap(), vec!["a", "b"]);
+        assert_eq!(shell_split("a\r\nb\u{a0}c").unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(shell_split(r#""a\"b" '\n'"#).unwrap(), vec![r#"a"b"#, "\\n"]);
     }
 
     #[test]

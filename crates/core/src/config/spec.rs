@@ -45,6 +45,84 @@ pub enum LogTarget {
     File(PathBuf),
 }
 
+/// How a cluster app's connections are spread over its workers (`cluster_lb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// rpm2d accepts and hands each connection to the next free worker (Node's default on Linux).
+    #[default]
+    RoundRobin,
+    /// Every worker accepts on the shared socket; the kernel distributes.
+    Shared,
+}
+
+impl Balance {
+    /// Parses `cluster_lb` (`rr`/`round-robin`/`roundrobin` or `shared`); None when unknown.
+    pub fn parse(s: &str) -> Option<Balance> {
+        match s.to_ascii_lowercase().as_str() {
+            "rr" | "round-robin" | "roundrobin" | "round_robin" => Some(Balance::RoundRobin),
+            "shared" | "none" | "kernel" => Some(Balance::Shared),
+            _ => None,
+        }
+    }
+}
+
+/// The watch options of an app (`watch`, `ignore_watch`, `watch_delay`, `watch_options`), parsed and
+/// validated once by [`crate::config::resolve_app`]. Kept even while watching is off, since
+/// `restart --watch` may turn it on later.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchOptions {
+    /// Watched files and directories, absolute, without duplicates (the cwd when `watch` names no
+    /// path). They existed when the app was declared; [`WatchOptions::existing_roots`] skips those
+    /// removed since.
+    pub roots: Vec<PathBuf>,
+    /// `ignore_watch` entries, as given (they compile into valid ignore rules).
+    pub ignore: Vec<String>,
+    /// `watch_delay`, in ms.
+    pub delay_ms: u64,
+    /// The polling interval in ms, when `watch_options.usePolling` asks for polling.
+    pub poll_ms: Option<u64>,
+}
+
+impl WatchOptions {
+    /// The watched paths that exist now.
+    pub fn existing_roots(&self) -> Vec<PathBuf> {
+        self.roots.iter().filter(|p| p.exists()).cloned().collect()
+    }
+    /// `watch_delay`.
+    pub fn delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.delay_ms)
+    }
+    /// The polling interval, when polling was asked for.
+    pub fn poll(&self) -> Option<std::time::Duration> {
+        self.poll_ms.map(std::time::Duration::from_millis)
+    }
+}
+
+/// An app's own rotation options (`max_size`, `retain`, `compress`): `None` leaves the default
+/// (`RPM2_LOG_*` variables, then 10 MiB / 30 files / no gzip) in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationOptions {
+    /// Rotate at this many bytes; 0 = never.
+    pub max_size: Option<u64>,
+    /// Rotated files kept (`usize::MAX` for `"all"`).
+    pub retain: Option<usize>,
+    /// Gzip rotated files.
+    pub compress: Option<bool>,
+}
+
+/// The log options of an app (`log_type`, `disable_logs`, rotation), parsed and validated once by
+/// [`crate::config::resolve_app`]. (`log_date_format` is [`AppSpec::log_date_format`].)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSettings {
+    /// `log_type: json`: one JSON object per line.
+    pub json: bool,
+    /// `disable_logs`: output is read and dropped.
+    pub disabled: bool,
+    /// The app's rotation options.
+    pub rotation: RotationOptions,
+}
+
 /// One app, fully resolved. Guarantees: `script`, `cwd` and explicit log paths are absolute; `name` is
 /// not empty; numbers are validated.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -118,6 +196,17 @@ pub struct AppSpec {
     /// Every option the declaration carried that rpm2 knows, as given (shown by `show`/`jlist`).
     #[serde(default)]
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// The watch options, parsed. `None` only in a spec saved by an rpm2 that did not write them: read
+    /// them with [`AppSpec::watch_options`], which then parses `extra`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watching: Option<WatchOptions>,
+    /// The log options, parsed; `None` as for `watching` (read them with [`AppSpec::log_settings`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<LogSettings>,
+    /// `cluster_lb`, parsed (an unknown value is round-robin); `None` as for `watching` (read it
+    /// with [`AppSpec::balance`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<Balance>,
 }
 
 impl AppSpec {

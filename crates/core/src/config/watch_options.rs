@@ -2,9 +2,10 @@
 //! parsed here so that a declaration that passes validation always works in [`crate::watch`], and the
 //! compiled ignore rules the watcher applies.
 
+use crate::config::spec::WatchOptions;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -126,6 +127,19 @@ pub fn poll_option(v: Option<&Value>) -> Result<Option<Duration>, String> {
             Ok(polling.then_some(interval))
         }
         Some(v) => Err(format!("must be an object like {{\"usePolling\": true}}, got {v}")),
+    }
+}
+
+/// The watch options kept in `extra` by an rpm2 that did not store [`WatchOptions`], read as it read
+/// them: leniently (they were validated when declared; a watched path removed since is skipped, and
+/// anything unreadable keeps its default).
+pub fn options_from_extra(x: &BTreeMap<String, Value>, cwd: &Path) -> WatchOptions {
+    let watch = x.get("watch");
+    WatchOptions {
+        roots: roots(watch, cwd).unwrap_or_else(|_| existing_roots(watch, cwd)),
+        ignore: ignore_list(x.get("ignore_watch")).unwrap_or_default(),
+        delay_ms: delay_ms(x.get("watch_delay")).unwrap_or(0),
+        poll_ms: poll_option(x.get("watch_options")).unwrap_or(None).map(|d| d.as_millis() as u64),
     }
 }
 

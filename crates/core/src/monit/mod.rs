@@ -31,11 +31,8 @@ const REFRESH: Duration = Duration::from_millis(1000);
 const HISTORY: usize = 120;
 const LOG_LINES: usize = 500;
 
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
-}
+/// Set by SIGTERM/SIGHUP (registered in [`with_terminal`]): the dashboard restores the terminal and ends.
+static SIGNALLED: std::sync::LazyLock<Arc<AtomicBool>> = std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 enum Msg {
     List(Vec<Value>),
@@ -46,8 +43,8 @@ enum Msg {
 /// Runs the dashboard until the user quits. Fails with a clear message when stdin or stdout is not
 /// a terminal (instead of drawing escape codes into a pipe).
 pub fn run(home: &Home, client: &dyn Fn() -> Result<Client>) -> Result<i32> {
-    // SAFETY: isatty only inspects the descriptors.
-    let ttys = unsafe { libc::isatty(0) == 1 && libc::isatty(1) == 1 };
+    use std::io::IsTerminal;
+    let ttys = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if !ttys {
         bail!(
             "rpm2 monit needs an interactive terminal (stdin and stdout must be a TTY): use `rpm2 list` or \
@@ -132,10 +129,9 @@ fn with_terminal<T>(f: impl FnOnce(&mut Term) -> Result<T>) -> Result<T> {
             restore();
         }
     }
-    // SAFETY: installing async-signal-safe handlers (they only store to an atomic).
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
+    // The handlers only store to the flag (signal-hook's safe registration).
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&SIGNALLED));
     }
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -335,7 +331,19 @@ fn draw(f: &mut Frame, app: &mut App) {
     let [logs_area, bottom] = Layout::vertical([Constraint::Fill(1), Constraint::Length(13)]).areas(right);
     let [meta_area, charts_area] = Layout::horizontal([Constraint::Percentage(60), Constraint::Fill(1)]).areas(bottom);
 
-    // Process list.
+    draw_list(f, app, list_area);
+    let cur = app.current().cloned();
+    let name = cur.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
+    let id = cur.as_ref().and_then(|p| p["pm_id"].as_u64());
+    draw_metrics(f, cur.as_ref(), metrics_area);
+    draw_logs(f, app, id, &name, logs_area);
+    draw_meta(f, cur.as_ref(), meta_area);
+    draw_charts(f, app, cur.as_ref(), id, charts_area);
+    draw_footer(f, app, footer);
+}
+
+/// The process list (left, top); the selection is `app.list_state`.
+fn draw_list(f: &mut Frame, app: &mut App, list_area: Rect) {
     let name_w = (list_area.width as usize).saturating_sub(2 + 5 + 1 + 7 + 7 + 1 + 8).clamp(4, 24);
     let items: Vec<ListItem> = app
         .procs
@@ -367,14 +375,12 @@ fn draw(f: &mut Frame, app: &mut App) {
             inner,
         );
     }
+}
 
-    let cur = app.current().cloned();
-    let name = cur.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
-    let id = cur.as_ref().and_then(|p| p["pm_id"].as_u64());
-
-    // Custom metrics.
+/// The selected process's custom metrics (`axm_monitor`).
+fn draw_metrics(f: &mut Frame, cur: Option<&Value>, metrics_area: Rect) {
     let mut lines = Vec::new();
-    if let Some(m) = cur.as_ref().and_then(|p| p["pm2_env"]["axm_monitor"].as_object()) {
+    if let Some(m) = cur.and_then(|p| p["pm2_env"]["axm_monitor"].as_object()) {
         let kw = (metrics_area.width as usize).saturating_sub(4) / 2;
         for (k, v) in m {
             let val = v.get("value").unwrap_or(v);
@@ -390,8 +396,10 @@ fn draw(f: &mut Frame, app: &mut App) {
         lines.push(Line::styled("none (apps push them with axm:monitor)", Style::new().fg(Color::DarkGray)));
     }
     f.render_widget(Paragraph::new(lines).block(Block::bordered().title(" Custom Metrics ")), metrics_area);
+}
 
-    // Logs of the selected process.
+/// The last log lines of the selected process (stderr in red).
+fn draw_logs(f: &mut Frame, app: &App, id: Option<u64>, name: &str, logs_area: Rect) {
     let height = logs_area.height.saturating_sub(2) as usize;
     let log_lines: Vec<Line> = id
         .and_then(|i| app.logs.get(&i))
@@ -412,10 +420,12 @@ fn draw(f: &mut Frame, app: &mut App) {
         })
         .unwrap_or_default();
     f.render_widget(Paragraph::new(log_lines).block(Block::bordered().title(format!(" {name} Logs "))), logs_area);
+}
 
-    // Metadata.
+/// The selected process's metadata (status, restarts, uptime, paths...).
+fn draw_meta(f: &mut Frame, cur: Option<&Value>, meta_area: Rect) {
     let mut meta = Vec::new();
-    if let Some(p) = &cur {
+    if let Some(p) = cur {
         let e = &p["pm2_env"];
         let s = |v: &Value| match v {
             Value::String(s) => s.clone(),
@@ -456,8 +466,10 @@ fn draw(f: &mut Frame, app: &mut App) {
         Paragraph::new(meta).block(Block::bordered().title(" Metadata ")).wrap(Wrap { trim: false }),
         meta_area,
     );
+}
 
-    // CPU and memory sparklines of the selected process.
+/// CPU and memory sparklines of the selected process.
+fn draw_charts(f: &mut Frame, app: &App, cur: Option<&Value>, id: Option<u64>, charts_area: Rect) {
     let [cpu_area, mem_area] = Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(charts_area);
     let width = charts_area.width.saturating_sub(2) as usize;
     let tail = |q: Option<&VecDeque<u64>>| -> Vec<u64> {
@@ -465,8 +477,8 @@ fn draw(f: &mut Frame, app: &mut App) {
     };
     let cpu_data = tail(id.and_then(|i| app.cpu_hist.get(&i)));
     let mem_data = tail(id.and_then(|i| app.mem_hist.get(&i)));
-    let cpu_now = cur.as_ref().and_then(|p| p["monit"]["cpu"].as_f64()).unwrap_or(0.0);
-    let mem_now = cur.as_ref().and_then(|p| p["monit"]["memory"].as_u64()).unwrap_or(0);
+    let cpu_now = cur.and_then(|p| p["monit"]["cpu"].as_f64()).unwrap_or(0.0);
+    let mem_now = cur.and_then(|p| p["monit"]["memory"].as_u64()).unwrap_or(0);
     let cpu_max = cpu_data.iter().copied().max().unwrap_or(0).max(1000);
     f.render_widget(
         Sparkline::default()
@@ -483,8 +495,10 @@ fn draw(f: &mut Frame, app: &mut App) {
             .style(Style::new().fg(Color::Magenta)),
         mem_area,
     );
+}
 
-    // Footer.
+/// The key help, or the last error.
+fn draw_footer(f: &mut Frame, app: &App, footer: Rect) {
     let help = match &app.error {
         Some(e) => Line::styled(format!(" {e}"), Style::new().fg(Color::Red)),
         None => Line::from(vec![

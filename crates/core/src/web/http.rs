@@ -1,0 +1,166 @@
+//! A small HTTP/1.1 reader and writer: request heads with strict limits, bearer tokens, replies.
+
+use super::*;
+
+/// One parsed request head.
+#[derive(Debug, PartialEq)]
+pub struct Head {
+    /// Method (`GET`, ...).
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Whether the client asked to keep the connection open (HTTP/1.1 default).
+    pub keep_alive: bool,
+    /// Whether the request has a body (which we do not read: the connection is closed after it).
+    pub has_body: bool,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
+}
+
+/// Why a request head is refused: the status to answer before closing.
+#[derive(Debug, PartialEq)]
+pub enum HeadError {
+    /// 400: not HTTP.
+    Bad(&'static str),
+    /// 505: not HTTP/1.x.
+    Version,
+}
+
+/// Parses a request head (the bytes before the blank line).
+pub fn parse_head(raw: &[u8]) -> std::result::Result<Head, HeadError> {
+    let text = std::str::from_utf8(raw).map_err(|_| HeadError::Bad("the request head is not UTF-8"))?;
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let first = lines.next().ok_or(HeadError::Bad("empty request"))?;
+    let mut parts = first.split(' ');
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HeadError::Bad("malformed request line"));
+    };
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(HeadError::Bad("malformed method"));
+    }
+    if !target.starts_with('/') && target != "*" {
+        return Err(HeadError::Bad("malformed request target"));
+    }
+    let http11 = match version {
+        "HTTP/1.1" => true,
+        "HTTP/1.0" => false,
+        v if v.starts_with("HTTP/") => return Err(HeadError::Version),
+        _ => return Err(HeadError::Bad("malformed HTTP version")),
+    };
+    let mut keep_alive = http11;
+    let mut has_body = false;
+    let mut authorization = None;
+    let mut count = 0;
+    for l in lines {
+        if l.is_empty() {
+            continue;
+        }
+        count += 1;
+        if count > 100 {
+            return Err(HeadError::Bad("too many headers"));
+        }
+        let (k, v) = l.split_once(':').ok_or(HeadError::Bad("malformed header"))?;
+        if k.is_empty() || k.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+            return Err(HeadError::Bad("malformed header name"));
+        }
+        let v = v.trim();
+        match k.to_ascii_lowercase().as_str() {
+            "connection" => {
+                let v = v.to_ascii_lowercase();
+                if v.split(',').any(|t| t.trim() == "close") {
+                    keep_alive = false;
+                } else if v.split(',').any(|t| t.trim() == "keep-alive") {
+                    keep_alive = true;
+                }
+            }
+            "content-length" => {
+                let n: u64 = v.parse().map_err(|_| HeadError::Bad("malformed Content-Length"))?;
+                has_body |= n > 0;
+            }
+            "transfer-encoding" => has_body = true,
+            "authorization" => authorization = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    let path = target.split(['?', '#']).next().unwrap_or("/").to_string();
+    Ok(Head { method: method.to_string(), path, keep_alive, has_body, authorization })
+}
+
+/// Constant-time check of `Authorization: Bearer <token>`.
+pub fn authorized(header: Option<&str>, token: &str) -> bool {
+    let Some(h) = header else { return false };
+    let Some((scheme, given)) = h.split_once(' ') else { return false };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return false;
+    }
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// Finds the end of a request head (index just past the blank line).
+pub(super) fn head_end(buf: &[u8]) -> Option<usize> {
+    let a = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let b = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+pub(super) struct Reply {
+    pub(super) status: u16,
+    pub(super) content_type: &'static str,
+    pub(super) body: Vec<u8>,
+    pub(super) extra: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub(super) fn json(status: u16, v: Value) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json; charset=utf-8",
+            body: serde_json::to_vec(&v).unwrap_or_default(),
+            extra: vec![],
+        }
+    }
+}
+
+pub(super) fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
+
+pub(super) async fn write_reply(stream: &mut TcpStream, r: &Reply, head_only: bool, keep_alive: bool) -> bool {
+    let mut h = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: {}\r\n",
+        r.status,
+        reason(r.status),
+        r.content_type,
+        r.body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    for (k, v) in &r.extra {
+        let _ = write!(h, "{k}: {v}\r\n");
+    }
+    h.push_str("\r\n");
+    let mut bytes = h.into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(&r.body);
+    }
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await, Ok(Ok(())))
+}
