@@ -2,7 +2,7 @@
 //! no process of the app runs any more.
 
 use super::state::{handle_of, handles, Daemon};
-use crate::cluster::{Balance, ClusterApp};
+use crate::cluster::ClusterApp;
 use crate::config::spec::{AppSpec, ExecMode};
 use crate::supervisor::Status;
 use std::collections::HashMap;
@@ -11,8 +11,7 @@ use std::time::Duration;
 
 /// The cluster primary of an app (created on first use; one per app name).
 pub(crate) fn cluster_of(d: &Daemon, spec: &AppSpec) -> Arc<ClusterApp> {
-    let balance =
-        spec.extra.get("cluster_lb").and_then(|v| v.as_str()).and_then(Balance::parse).unwrap_or(Balance::RoundRobin);
+    let balance = spec.balance();
     match d.clusters.lock() {
         Ok(mut m) => m.entry(spec.name.clone()).or_insert_with(|| ClusterApp::new(&spec.name, balance)).clone(),
         Err(_) => ClusterApp::new(&spec.name, balance),

@@ -13,7 +13,6 @@ use crate::watch::{self, Hub, WatchSpec};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What caused an automatic restart.
@@ -102,19 +101,9 @@ impl Triggers {
                 continue;
             }
             // Declarations are validated when they are made; a watched path removed since is skipped.
-            let roots = watch::roots(s.extra.get("watch"), &s.cwd)
-                .unwrap_or_else(|_| watch::existing_roots(s.extra.get("watch"), &s.cwd));
             let mut always = vec![self.home.clone()];
             always.extend(a.log_files.iter().cloned());
-            specs.push(WatchSpec {
-                app: s.name.clone(),
-                cwd: s.cwd.clone(),
-                roots,
-                ignore: watch::ignore_list(s.extra.get("ignore_watch")).unwrap_or_default(),
-                always_ignored: always,
-                delay: Duration::from_millis(watch::delay_ms(s.extra.get("watch_delay")).unwrap_or(0)),
-                poll: watch::poll_option(s.extra.get("watch_options")).unwrap_or(None),
-            });
+            specs.push(WatchSpec::for_app(s, always));
         }
         specs.sort_by(|a, b| a.app.cmp(&b.app));
         let changed = match self.watched.lock() {
