@@ -3,6 +3,7 @@
 //! not running.
 
 pub mod env;
+mod processes;
 
 use crate::base::paths::Home;
 use crate::protocol::{Request, Response, PROTOCOL_VERSION};

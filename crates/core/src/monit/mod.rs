@@ -11,6 +11,7 @@
 use crate::base::fmt::{human_bytes, human_duration, now_ms};
 use crate::base::paths::Home;
 use crate::client::Client;
+use crate::protocol::Pm2Process;
 use anyhow::{bail, Context, Result};
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -20,7 +21,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Sparkline, Wrap};
 use ratatui::{Frame, Terminal, TerminalOptions, Viewport};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -35,7 +36,7 @@ const LOG_LINES: usize = 500;
 static SIGNALLED: std::sync::LazyLock<Arc<AtomicBool>> = std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 enum Msg {
-    List(Vec<Value>),
+    List(Vec<Pm2Process>),
     Log { pm_id: u64, err: bool, text: String },
     Error(String),
 }
@@ -96,11 +97,11 @@ fn poll_list(first: Client, home: &Home, tx: &mpsc::Sender<Msg>, stop: &AtomicBo
             }
         }
         let res = match conn.as_mut() {
-            Some(c) => c.call("list", json!({})).map_err(|e| format!("{e:#}")),
+            Some(c) => c.processes().map_err(|e| format!("{e:#}")),
             None => Err(format!("the rpm2 daemon is not running (home {})", home.root().display())),
         };
         let msg = match res {
-            Ok(l) => Msg::List(l.as_array().cloned().unwrap_or_default()),
+            Ok(l) => Msg::List(l),
             Err(e) => {
                 conn = None;
                 Msg::Error(e)
@@ -162,7 +163,7 @@ fn restore() {
 
 #[derive(Default)]
 struct App {
-    procs: Vec<Value>,
+    procs: Vec<Pm2Process>,
     selected: usize,
     selected_id: Option<u64>,
     cpu_hist: HashMap<u64, VecDeque<u64>>,
@@ -179,11 +180,11 @@ impl App {
             Msg::List(list) => {
                 self.error = None;
                 self.loaded = true;
-                let ids: Vec<u64> = list.iter().filter_map(|p| p["pm_id"].as_u64()).collect();
+                let ids: Vec<u64> = list.iter().map(|p| u64::from(p.pm_id)).collect();
                 for p in &list {
-                    let id = p["pm_id"].as_u64().unwrap_or(0);
-                    let cpu = (p["monit"]["cpu"].as_f64().unwrap_or(0.0) * 10.0).round().max(0.0) as u64;
-                    let mem = p["monit"]["memory"].as_u64().unwrap_or(0);
+                    let id = u64::from(p.pm_id);
+                    let cpu = (p.monit.cpu * 10.0).round().max(0.0) as u64;
+                    let mem = p.monit.memory;
                     push_capped(self.cpu_hist.entry(id).or_default(), cpu, HISTORY);
                     push_capped(self.mem_hist.entry(id).or_default(), mem, HISTORY);
                 }
@@ -223,11 +224,11 @@ impl App {
         }
         let i = i.clamp(0, self.procs.len() as i64 - 1) as usize;
         self.selected = i;
-        self.selected_id = self.procs[i]["pm_id"].as_u64();
+        self.selected_id = self.procs.get(i).map(|p| u64::from(p.pm_id));
         self.list_state.select(Some(i));
     }
 
-    fn current(&self) -> Option<&Value> {
+    fn current(&self) -> Option<&Pm2Process> {
         self.procs.get(self.selected)
     }
 }
@@ -333,8 +334,8 @@ fn draw(f: &mut Frame, app: &mut App) {
 
     draw_list(f, app, list_area);
     let cur = app.current().cloned();
-    let name = cur.as_ref().and_then(|p| p["name"].as_str()).unwrap_or("").to_string();
-    let id = cur.as_ref().and_then(|p| p["pm_id"].as_u64());
+    let name = cur.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+    let id = cur.as_ref().map(|p| u64::from(p.pm_id));
     draw_metrics(f, cur.as_ref(), metrics_area);
     draw_logs(f, app, id, &name, logs_area);
     draw_meta(f, cur.as_ref(), meta_area);
@@ -349,12 +350,11 @@ fn draw_list(f: &mut Frame, app: &mut App, list_area: Rect) {
         .procs
         .iter()
         .map(|p| {
-            let st = p["pm2_env"]["status"].as_str().unwrap_or("");
-            let cpu = p["monit"]["cpu"].as_f64().unwrap_or(0.0);
-            let mem = p["monit"]["memory"].as_u64().unwrap_or(0);
+            let st = p.pm2_env.status.as_str();
+            let (cpu, mem) = (p.monit.cpu, p.monit.memory);
             ListItem::new(Line::from(vec![
-                Span::raw(format!("[{:>2}] ", p["pm_id"].as_u64().unwrap_or(0))),
-                Span::styled(truncate(p["name"].as_str().unwrap_or(""), name_w), Style::new().fg(status_color(st))),
+                Span::raw(format!("[{:>2}] ", p.pm_id)),
+                Span::styled(truncate(&p.name, name_w), Style::new().fg(status_color(st))),
                 Span::raw(" "),
                 Span::styled(bar(cpu, 5), Style::new().fg(Color::Cyan)),
                 Span::raw(format!(" {:>5.1}%", cpu)),
@@ -378,9 +378,9 @@ fn draw_list(f: &mut Frame, app: &mut App, list_area: Rect) {
 }
 
 /// The selected process's custom metrics (`axm_monitor`).
-fn draw_metrics(f: &mut Frame, cur: Option<&Value>, metrics_area: Rect) {
+fn draw_metrics(f: &mut Frame, cur: Option<&Pm2Process>, metrics_area: Rect) {
     let mut lines = Vec::new();
-    if let Some(m) = cur.and_then(|p| p["pm2_env"]["axm_monitor"].as_object()) {
+    if let Some(m) = cur.and_then(|p| p.pm2_env.axm_monitor.as_ref()).and_then(Value::as_object) {
         let kw = (metrics_area.width as usize).saturating_sub(4) / 2;
         for (k, v) in m {
             let val = v.get("value").unwrap_or(v);
@@ -423,28 +423,13 @@ fn draw_logs(f: &mut Frame, app: &App, id: Option<u64>, name: &str, logs_area: R
 }
 
 /// The selected process's metadata (status, restarts, uptime, paths...).
-fn draw_meta(f: &mut Frame, cur: Option<&Value>, meta_area: Rect) {
+fn draw_meta(f: &mut Frame, cur: Option<&Pm2Process>, meta_area: Rect) {
     let mut meta = Vec::new();
     if let Some(p) = cur {
-        let e = &p["pm2_env"];
-        let s = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            Value::Null => "N/A".into(),
-            Value::Array(a) if a.is_empty() => "N/A".into(),
-            Value::Array(a) => a
-                .iter()
-                .map(|x| x.as_str().map(String::from).unwrap_or_else(|| x.to_string()))
-                .collect::<Vec<_>>()
-                .join(" "),
-            v => v.to_string(),
-        };
-        let st = e["status"].as_str().unwrap_or("");
+        let e = &p.pm2_env;
+        let st = e.status.as_str();
         let online = st == "online" || st == "launching";
-        let uptime = if online {
-            human_duration(now_ms().saturating_sub(e["pm_uptime"].as_u64().unwrap_or(now_ms())))
-        } else {
-            "0".into()
-        };
+        let uptime = if online { human_duration(now_ms().saturating_sub(e.pm_uptime)) } else { "0".into() };
         let kv = |k: &str, v: String| {
             Line::from(vec![Span::styled(format!("{k:<16}"), Style::new().fg(Color::Cyan)), Span::raw(v)])
         };
@@ -452,15 +437,16 @@ fn draw_meta(f: &mut Frame, cur: Option<&Value>, meta_area: Rect) {
             Span::styled(format!("{:<16}", "status"), Style::new().fg(Color::Cyan)),
             Span::styled(st.to_string(), Style::new().fg(status_color(st))),
         ]));
-        meta.push(kv("name", s(&p["name"])));
-        meta.push(kv("namespace", s(&e["namespace"])));
-        meta.push(kv("restarts", s(&e["restart_time"])));
+        let args = if e.args.is_empty() { "N/A".to_string() } else { e.args.join(" ") };
+        meta.push(kv("name", p.name.clone()));
+        meta.push(kv("namespace", e.namespace.clone()));
+        meta.push(kv("restarts", e.restart_time.to_string()));
         meta.push(kv("uptime", uptime));
-        meta.push(kv("pid", s(&p["pid"])));
-        meta.push(kv("exec mode", s(&e["exec_mode"])));
-        meta.push(kv("interpreter", s(&e["exec_interpreter"])));
-        meta.push(kv("script args", s(&e["args"])));
-        meta.push(kv("script path", s(&e["pm_exec_path"])));
+        meta.push(kv("pid", p.pid.to_string()));
+        meta.push(kv("exec mode", e.exec_mode.clone()));
+        meta.push(kv("interpreter", e.exec_interpreter.clone()));
+        meta.push(kv("script args", args));
+        meta.push(kv("script path", e.pm_exec_path.display().to_string()));
     }
     f.render_widget(
         Paragraph::new(meta).block(Block::bordered().title(" Metadata ")).wrap(Wrap { trim: false }),
@@ -469,7 +455,7 @@ fn draw_meta(f: &mut Frame, cur: Option<&Value>, meta_area: Rect) {
 }
 
 /// CPU and memory sparklines of the selected process.
-fn draw_charts(f: &mut Frame, app: &App, cur: Option<&Value>, id: Option<u64>, charts_area: Rect) {
+fn draw_charts(f: &mut Frame, app: &App, cur: Option<&Pm2Process>, id: Option<u64>, charts_area: Rect) {
     let [cpu_area, mem_area] = Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(charts_area);
     let width = charts_area.width.saturating_sub(2) as usize;
     let tail = |q: Option<&VecDeque<u64>>| -> Vec<u64> {
@@ -477,8 +463,8 @@ fn draw_charts(f: &mut Frame, app: &App, cur: Option<&Value>, id: Option<u64>, c
     };
     let cpu_data = tail(id.and_then(|i| app.cpu_hist.get(&i)));
     let mem_data = tail(id.and_then(|i| app.mem_hist.get(&i)));
-    let cpu_now = cur.and_then(|p| p["monit"]["cpu"].as_f64()).unwrap_or(0.0);
-    let mem_now = cur.and_then(|p| p["monit"]["memory"].as_u64()).unwrap_or(0);
+    let cpu_now = cur.map(|p| p.monit.cpu).unwrap_or(0.0);
+    let mem_now = cur.map(|p| p.monit.memory).unwrap_or(0);
     let cpu_max = cpu_data.iter().copied().max().unwrap_or(0).max(1000);
     f.render_widget(
         Sparkline::default()
@@ -517,13 +503,16 @@ fn draw_footer(f: &mut Frame, app: &App, footer: Rect) {
 mod tests {
     use super::*;
     use ratatui::backend::TestBackend;
+    use serde_json::json;
 
-    fn proc_(id: u64, name: &str, status: &str) -> Value {
-        json!({"pid": 100 + id, "name": name, "pm_id": id, "monit": {"memory": 50_000_000, "cpu": 12.5},
-               "pm2_env": {"status": status, "restart_time": 1, "pm_uptime": now_ms(), "namespace": "default",
-                           "exec_mode": "fork_mode", "pm_exec_path": "/srv/app.js", "args": [],
-                           "exec_interpreter": "node",
-                           "axm_monitor": {"Requests": {"value": 42, "unit": "req/min"}}}})
+    fn proc_(id: u32, name: &str, status: &str) -> Pm2Process {
+        let mut p = crate::protocol::process::tests::sample();
+        (p.pid, p.name, p.pm_id) = (100 + id, name.into(), id);
+        p.monit = crate::protocol::Monit { memory: 50_000_000, cpu: 12.5 };
+        let e = &mut p.pm2_env;
+        (e.status, e.restart_time, e.pm_uptime, e.pm_exec_path) = (status.into(), 1, now_ms(), "/srv/app.js".into());
+        e.axm_monitor = Some(json!({"Requests": {"value": 42, "unit": "req/min"}}));
+        p
     }
 
     fn screen(app: &mut App, w: u16, h: u16) -> String {

@@ -225,7 +225,7 @@ impl Pm2Env {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 

@@ -90,7 +90,7 @@ impl Family {
 
 /// Renders the Prometheus text exposition (format 0.0.4) of the list and the daemon's figures.
 /// The metric names are stable (documented in the README's "Monitoring" section).
-pub fn render_metrics(list: &Value, daemon: &DaemonFigures) -> String {
+pub fn render_metrics(list: &[Pm2Process], daemon: &DaemonFigures) -> String {
     let now = now_ms();
     let mut up = Family::new("rpm2_up", "gauge", "1 when the rpm2 daemon answered this scrape.");
     up.add("", 1.0);
@@ -138,30 +138,30 @@ pub fn render_metrics(list: &Value, daemon: &DaemonFigures) -> String {
         "Numeric custom metrics an app pushes with process.send({type: 'axm:monitor', data}).",
     );
     let mut by_status: std::collections::BTreeMap<&str, u64> = STATUSES.iter().map(|s| (*s, 0)).collect();
-    for p in list.as_array().into_iter().flatten() {
-        let env = &p["pm2_env"];
-        let st = env["status"].as_str().unwrap_or("");
+    for p in list {
+        let env = &p.pm2_env;
+        let st = env.status.as_str();
         *by_status.entry(STATUSES.iter().find(|s| **s == st).copied().unwrap_or("stopped")).or_default() += 1;
-        let mode = if env["exec_mode"] == "cluster_mode" { "cluster" } else { "fork" };
+        let mode = if env.exec_mode == "cluster_mode" { "cluster" } else { "fork" };
         let labels = format!(
             "pm_id=\"{}\",name=\"{}\",namespace=\"{}\",exec_mode=\"{}\"",
-            p["pm_id"].as_u64().unwrap_or(0),
-            escape_label(p["name"].as_str().unwrap_or("")),
-            escape_label(env["namespace"].as_str().unwrap_or("default")),
+            p.pm_id,
+            escape_label(&p.name),
+            escape_label(&env.namespace),
             mode
         );
         let running = st == "online" || st == "launching";
-        cpu.add(&labels, p["monit"]["cpu"].as_f64().unwrap_or(0.0));
-        mem.add(&labels, p["monit"]["memory"].as_f64().unwrap_or(0.0));
-        restarts.add(&labels, env["restart_time"].as_f64().unwrap_or(0.0));
-        unstable.add(&labels, env["unstable_restarts"].as_f64().unwrap_or(0.0));
-        let up_ms = env["pm_uptime"].as_u64().filter(|_| running).map(|t| now.saturating_sub(t)).unwrap_or(0);
+        cpu.add(&labels, p.monit.cpu);
+        mem.add(&labels, p.monit.memory as f64);
+        restarts.add(&labels, f64::from(env.restart_time));
+        unstable.add(&labels, f64::from(env.unstable_restarts));
+        let up_ms = if running { now.saturating_sub(env.pm_uptime) } else { 0 };
         uptime.add(&labels, up_ms as f64 / 1000.0);
-        pid.add(&labels, p["pid"].as_f64().unwrap_or(0.0));
+        pid.add(&labels, f64::from(p.pid));
         for s in STATUSES {
             status.add(&format!("{labels},status=\"{s}\""), if s == st { 1.0 } else { 0.0 });
         }
-        for (k, v) in env["axm_monitor"].as_object().into_iter().flatten() {
+        for (k, v) in env.axm_monitor.as_ref().and_then(Value::as_object).into_iter().flatten() {
             let value = v.get("value").unwrap_or(v);
             let x = match value {
                 Value::Number(n) => n.as_f64(),

@@ -14,6 +14,7 @@
 use crate::base::fmt::now_ms;
 use crate::base::paths::Home;
 use crate::client::Client;
+use crate::protocol::Pm2Process;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;

@@ -220,7 +220,14 @@ pub(super) fn fetch(
                 redact(&mut list, show_env);
                 let daemon = DaemonFigures::read(&info);
                 let root = serde_json::to_vec(&root_payload(&list)).unwrap_or_else(|_| b"{}".to_vec());
-                let metrics = render_metrics(&list, &daemon).into_bytes();
+                let procs: Vec<Pm2Process> = match serde_json::from_value(list.clone()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        last_err = format!("its process list has an unexpected shape ({e}): run `rpm2 update`");
+                        continue;
+                    }
+                };
+                let metrics = render_metrics(&procs, &daemon).into_bytes();
                 return (Some(c), Ok(Snapshot { root, metrics }));
             }
             Err(e) => last_err = format!("{e:#}"),

@@ -77,11 +77,13 @@ fn redacts_env() {
 
 #[test]
 fn renders_metrics() {
-    let list = json!([{"pid": 42, "name": "a\"b", "pm_id": 3, "monit": {"memory": 1000, "cpu": 1.5},
-        "pm2_env": {"status": "online", "namespace": "default", "exec_mode": "fork_mode", "restart_time": 2,
-                    "unstable_restarts": 0, "pm_uptime": now_ms(),
-                    "axm_monitor": {"Heap Size": {"value": "5.73", "unit": "MiB"}, "txt": {"value": "n/a"}}}}]);
-    let t = render_metrics(&list, &DaemonFigures { pid: 1, version: "x".into(), ..Default::default() });
+    let mut p = crate::protocol::process::tests::sample();
+    (p.pid, p.name, p.pm_id) = (42, "a\"b".into(), 3);
+    p.monit = crate::protocol::Monit { memory: 1000, cpu: 1.5 };
+    (p.pm2_env.status, p.pm2_env.restart_time, p.pm2_env.unstable_restarts) = ("online".into(), 2, 0);
+    p.pm2_env.pm_uptime = now_ms();
+    p.pm2_env.axm_monitor = Some(json!({"Heap Size": {"value": "5.73", "unit": "MiB"}, "txt": {"value": "n/a"}}));
+    let t = render_metrics(&[p], &DaemonFigures { pid: 1, version: "x".into(), ..Default::default() });
     assert!(t.contains("# TYPE rpm2_process_cpu_percent gauge\n"));
     assert!(t.contains(
         "rpm2_process_memory_bytes{pm_id=\"3\",name=\"a\\\"b\",namespace=\"default\",exec_mode=\"fork\"} 1000\n"
