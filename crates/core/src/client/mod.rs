@@ -3,6 +3,8 @@
 //! not running.
 
 pub mod env;
+pub mod operate;
+pub mod start;
 
 use crate::base::paths::Home;
 use crate::protocol::{Request, Response, PROTOCOL_VERSION};
