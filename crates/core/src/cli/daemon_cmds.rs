@@ -19,20 +19,17 @@ fn wait_gone(pid: u32, tries: usize) {
 
 /// `rpm2 kill`: stops every app and the daemon (or what a dead daemon left running).
 pub(super) fn kill(ui: &Ui) -> Result<i32> {
-    if !crate::client::is_running(&ui.home) {
-        // The daemon died: stop what its persisted table says is still running, and forget it.
-        let n = crate::daemon::kill_orphans(&ui.home);
-        ui.info(&format!("No daemon running; stopped {n} process(es) left by the previous one"));
-        return Ok(0);
+    match crate::client::kill_daemon(&ui.home)? {
+        Some(n) => {
+            ui.info(&format!("[v] All Applications Stopped ({n})"));
+            ui.info("[v] rpm2 daemon stopped");
+        }
+        None => {
+            // The daemon died: stop what its persisted table says is still running, and forget it.
+            let n = crate::daemon::kill_orphans(&ui.home);
+            ui.info(&format!("No daemon running; stopped {n} process(es) left by the previous one"));
+        }
     }
-    let mut c = Client::connect(&ui.home)?;
-    let pid = c.call("info", json!({}))?.get("pid").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-    let r = c.call("kill", json!({}))?;
-    let n = r.get("stopped").and_then(|v| v.as_u64()).unwrap_or(0);
-    // Wait for the daemon to be gone so the next command starts a fresh one.
-    wait_gone(pid, 500);
-    ui.info(&format!("[v] All Applications Stopped ({n})"));
-    ui.info("[v] rpm2 daemon stopped");
     Ok(0)
 }
 
