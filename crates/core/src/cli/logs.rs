@@ -4,6 +4,7 @@
 use super::args::LogsArgs;
 use super::Ui;
 use crate::base::fmt::{iso_utc, now_ms, Paint};
+use crate::client::Subscription;
 use anyhow::Result;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -172,7 +173,14 @@ pub(super) fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
         let _ = writeln!(out);
     }
     let _ = out.flush();
-    let Some(sub) = sub else { return Ok(0) };
+    if let Some(sub) = sub {
+        stream(ui, sub, &mut pr, &mut out);
+    }
+    Ok(0)
+}
+
+/// Prints streamed log events until the daemon goes away or stdout is closed.
+fn stream(ui: &Ui, sub: Subscription, pr: &mut LogPrinter, out: &mut impl Write) {
     for (topic, data) in sub {
         if topic == "rpm2:lagged" {
             let n = data["dropped"].as_u64().unwrap_or(0);
@@ -188,12 +196,11 @@ pub(super) fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
             let piece = piece.strip_suffix('\n').unwrap_or(piece);
             let line = pr.line(id, name, is_err, piece, Some(at));
             if writeln!(out, "{line}").is_err() {
-                return Ok(0);
+                return;
             }
         }
         if out.flush().is_err() {
-            return Ok(0);
+            return;
         }
     }
-    Ok(0)
 }

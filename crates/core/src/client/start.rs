@@ -5,7 +5,6 @@
 //! The order is fixed: every declaration is read and resolved before the daemon is asked anything,
 //! so a bad file or option starts nothing.
 
-use crate::base::paths::Home;
 use crate::client::{Client, RpcError};
 use crate::config::{self, ResolveCtx};
 use anyhow::{anyhow, Result};
@@ -78,11 +77,6 @@ impl<'a> Conn<'a> {
             c.close();
         }
     }
-}
-
-/// Opens a connection to the daemon of `home`, starting it with `daemon_exe` when it is not running.
-pub fn opener<'a>(home: &'a Home, daemon_exe: &'a Path) -> impl Fn() -> Result<Client> + 'a {
-    move || Client::connect_or_start(home, daemon_exe)
 }
 
 /// What to start.
