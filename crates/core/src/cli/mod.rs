@@ -25,21 +25,28 @@ use std::io::IsTerminal;
 /// A CLI error that has already been explained to the user.
 pub(crate) struct Shown;
 
+/// How the CLI talks to the user and reaches the daemon.
 pub(crate) struct Ui {
+    /// Colours (off with --no-color, NO_COLOR or when stdout is not a terminal).
     pub(crate) paint: Paint,
+    /// `-s`: print nothing but errors.
     pub(crate) silent: bool,
+    /// The RPM2_HOME of the daemon.
     pub(crate) home: Home,
 }
 
 impl Ui {
+    /// A `[rpm2] ...` progress line on stdout (none with --silent).
     pub(crate) fn info(&self, msg: &str) {
         if !self.silent {
             println!("{} {msg}", self.paint.cyan("[rpm2]"));
         }
     }
+    /// A `[rpm2][WARN] ...` line on stderr.
     pub(crate) fn warn(&self, msg: &str) {
         eprintln!("{} {msg}", self.paint.yellow("[rpm2][WARN]"));
     }
+    /// A connection to the daemon, starting it (and saying so on stderr) when it is not running.
     pub(crate) fn client(&self) -> Result<Client> {
         // RPM2_DAEMON_EXE: the daemon executable when this CLI runs inside another host (the addon).
         let exe = match std::env::var_os("RPM2_DAEMON_EXE") {
