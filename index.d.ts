@@ -14,7 +14,7 @@ declare namespace rpm2 {
      * `already_running`, `version_mismatch`, `not_running`, `connection`, `failed`, `closed`, ...
      */
     code?: string;
-    /** For `not_found` from stop/restart/...: the daemon's own message. */
+    /** For `not_found` from stop/restart/...: the daemon's own message, the line the CLI prints. */
     detail?: string;
   }
 

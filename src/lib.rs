@@ -2,12 +2,14 @@
 //! `rpm2_core`; this file only moves JSON strings between JS and the core's blocking client.
 //!
 //! Threading (no tokio in the addon):
-//! - [`call`] and [`run_cli`] run on libuv's thread pool ([`AsyncTask`]) and resolve a Promise.
+//! - [`call`], [`start`], [`operate`] (and `stop`, `restart`, ...) and [`run_cli`] run on libuv's
+//!   thread pool ([`AsyncTask`]) and resolve a Promise. `start` and `operate` are the core's
+//!   start/operate flow ([`rpm2_core::client::start`]), the same code `rpm2 start|stop|...` runs.
 //! - [`subscribe`] runs one std thread per bus that reads the subscription and hands each event to
 //!   JS through a [`ThreadsafeFunction`]; [`BusHandle::close`] shuts the socket down, which ends the
 //!   thread and releases the function, so nothing keeps Node's event loop alive after it.
 //!
-//! Error contract of [`call`]: the Promise never rejects for a daemon or connection error. It
+//! Error contract of [`call`] (and of the flow functions): the Promise never rejects for a daemon or connection error. It
 //! resolves to a JSON envelope, `{"result": <value>, "started_daemon": bool}` on success or
 //! `{"error": {"code": "...", "message": "..."}}` on failure, and `index.js` turns the latter into an
 //! `Error` whose `message` is the one-line message and whose `code` is the code. Codes are the
@@ -19,9 +21,10 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use rpm2_core::base::paths::Home;
+use rpm2_core::client::operate::{self as op, Method, OperateOptions, Target};
+use rpm2_core::client::start::{self as flow_core, error_parts, Conn, Note, StartInput, StartOptions};
 use rpm2_core::client::{Client, RpcError};
-use rpm2_core::config::{self, ResolveCtx};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -250,59 +253,217 @@ fn bus_thread(
     // `cb` is dropped here: the threadsafe function is released and no longer holds the event loop.
 }
 
-/// Resolves PM2-style app objects (a JSON array) into the daemon's app specs, against `cwd` and the
-/// environment `envJson` (an object of strings), merging `env_<envName>` when given. Returns
-/// `{"apps": [AppSpec], "warnings": [{"app", "message"}]}`; throws an Error with the core's one-line
-/// message for an invalid app.
-#[napi]
-pub fn resolve_apps(apps_json: String, cwd: String, env_json: String, env_name: Option<String>) -> Result<String> {
-    let apps: Value =
-        serde_json::from_str(&apps_json).map_err(|e| Error::from_reason(format!("apps are not JSON: {e}")))?;
-    let apps = match apps {
+/// Which flow a [`FlowTask`] runs.
+#[derive(Clone, Copy)]
+enum FlowKind {
+    Start,
+    Operate(Method),
+}
+
+/// One start or operate of the core's flow ([`rpm2_core::client::start`]), run on libuv's pool.
+pub struct FlowTask {
+    kind: FlowKind,
+    input: String,
+    opts: String,
+    home: Option<String>,
+    daemon_exe: Option<String>,
+}
+
+/// Environment values of a JSON object as strings (objects as JSON, as PM2 does); None when absent.
+fn env_of(v: &Value) -> Option<BTreeMap<String, String>> {
+    let o = v.as_object()?;
+    Some(
+        o.iter()
+            .filter_map(|(k, v)| match v {
+                Value::String(s) => Some((k.clone(), s.clone())),
+                Value::Null => None,
+                other => Some((k.clone(), other.to_string())),
+            })
+            .collect(),
+    )
+}
+
+/// Keys of PM2's `start()` options that steer the call itself rather than describe the app.
+const CALL_OPTIONS: &[&str] = &[
+    "force",
+    "updateEnv",
+    "update_env",
+    "only",
+    "rawArgs",
+    "parent",
+    "commands",
+    "options",
+    "silent",
+    "_events",
+    "_eventsCount",
+    "_maxListeners",
+    "_name",
+    "_execs",
+    "_args",
+    "home",
+    "daemonExe",
+];
+
+/// JavaScript's truthiness of a JSON value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// The app object (without its script) of PM2's `start(script, opts)` options: option names go
+/// through unchanged (the core maps camelCase and aliases); options that steer the call, and `env`
+/// when it is an environment *name*, are left out; `scriptArgs` is `args`.
+fn app_of_options(opts: &Map<String, Value>) -> Map<String, Value> {
+    let mut app = Map::new();
+    for (k, v) in opts {
+        if CALL_OPTIONS.contains(&k.as_str()) || (k == "env" && !v.is_object()) {
+            continue;
+        }
+        if k == "scriptArgs" {
+            if !app.contains_key("args") {
+                app.insert("args".into(), v.clone());
+            }
+            continue;
+        }
+        app.insert(k.clone(), v.clone());
+    }
+    app
+}
+
+/// `opts.env` when it is an environment name (`start(file, {env: 'production'})`).
+fn env_name_of(opts: &Value) -> Option<String> {
+    opts["env"].as_str().filter(|n| !n.is_empty()).map(String::from)
+}
+
+/// Runs the start flow. `c` is `{cwd, env, reload, options}`: the directory and environment of the
+/// caller, whether existing declared apps are reloaded, and PM2's `start()` options.
+fn flow_start(
+    conn: &mut Conn,
+    input: Value,
+    c: &Value,
+    notes: &mut dyn FnMut(Note),
+) -> std::result::Result<Vec<Value>, Value> {
+    let o = &c["options"];
+    let input = match (input.get("script"), input.get("apps")) {
+        (Some(Value::String(s)), _) => StartInput::Script(s.clone()),
+        (_, Some(apps)) => StartInput::Apps(apps.clone()),
+        _ => StartInput::Script(String::new()),
+    };
+    let only = match &o["only"] {
+        Value::String(s) => Some(s.split(',').map(|n| n.trim().to_string()).collect()),
+        Value::Array(a) => {
+            Some(a.iter().map(|n| n.as_str().map(String::from).unwrap_or_else(|| n.to_string())).collect())
+        }
+        _ => None,
+    };
+    let app = match (&input, o.as_object()) {
+        (StartInput::Script(_), Some(opts)) => app_of_options(opts),
+        _ => Map::new(),
+    };
+    let so = StartOptions {
+        cwd: PathBuf::from(c["cwd"].as_str().unwrap_or(".")),
+        env: env_of(&c["env"]).unwrap_or_default(),
+        env_name: env_name_of(o),
+        only,
+        update_env: truthy(&o["updateEnv"]) || truthy(&o["update_env"]),
+        force: truthy(&o["force"]),
+        reload: truthy(&c["reload"]),
+        app,
+        extra_env: None,
+    };
+    flow_core::start(conn, input, &so, notes)
+        .map(|o| o.processes)
+        .map_err(|e| flow_error(error_parts(&e, "connection")))
+}
+
+/// Runs the operate flow; `c` is `{cwd, env, options}` as for [`flow_start`].
+fn flow_operate(
+    conn: &mut Conn,
+    method: Method,
+    input: Value,
+    c: &Value,
+    notes: &mut dyn FnMut(Note),
+) -> std::result::Result<Vec<Value>, Value> {
+    let list = match input {
         Value::Array(a) => a,
         other => vec![other],
     };
-    let env: BTreeMap<String, String> = match serde_json::from_str::<Value>(&env_json) {
-        Ok(Value::Object(o)) => o
-            .into_iter()
-            .filter_map(|(k, v)| match v {
-                Value::String(s) => Some((k, s)),
-                Value::Null => None,
-                other => Some((k, other.to_string())),
-            })
-            .collect(),
-        Ok(Value::Null) => BTreeMap::new(),
-        Ok(_) => return Err(Error::from_reason("the environment must be an object")),
-        Err(e) => return Err(Error::from_reason(format!("the environment is not JSON: {e}"))),
+    let targets: Vec<Target> = list
+        .into_iter()
+        .map(|t| match t {
+            Value::String(s) => Target::Name(s),
+            Value::Null => Target::Name(String::new()),
+            Value::Object(_) => Target::App(t),
+            other => Target::Name(other.to_string()),
+        })
+        .collect();
+    let opts = &c["options"];
+    let oo = OperateOptions {
+        cwd: PathBuf::from(c["cwd"].as_str().unwrap_or(".")),
+        env: env_of(&c["env"]).unwrap_or_default(),
+        update_env: truthy(&opts["updateEnv"]) || truthy(&opts["update_env"]),
+        env_name: env_name_of(opts),
+        extra_env: env_of(&opts["env"]),
+        watch: false,
     };
-    let ctx = ResolveCtx { cwd: PathBuf::from(cwd), env, env_name: env_name.filter(|n| !n.is_empty()) };
-    let mut specs = Vec::new();
-    let mut warnings = Vec::new();
-    for raw in &apps {
-        let r = config::resolve_app(raw, &ctx).map_err(|e| Error::from_reason(format!("{e:#}")))?;
-        for w in r.warnings {
-            warnings.push(json!({"app": r.spec.name, "message": w}));
-        }
-        specs.push(r.spec);
+    op::operate(conn, method, &targets, &oo, notes).map_err(|e| flow_error(error_parts(&e, "connection")))
+}
+
+/// The JS error body of a flow error: PM2's wording as `message` (the CLI's line as `detail`) when
+/// they differ.
+fn flow_error((code, message, pm2): (String, String, Option<String>)) -> Value {
+    match pm2 {
+        Some(m) => json!({"code": code, "message": m, "detail": message}),
+        None => json!({"code": code, "message": message}),
     }
-    serde_json::to_string(&json!({"apps": specs, "warnings": warnings}))
-        .map_err(|e| Error::from_reason(format!("cannot serialise the apps: {e}")))
 }
 
-/// Reads an ecosystem file on libuv's pool, with the CLI's loader (JSON/JSON5/YAML parsed natively;
-/// JS files evaluated by `node`).
-pub struct EcosystemTask {
-    path: String,
+impl FlowTask {
+    fn run(&self) -> Value {
+        let parse = |s: &str| serde_json::from_str::<Value>(s);
+        let (input, opts) = match (parse(&self.input), parse(&self.opts)) {
+            (Ok(i), Ok(o)) => (i, o),
+            _ => return json!({"error": plain_error("bad_request", "arguments are not JSON".into())}),
+        };
+        let home = match home_of(self.home.as_deref()) {
+            Ok(h) => h,
+            Err(m) => return json!({"error": plain_error("connection", m)}),
+        };
+        let exe = self.daemon_exe.clone();
+        let open = || match exe.as_deref().filter(|e| !e.is_empty()) {
+            Some(exe) => Client::connect_or_start(&home, Path::new(exe)),
+            None => Client::connect(&home),
+        };
+        let mut conn = Conn::new(&open);
+        let mut warnings = Vec::new();
+        let mut notes = |n: Note| {
+            if let Note::Warn(w) = n {
+                warnings.push(w);
+            }
+        };
+        let res = match self.kind {
+            FlowKind::Start => flow_start(&mut conn, input, &opts, &mut notes),
+            FlowKind::Operate(m) => flow_operate(&mut conn, m, input, &opts, &mut notes),
+        };
+        conn.close();
+        match res {
+            Ok(list) => json!({"result": list, "warnings": warnings}),
+            Err(body) => json!({"error": body, "warnings": warnings}),
+        }
+    }
 }
 
-impl Task for EcosystemTask {
+impl Task for FlowTask {
     type Output = String;
     type JsValue = String;
 
     fn compute(&mut self) -> Result<String> {
-        let eco = rpm2_core::config::ecosystem::load(Path::new(&self.path))
-            .map_err(|e| Error::from_reason(format!("{e:#}")))?;
-        Ok(json!({"apps": eco.apps, "deploy_env": eco.deploy_env}).to_string())
+        Ok(self.run().to_string())
     }
 
     fn resolve(&mut self, _env: Env, output: String) -> Result<String> {
@@ -310,11 +471,139 @@ impl Task for EcosystemTask {
     }
 }
 
-/// Reads an ecosystem file into `{"apps": [app objects], "deploy_env": {<env name>: {...}}}` (JSON).
-/// Rejects with the core's one-line message (file, line and column of a syntax error).
+fn flow(
+    kind: FlowKind,
+    input: String,
+    opts: String,
+    home: Option<String>,
+    daemon_exe: Option<String>,
+) -> AsyncTask<FlowTask> {
+    AsyncTask::new(FlowTask { kind, input, opts, home, daemon_exe })
+}
+
+/// Starts what `inputJson` names (`{"script": "..."}` for a script, command, ecosystem file or app
+/// name/id; `{"apps": ...}` for app objects) with `optsJson` (`{cwd, env, reload, options}`: the
+/// caller's directory and environment, whether existing declared apps are reloaded, and PM2's
+/// `start()` options), through the core's start flow (the CLI's).
+/// Resolves to `{"result": [process], "warnings": [string]}` or `{"error": {"code", "message",
+/// "detail"?}, "warnings"}`; never rejects for a daemon or declaration error.
 #[napi(ts_return_type = "Promise<string>")]
-pub fn load_ecosystem(path: String) -> AsyncTask<EcosystemTask> {
-    AsyncTask::new(EcosystemTask { path })
+pub fn start(
+    input_json: String,
+    opts_json: String,
+    home: Option<String>,
+    daemon_exe: Option<String>,
+) -> AsyncTask<FlowTask> {
+    flow(FlowKind::Start, input_json, opts_json, home, daemon_exe)
+}
+
+/// Runs `method` (`stop`, `restart`, `reload`, `delete`, `reset`) on `targetsJson` (a target or an
+/// array of ids, names, namespaces, `all`, ecosystem files and app objects) with `optsJson` (`{cwd,
+/// env, options}`: PM2's `updateEnv`, `env` name or values), through the core's operate flow (the
+/// CLI's). Resolves
+/// to the same envelope as [`start`]; an unknown method is a `bad_request` error.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn operate(
+    method: String,
+    targets_json: String,
+    opts_json: String,
+    home: Option<String>,
+    daemon_exe: Option<String>,
+) -> std::result::Result<AsyncTask<FlowTask>, Error> {
+    let m = Method::parse(&method).ok_or_else(|| Error::from_reason(format!("unknown method '{method}'")))?;
+    Ok(flow(FlowKind::Operate(m), targets_json, opts_json, home, daemon_exe))
+}
+
+/// Stops targets: [`operate`] with method `stop`.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn stop(
+    targets_json: String,
+    opts_json: String,
+    home: Option<String>,
+    daemon_exe: Option<String>,
+) -> AsyncTask<FlowTask> {
+    flow(FlowKind::Operate(Method::Stop), targets_json, opts_json, home, daemon_exe)
+}
+
+/// Restarts targets: [`operate`] with method `restart`.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn restart(
+    targets_json: String,
+    opts_json: String,
+    home: Option<String>,
+    daemon_exe: Option<String>,
+) -> AsyncTask<FlowTask> {
+    flow(FlowKind::Operate(Method::Restart), targets_json, opts_json, home, daemon_exe)
+}
+
+/// Reloads targets: [`operate`] with method `reload`.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn reload(
+    targets_json: String,
+    opts_json: String,
+    home: Option<String>,
+    daemon_exe: Option<String>,
+) -> AsyncTask<FlowTask> {
+    flow(FlowKind::Operate(Method::Reload), targets_json, opts_json, home, daemon_exe)
+}
+
+/// Deletes targets: [`operate`] with method `delete`.
+#[napi(js_name = "delete", ts_return_type = "Promise<string>")]
+pub fn delete_apps(
+    targets_json: String,
+    opts_json: String,
+    home: Option<String>,
+    daemon_exe: Option<String>,
+) -> AsyncTask<FlowTask> {
+    flow(FlowKind::Operate(Method::Delete), targets_json, opts_json, home, daemon_exe)
+}
+
+/// Resets the restart counters of targets: [`operate`] with method `reset`.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn reset(
+    targets_json: String,
+    opts_json: String,
+    home: Option<String>,
+    daemon_exe: Option<String>,
+) -> AsyncTask<FlowTask> {
+    flow(FlowKind::Operate(Method::Reset), targets_json, opts_json, home, daemon_exe)
+}
+
+/// Stops every app and the daemon, on libuv's pool.
+pub struct KillTask {
+    home: Option<String>,
+}
+
+impl Task for KillTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<String> {
+        let home = match home_of(self.home.as_deref()) {
+            Ok(h) => h,
+            Err(m) => return Ok(json!({"error": plain_error("connection", m)}).to_string()),
+        };
+        let out = match rpm2_core::client::kill_daemon(&home) {
+            Ok(_) => json!({"result": {"success": true}}),
+            Err(e) => match e.downcast_ref::<RpcError>() {
+                Some(r) => json!({"error": {"code": r.code, "message": r.message}}),
+                // The daemon went away while answering: it is stopped.
+                None => json!({"result": {"success": true}}),
+            },
+        };
+        Ok(out.to_string())
+    }
+
+    fn resolve(&mut self, _env: Env, output: String) -> Result<String> {
+        Ok(output)
+    }
+}
+
+/// Stops every app and the daemon of `home` (`RPM2_HOME` by default) and waits until it is gone.
+/// Resolves to `{"result": {"success": true}}` (also when no daemon was running) or `{"error"}`.
+#[napi(ts_return_type = "Promise<string>")]
+pub fn kill_daemon(home: Option<String>) -> AsyncTask<KillTask> {
+    AsyncTask::new(KillTask { home })
 }
 
 /// Runs the CLI in a pool thread (the fallback where no native executable exists).

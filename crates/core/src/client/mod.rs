@@ -3,7 +3,9 @@
 //! not running.
 
 pub mod env;
+pub mod operate;
 mod processes;
+pub mod start;
 
 use crate::base::paths::Home;
 use crate::protocol::{Request, Response, PROTOCOL_VERSION};
@@ -193,4 +195,24 @@ pub fn start_daemon(home: &Home, daemon_exe: &Path) -> Result<bool> {
 /// Whether a daemon answers on this home's socket.
 pub fn is_running(home: &Home) -> bool {
     UnixStream::connect(home.socket()).is_ok()
+}
+
+/// Stops every app and the daemon of `home`, then waits (up to 5 s) until the daemon's process and
+/// socket are gone, so that the next client starts a fresh one. Returns how many processes were
+/// stopped, or None when no daemon was running. A daemon error is an [`RpcError`].
+pub fn kill_daemon(home: &Home) -> Result<Option<u64>> {
+    if !is_running(home) {
+        return Ok(None);
+    }
+    let mut c = Client::connect(home)?;
+    let pid = c.call("info", json!({}))?.get("pid").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+    let r = c.call("kill", json!({}))?;
+    let n = r.get("stopped").and_then(|v| v.as_u64()).unwrap_or(0);
+    for _ in 0..500 {
+        if (pid == 0 || !crate::base::procinfo::is_alive(pid)) && !home.socket().exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(Some(n))
 }

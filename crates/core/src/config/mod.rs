@@ -231,7 +231,8 @@ pub fn which(cmd: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(cmd)).find(|p| is_exec(p))
 }
 
-fn default_name(script: &Path) -> String {
+/// The name an app gets from its script: the file name without its extension.
+pub(crate) fn default_name(script: &Path) -> String {
     let file = script.file_name().and_then(|s| s.to_str()).unwrap_or("app");
     match file.rfind('.') {
         Some(i) if i > 0 => file[..i].to_string(),

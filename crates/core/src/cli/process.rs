@@ -1,0 +1,73 @@
+//! Commands about running processes other than the start/operate flow: `sendSignal`, `pid`, `id`,
+//! `env`, `scale`, `web`.
+
+use super::list::print_list;
+use super::Ui;
+use anyhow::Result;
+use serde_json::json;
+
+/// `rpm2 sendSignal <signal> <target>`.
+pub(super) fn send_signal(ui: &Ui, signal: String, target: String) -> Result<i32> {
+    let mut c = ui.client()?;
+    c.call("signal", json!({"signal": signal, "targets": [target]}))?;
+    ui.info(&format!("successfully sent signal {signal} to {target}"));
+    print_list(ui, &mut c)?;
+    Ok(0)
+}
+
+/// `rpm2 pid [target]`.
+pub(super) fn pid(ui: &Ui, target: Option<String>) -> Result<i32> {
+    let mut c = ui.client()?;
+    let list = match &target {
+        Some(t) => c.call("describe", json!({"targets": [t]}))?,
+        None => c.call("list", json!({}))?,
+    };
+    for p in list.as_array().into_iter().flatten() {
+        println!("{}", p["pid"]);
+    }
+    Ok(0)
+}
+
+/// `rpm2 id <name>`.
+pub(super) fn id(ui: &Ui, name: String) -> Result<i32> {
+    let mut c = ui.client()?;
+    let list = c.call("describe", json!({"targets": [name]})).unwrap_or(json!([]));
+    let ids: Vec<String> = list.as_array().into_iter().flatten().map(|p| p["pm_id"].to_string()).collect();
+    println!("[ {} ]", ids.join(", "));
+    Ok(0)
+}
+
+/// `rpm2 env <id>`.
+pub(super) fn env(ui: &Ui, id: String) -> Result<i32> {
+    let mut c = ui.client()?;
+    let list = c.call("describe", json!({"targets": [id], "env": true}))?;
+    for p in list.as_array().into_iter().flatten() {
+        if let Some(env) = p["pm2_env"]["env"].as_object() {
+            for (k, v) in env {
+                println!("{k}: {}", v.as_str().unwrap_or(""));
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `rpm2 scale <name> <N|+N|-N>`.
+pub(super) fn scale(ui: &Ui, name: String, number: String) -> Result<i32> {
+    let mut c = ui.client()?;
+    let up = number.starts_with('+') || number.parse::<i64>().map(|_| true).unwrap_or(false);
+    c.call("scale", json!({"name": name, "number": number}))?;
+    ui.info(if up && !number.starts_with('-') { "Scaling application" } else { "Scaling down application" });
+    if !ui.silent {
+        print_list(ui, &mut c)?;
+    }
+    Ok(0)
+}
+
+/// `rpm2 web ...`.
+pub(super) fn web(ui: &Ui, a: crate::web::WebArgs) -> Result<i32> {
+    let code = crate::web::command(&ui.home, &ui.paint, ui.silent, a, &|| ui.client())?;
+    if !ui.silent {
+        print_list(ui, &mut ui.client()?)?;
+    }
+    Ok(code)
+}

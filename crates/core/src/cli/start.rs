@@ -1,0 +1,173 @@
+//! `rpm2 start` and the commands that act on processes (stop, restart, reload, delete, reset): the
+//! CLI side of the core's start/operate flow, which decides; this file only prints.
+
+use super::args::{RestartArgs, StartArgs};
+use super::list::print_list;
+use super::Ui;
+use crate::client::env::client_env;
+use crate::client::operate::{self, Method, OperateOptions, Target};
+use crate::client::start::{self as flow, Conn, Note, StartInput, StartOptions};
+use anyhow::{anyhow, Context, Result};
+use serde_json::{json, Map, Value};
+
+/// Prints a note of the flow as the CLI always has.
+fn show_note(ui: &Ui, n: Note) {
+    match n {
+        Note::Info(m) => ui.info(&m),
+        Note::Warn(m) => ui.warn(&m),
+        Note::Hint(m) => {
+            if !ui.silent {
+                println!("{m}");
+            }
+        }
+    }
+}
+
+/// `rpm2 start`.
+pub(super) fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let app = flags_to_app(&a)?;
+    let o = StartOptions {
+        cwd,
+        env: client_env(),
+        env_name: a.env.clone(),
+        only: a.only.as_ref().map(|s| s.split(',').map(|n| n.trim().to_string()).collect()),
+        update_env: a.update_env,
+        force: a.force,
+        reload: false,
+        app,
+        extra_env: None,
+    };
+    let input = match a.script {
+        Some(s) => StartInput::Script(s),
+        None => StartInput::Default,
+    };
+    let open = || ui.client();
+    let mut conn = Conn::new(&open);
+    let out = flow::start(&mut conn, input, &o, &mut |n| show_note(ui, n))?;
+    if out.restarted_by_name || !ui.silent {
+        print_list(ui, conn.get()?)?;
+    }
+    Ok(0)
+}
+
+/// `rpm2 stop|restart|reload|delete|reset <targets...>`.
+pub(super) fn operate(ui: &Ui, method: Method, targets: &[String], r: Option<RestartArgs>) -> Result<i32> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let r = r.as_ref();
+    let o = OperateOptions {
+        cwd,
+        env: client_env(),
+        update_env: r.is_some_and(|r| r.update_env),
+        env_name: r.and_then(|r| r.env.clone()),
+        extra_env: None,
+        watch: r.is_some_and(|r| r.watch),
+    };
+    let targets: Vec<Target> = targets.iter().cloned().map(Target::Name).collect();
+    let open = || ui.client();
+    let mut conn = Conn::new(&open);
+    let declaration = matches!(method, Method::Restart | Method::Reload)
+        && targets.first().is_some_and(|t| matches!(t, Target::Name(n) if flow::is_ecosystem(n)));
+    let res = operate::operate(&mut conn, method, &targets, &o, &mut |n| show_note(ui, n))?;
+    if !declaration {
+        for p in &res {
+            ui.info(&format!("[{}]({}) {}", p["name"].as_str().unwrap_or(""), p["pm_id"], ui.paint.green("✓")));
+        }
+    }
+    if !ui.silent {
+        print_list(ui, conn.get()?)?;
+    }
+    Ok(0)
+}
+
+/// Turns `rpm2 start` flags into a PM2-style app object (without its `script`).
+fn flags_to_app(a: &StartArgs) -> Result<Map<String, Value>> {
+    let mut o = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            o.insert(k.into(), v);
+        }
+    };
+    let num = |flag: &str, v: &Option<String>| -> Result<Option<Value>> {
+        match v {
+            None => Ok(None),
+            Some(s) => {
+                let unit = if flag == "--max-restarts" { "" } else { " of milliseconds" };
+                match s.trim().parse::<i64>() {
+                    Ok(n) if n >= 0 => Ok(Some(json!(n))),
+                    _ => Err(anyhow!("{flag} must be a positive whole number{unit}, got '{s}'")),
+                }
+            }
+        }
+    };
+    put("name", a.name.clone().map(Value::String));
+    put("instances", a.instances.clone().map(Value::String));
+    put("namespace", a.namespace.clone().map(Value::String));
+    put("cwd", a.cwd.clone().map(Value::String));
+    put("interpreter", a.interpreter.clone().map(Value::String));
+    put("node_args", a.node_args.clone().map(Value::String));
+    if let Some(w) = &a.watch {
+        put("watch", Some(if w.is_empty() { json!(true) } else { json!(w) }));
+    }
+    put("ignore_watch", a.ignore_watch.clone().map(|v| json!(v)));
+    // `--watch-delay 4` is seconds, `--watch-delay 4000ms` milliseconds (PM2); the option is ms.
+    put(
+        "watch_delay",
+        a.watch_delay.clone().map(|d| match d.trim().parse::<f64>() {
+            Ok(secs) if secs >= 0.0 && secs.is_finite() => json!((secs * 1000.0).round() as u64),
+            _ => Value::String(d),
+        }),
+    );
+    put("max_memory_restart", a.max_memory_restart.clone().map(Value::String));
+    put("kill_timeout", num("--kill-timeout", &a.kill_timeout)?);
+    put("listen_timeout", num("--listen-timeout", &a.listen_timeout)?);
+    put("restart_delay", num("--restart-delay", &a.restart_delay)?);
+    put("exp_backoff_restart_delay", num("--exp-backoff-restart-delay", &a.exp_backoff_restart_delay)?);
+    put("max_restarts", num("--max-restarts", &a.max_restarts)?);
+    put("min_uptime", a.min_uptime.clone().map(Value::String));
+    if a.no_autorestart {
+        put("autorestart", Some(json!(false)));
+    }
+    if a.no_autostart {
+        put("autostart", Some(json!(false)));
+    }
+    if a.no_treekill {
+        put("treekill", Some(json!(false)));
+    }
+    if let Some(codes) = &a.stop_exit_codes {
+        let mut v = Vec::new();
+        for c in codes {
+            v.push(c.parse::<i64>().map_err(|_| anyhow!("--stop-exit-codes must be numbers, got '{c}'"))?);
+        }
+        put("stop_exit_codes", Some(json!(v)));
+    }
+    if a.wait_ready {
+        put("wait_ready", Some(json!(true)));
+    }
+    if a.shutdown_with_message {
+        put("shutdown_with_message", Some(json!(true)));
+    }
+    put("out_file", a.output.clone().map(Value::String));
+    put("error_file", a.error.clone().map(Value::String));
+    put("log_file", a.log.clone().map(|l| if l.is_empty() { json!(true) } else { json!(l) }));
+    put("pid_file", a.pid.clone().map(Value::String));
+    if a.merge_logs {
+        put("merge_logs", Some(json!(true)));
+    }
+    put("log_date_format", a.log_date_format.clone().map(Value::String));
+    if a.time {
+        put("time", Some(json!(true)));
+    }
+    put("log_type", a.log_type.clone().map(Value::String));
+    put("cron_restart", a.cron_restart.clone().map(Value::String));
+    if a.execute_command {
+        put("exec_mode", Some(json!("fork")));
+    }
+    put("increment_var", a.increment_var.clone().map(Value::String));
+    put("instance_var", a.instance_var.clone().map(Value::String));
+    put("cluster_lb", a.cluster_lb.clone().map(Value::String));
+    if !a.args.is_empty() {
+        put("args", Some(json!(a.args)));
+    }
+    Ok(o)
+}

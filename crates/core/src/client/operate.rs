@@ -1,0 +1,270 @@
+//! The one operate flow behind `rpm2 stop|restart|reload|delete|reset` and the JS API's methods of
+//! the same names: targets (ids, names, namespaces, `all`, ecosystem files, app objects) into one
+//! daemon request. Restarting or reloading a declaration (a file or app objects) applies it through
+//! the start flow instead, as PM2 does.
+
+use crate::client::start::{self, Conn, FlowError, Note, StartInput, StartOptions};
+use crate::client::RpcError;
+use crate::config;
+use anyhow::Result;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One target of an operation.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An id, a name, a namespace, `all`, or an ecosystem file.
+    Name(String),
+    /// An app declaration (a JS app object): acts on the app of its name.
+    App(Value),
+}
+
+/// What to do: `stop`, `restart`, `reload`, `delete` or `reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Stop the processes (and their watching).
+    Stop,
+    /// Restart them.
+    Restart,
+    /// Reload them (zero-downtime in cluster mode).
+    Reload,
+    /// Stop them and remove them from the list.
+    Delete,
+    /// Zero their restart counters.
+    Reset,
+}
+
+impl Method {
+    /// The daemon method (and the CLI command) of this operation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Stop => "stop",
+            Method::Restart => "restart",
+            Method::Reload => "reload",
+            Method::Delete => "delete",
+            Method::Reset => "reset",
+        }
+    }
+
+    /// The method of a name (`gracefulReload` is `reload`), or None.
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "stop" => Method::Stop,
+            "restart" => Method::Restart,
+            "reload" | "gracefulReload" => Method::Reload,
+            "delete" | "del" => Method::Delete,
+            "reset" => Method::Reset,
+            _ => return None,
+        })
+    }
+}
+
+/// Options of an operation.
+#[derive(Debug, Clone, Default)]
+pub struct OperateOptions {
+    /// The directory relative file targets resolve against.
+    pub cwd: PathBuf,
+    /// The client's environment (sent with `--update-env`, the base of a re-applied declaration).
+    pub env: BTreeMap<String, String>,
+    /// `--update-env`: the processes get `env` (plus `extra_env`) as their environment.
+    pub update_env: bool,
+    /// `--env <name>`: only with a declaration (restart/reload of an ecosystem file).
+    pub env_name: Option<String>,
+    /// Environment values to set on restart/reload (JS `restart(name, {env: {...}})`).
+    pub extra_env: Option<BTreeMap<String, String>>,
+    /// `restart --watch`: toggle watching.
+    pub watch: bool,
+}
+
+/// PM2's `_operate` result item: `{name, namespace, pm_id, status, restart_time, pid, pm2_env}`.
+pub fn operate_shape(p: &Value) -> Value {
+    let env = json!({
+        "name": p["name"],
+        "namespace": p["namespace"],
+        "pm_id": p["pm_id"],
+        "status": p["status"],
+        "restart_time": p["restart_time"],
+    });
+    json!({
+        "name": p["name"],
+        "namespace": p["namespace"],
+        "pm_id": p["pm_id"],
+        "status": p["status"],
+        "restart_time": p["restart_time"],
+        "pid": p["pid"],
+        "pm2_env": env,
+    })
+}
+
+/// The name an app declaration gets (as [`config::resolve_app`] names it), without resolving it:
+/// stop/delete by file must work even when a script has gone.
+pub fn declared_name(app: &Value) -> Option<String> {
+    let name = match app.get("name").and_then(|n| n.as_str()).filter(|n| !n.trim().is_empty()) {
+        Some(n) => n.to_string(),
+        None => {
+            let script = ["script", "exec", "cmd", "command"]
+                .iter()
+                .find_map(|k| app.get(*k).and_then(|s| s.as_str()).filter(|s| !s.is_empty()))?;
+            if script.contains(' ') && !Path::new(script).exists() {
+                script.to_string()
+            } else {
+                config::default_name(Path::new(script))
+            }
+        }
+    };
+    let prefix = ["name_prefix", "namePrefix"].iter().find_map(|k| app.get(*k).and_then(|p| p.as_str()));
+    Some(match prefix.filter(|p| !p.is_empty()) {
+        Some(p) => format!("{p}:{name}"),
+        None => name,
+    })
+}
+
+/// Whether the targets are a declaration: app objects, or (first) an ecosystem file.
+fn is_declaration(targets: &[Target]) -> bool {
+    match targets.first() {
+        Some(Target::Name(t)) => start::is_ecosystem(t),
+        Some(Target::App(_)) => true,
+        None => false,
+    }
+}
+
+/// Targets as daemon target strings: files and app objects become the names of their apps.
+fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in targets {
+        match t {
+            Target::App(app) => out.extend(declared_name(app)),
+            Target::Name(t) if t.trim().is_empty() => {
+                return Err(FlowError::new(
+                    "bad_request",
+                    "a target is needed: an id, a name, a namespace, \"all\" or an ecosystem file",
+                )
+                .into())
+            }
+            Target::Name(t) => {
+                let p = config::absolutize(cwd, t);
+                if start::is_ecosystem(t) && p.is_file() {
+                    let eco =
+                        config::ecosystem::load(&p).map_err(|e| FlowError::new("bad_config", format!("{e:#}")))?;
+                    out.extend(eco.apps.iter().filter_map(declared_name));
+                } else {
+                    out.push(t.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `method` on `targets` and returns the processes it acted on, as [`operate_shape`]s.
+/// A restart/reload of a declaration starts or restarts its apps through the start flow.
+pub fn operate(
+    conn: &mut Conn,
+    method: Method,
+    targets: &[Target],
+    o: &OperateOptions,
+    notes: &mut dyn FnMut(Note),
+) -> Result<Vec<Value>> {
+    let restart_like = matches!(method, Method::Restart | Method::Reload);
+    if restart_like && is_declaration(targets) {
+        let input = match &targets[0] {
+            Target::Name(f) => StartInput::Script(f.clone()),
+            Target::App(_) => StartInput::Apps(Value::Array(
+                targets.iter().filter_map(|t| if let Target::App(a) = t { Some(a.clone()) } else { None }).collect(),
+            )),
+        };
+        let so = StartOptions {
+            cwd: o.cwd.clone(),
+            env: o.env.clone(),
+            env_name: o.env_name.clone(),
+            update_env: true,
+            reload: method == Method::Reload,
+            ..Default::default()
+        };
+        return Ok(start::start(conn, input, &so, notes)?.processes);
+    }
+    let name = method.as_str();
+    let mut params = json!({});
+    if restart_like {
+        if let Some(n) = &o.env_name {
+            return Err(FlowError::new(
+                "bad_request",
+                format!("--env needs an ecosystem file: `rpm2 {name} ecosystem.config.js --env {n}`"),
+            )
+            .into());
+        }
+        if o.update_env {
+            let mut env = o.env.clone();
+            env.extend(o.extra_env.clone().unwrap_or_default());
+            params["update_env"] = json!(true);
+            params["env"] = json!(env);
+        } else if let Some(extra) = &o.extra_env {
+            params["update_env"] = json!(true);
+            params["env"] = json!(extra);
+        } else {
+            notes(Note::Hint("Use --update-env to update environment variables".into()));
+        }
+        if o.watch && method == Method::Restart {
+            params["watch"] = json!("toggle");
+        }
+    } else if method == Method::Stop {
+        params["watch"] = json!(false);
+    }
+    let names = expand(targets, &o.cwd)?;
+    params["targets"] = json!(names);
+    notes(Note::Info(format!("Applying action {name} on app [{}]", names.join(", "))));
+    match conn.get()?.call(name, params) {
+        Ok(res) => Ok(res.as_array().into_iter().flatten().map(operate_shape).collect()),
+        Err(e) => Err(not_found(e, &names)),
+    }
+}
+
+/// A daemon `not_found` keeps its message (the CLI's) and gets PM2's wording for the JS API.
+fn not_found(e: anyhow::Error, names: &[String]) -> anyhow::Error {
+    match e.downcast_ref::<RpcError>() {
+        Some(r) if r.code == "not_found" => FlowError {
+            code: r.code.clone(),
+            message: r.message.clone(),
+            pm2: Some(format!("process or namespace not found: {}", names.join(", "))),
+        }
+        .into(),
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_names_follow_the_resolver() {
+        assert_eq!(declared_name(&json!({"name": "a", "script": "x.js"})).unwrap(), "a");
+        assert_eq!(declared_name(&json!({"script": "/srv/api.server.js"})).unwrap(), "api.server");
+        assert_eq!(declared_name(&json!({"script": "bin"})).unwrap(), "bin");
+        assert_eq!(declared_name(&json!({"cmd": "sleep 100"})).unwrap(), "sleep 100");
+        assert_eq!(declared_name(&json!({"script": "a.js", "name_prefix": "p"})).unwrap(), "p:a");
+        assert_eq!(declared_name(&json!({"name": " "})), None);
+    }
+
+    #[test]
+    fn declarations_and_targets() {
+        assert!(is_declaration(&[Target::Name("eco.config.js".into())]));
+        assert!(is_declaration(&[Target::App(json!({}))]));
+        assert!(!is_declaration(&[Target::Name("app".into())]));
+        let t = vec![Target::Name("a".into()), Target::App(json!({"script": "b.js"})), Target::Name("3".into())];
+        assert_eq!(expand(&t, Path::new("/")).unwrap(), vec!["a", "b", "3"]);
+        let e = expand(&[Target::Name("".into())], Path::new("/")).unwrap_err();
+        assert_eq!(e.downcast_ref::<FlowError>().unwrap().code, "bad_request");
+    }
+
+    #[test]
+    fn not_found_gets_the_pm2_wording() {
+        let e: anyhow::Error = RpcError { code: "not_found".into(), message: "no process named 'x'".into() }.into();
+        let f = not_found(e, &["x".into(), "y".into()]);
+        let f = f.downcast_ref::<FlowError>().unwrap();
+        assert_eq!(f.message, "no process named 'x'");
+        assert_eq!(f.pm2.as_deref(), Some("process or namespace not found: x, y"));
+        assert_eq!(Method::parse("gracefulReload"), Some(Method::Reload));
+    }
+}
