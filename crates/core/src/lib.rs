@@ -20,17 +20,17 @@
 pub mod base;
 pub mod cli;
 pub mod client;
-pub mod cluster;
-pub mod config;
-pub mod daemon;
-pub mod ipc;
-pub mod logs;
-pub mod monit;
-pub mod protocol;
+pub(crate) mod cluster;
+pub(crate) mod config;
+pub(crate) mod daemon;
+pub(crate) mod ipc;
+pub(crate) mod logs;
+pub(crate) mod monit;
+pub(crate) mod protocol;
 pub mod runtime;
-pub mod supervisor;
-pub mod watch;
-pub mod web;
+pub(crate) mod supervisor;
+pub(crate) mod watch;
+pub(crate) mod web;
 
 /// The version of rpm2 (the crate version), printed by `rpm2 --version` and exchanged in the hello.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

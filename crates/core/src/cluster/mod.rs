@@ -32,8 +32,8 @@ pub use self::app::ClusterApp;
 pub use self::bind::server_key;
 use self::bind::*;
 use self::listener::*;
+pub use self::round_robin::WorkerHook;
 use self::round_robin::*;
-pub use self::round_robin::{parse_newconn_reply, WorkerHook};
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::cluster::round_robin::parse_newconn_reply;
 
 #[test]
 fn keys_match_node() {

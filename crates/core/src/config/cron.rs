@@ -13,7 +13,6 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Schedule {
     cron: Cron,
-    pattern: String,
 }
 
 /// Longest single sleep: the clock is re-read at least this often.
@@ -40,12 +39,7 @@ impl Schedule {
         // A pattern that can never happen (e.g. February 31st) is an error too, not a silent no-op.
         let now = Local::now();
         cron.find_next_occurrence(&now, false).map_err(|_| "it never matches any date".to_string())?;
-        Ok(Schedule { cron, pattern: p.to_string() })
-    }
-
-    /// The pattern as given (trimmed).
-    pub fn pattern(&self) -> &str {
-        &self.pattern
+        Ok(Schedule { cron })
     }
 
     /// The first occurrence strictly after `t`.

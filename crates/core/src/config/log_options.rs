@@ -56,6 +56,7 @@ fn flag_of(v: &Value, what: &str) -> Result<bool, String> {
 }
 
 impl Rotation {
+    #[cfg(test)]
     /// No rotation.
     pub fn off() -> Rotation {
         Rotation { max_size: 0, retain: DEFAULT_RETAIN, compress: false }
@@ -85,6 +86,7 @@ impl Rotation {
         r
     }
 
+    #[cfg(test)]
     /// An app's rotation from its `max_size` (`"10M"`, `"100K"`, bytes; `0`/`false` = off), `retain`
     /// (a count, or `"all"`) and `compress` options, over [`Rotation::defaults`]. `RPM2_LOG_ROTATE=off`
     /// wins over the app's `max_size` (a kill switch for every app). Errors name the field.
@@ -168,12 +170,6 @@ pub fn settings_from_extra(x: &BTreeMap<String, Value>) -> LogSettings {
     }
 }
 
-/// Checks the log options of an app declaration (`log_type`, `max_size`, `retain`, `compress`,
-/// `disable_logs`); the message names the field.
-pub fn validate_options(o: &serde_json::Map<String, Value>) -> Result<(), String> {
-    parse_settings(o).map(|_| ())
-}
-
 /// How one process's output is written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogOptions {
@@ -192,6 +188,7 @@ pub struct LogOptions {
 }
 
 impl LogOptions {
+    #[cfg(test)]
     /// Raw lines, no rotation (tests, tools).
     pub fn plain() -> LogOptions {
         LogOptions {

@@ -97,7 +97,9 @@ pub(crate) async fn restore(d: &Arc<Daemon>) {
         }
     };
     let mut starts = Vec::new();
-    for p in table.apps {
+    for mut p in table.apps {
+        // A table written before the options were typed: parse them once, here.
+        p.spec.fill_options();
         if let (Some(pid), Some(st)) = (p.state.pid, p.pid_start) {
             if procinfo::stat(pid).map(|s| s.start_time) == Some(st) {
                 dlog(format!(

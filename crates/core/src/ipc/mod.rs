@@ -44,7 +44,7 @@ pub use self::child::{child_env, install_child_fd, socketpair};
 use self::driver::*;
 use self::task::*;
 use self::tx::*;
-pub use self::tx::{spawn, spawn_hooked, ChannelEvent, ChannelHook, ChannelTx, Outbound};
+pub use self::tx::{spawn_hooked, ChannelEvent, ChannelHook, ChannelTx};
 use self::wire::*;
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::ipc::tx::{spawn, Outbound};
 use nix::sys::socket::{recvmsg, ControlMessageOwned};
 use serde_json::json;
 use std::io::IoSliceMut;

@@ -16,8 +16,10 @@ pub enum ChannelEvent {
         /// The message the child passed to `process.send(msg, handle)`.
         msg: Value,
         /// The full `{"cmd":"NODE_HANDLE",...}` object as received.
+        #[allow(dead_code)] // for consumers that route handles; today the supervisor drops them
         envelope: Value,
         /// The file descriptor that came with it.
+        #[allow(dead_code)] // dropping it closes the fd
         fd: OwnedFd,
     },
     /// The child sent something invalid (malformed JSON, an over-long line, an unexpected fd, an
@@ -29,6 +31,7 @@ pub enum ChannelEvent {
     Closed,
 }
 
+#[cfg(test)]
 /// A message to send to the child, optionally with a handle (fd) attached; see [`ChannelTx::send_outbound`].
 #[derive(Debug)]
 pub struct Outbound {
@@ -130,6 +133,7 @@ impl ChannelTx {
         self.enqueue_cmd(line.len(), |bytes| Cmd::SendHandle(bytes, fd, opts), line)
     }
 
+    #[cfg(test)]
     /// Sends an [`Outbound`]. Without an fd it is [`ChannelTx::send`]. With an fd, `msg` must be the
     /// complete envelope: an object whose `cmd` is `"NODE_HANDLE"` and whose `type` is a string (other
     /// fields such as `msg`, `key`, `dgramType` are passed through); otherwise it is refused and the fd
@@ -195,6 +199,7 @@ impl ChannelTx {
     }
 }
 
+#[cfg(test)]
 /// Spawns the channel's I/O task on the current tokio runtime (works on a `current_thread` runtime;
 /// panics like `tokio::spawn` when called outside a runtime; the runtime needs its I/O driver, and its
 /// time driver for the [`CLOSE_LINGER`] timer), taking ownership of the daemon's end of

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use crate::config::log_options::{LogOptions, Rotation, DEFAULT_MAX_SIZE, DEFAULT_RETAIN};
+pub use crate::config::log_options::{LogOptions, Rotation};
 
 mod assembler;
 mod daemon_log;
@@ -38,9 +38,9 @@ mod rotation;
 mod tail;
 mod writer;
 pub use self::assembler::LineAssembler;
-pub use self::daemon_log::{daemon_log_line, install_daemon_logger};
+pub use self::daemon_log::install_daemon_logger;
+pub use self::rotation::rotated_path;
 use self::rotation::*;
-pub use self::rotation::{gzip_file, prune, rotated_files, rotated_path};
 pub use self::tail::tail_lines;
 pub use self::writer::LogFiles;
 use self::writer::*;

@@ -1,5 +1,7 @@
 use super::*;
+use crate::config::log_options::{DEFAULT_MAX_SIZE, DEFAULT_RETAIN};
 use crate::config::{resolve_app, ResolveCtx};
+use crate::logs::rotation::{gzip_file, prune, rotated_files};
 use serde_json::Value;
 
 fn tmp(tag: &str) -> PathBuf {

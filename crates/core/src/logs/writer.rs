@@ -27,7 +27,6 @@ pub(super) const FOREIGN: u64 = 0;
 /// reported once, retried every [`RETRY_EVERY`], and the app keeps running.
 #[derive(Debug)]
 pub struct LogFiles {
-    pub(super) paths: ProcPaths,
     pub(super) opts: LogOptions,
     pub(super) slots: Vec<Slot>,
     /// out, err, combined → slot.
@@ -54,14 +53,7 @@ pub(super) fn state(mid: Option<u64>, src: u64) -> (bool, bool) {
 impl LogFiles {
     /// Opens (creating folders and files as needed) the files of `paths`.
     pub fn open(paths: ProcPaths, opts: LogOptions) -> LogFiles {
-        let mut lf = LogFiles {
-            paths: paths.clone(),
-            opts,
-            slots: Vec::new(),
-            route: [None; 3],
-            view_mid: [None; 2],
-            errors: Vec::new(),
-        };
+        let mut lf = LogFiles { opts, slots: Vec::new(), route: [None; 3], view_mid: [None; 2], errors: Vec::new() };
         if lf.opts.disabled {
             return lf; // disable_logs: no files at all
         }
@@ -93,21 +85,6 @@ impl LogFiles {
     /// The options of process `pm_id` of `spec`, and its files.
     pub fn for_app(spec: &AppSpec, pm_id: u32, paths: ProcPaths) -> LogFiles {
         LogFiles::open(paths, LogOptions::for_app(spec, pm_id))
-    }
-
-    /// The paths written.
-    pub fn paths(&self) -> &ProcPaths {
-        &self.paths
-    }
-
-    /// The options in force.
-    pub fn options(&self) -> &LogOptions {
-        &self.opts
-    }
-
-    /// Whether output is dropped (`disable_logs`).
-    pub fn disabled(&self) -> bool {
-        self.opts.disabled
     }
 
     pub(super) fn open_slot(&mut self, idx: usize) {

@@ -134,24 +134,28 @@ impl Handle {
         self.call(Op::Restart { spec, reason })
     }
 
+    #[cfg(test)]
     /// Stops the process as [`Handle::stop`] does (cutting in the same way), removes its pid file and
     /// ends the actor. Resolves once the process is gone; every later request gets [`ENDED`].
     pub fn delete(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
         self.call(Op::Delete)
     }
 
+    #[cfg(test)]
     /// Sends `signal` to the main process (not its group). Resolves once sent; fails when the app is
     /// not running or kill(2) failed. Waits behind an operation in progress.
     pub fn signal(&self, signal: Signal) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
         self.call(Op::Signal(signal))
     }
 
+    #[cfg(test)]
     /// Writes `msg` on the running process's IPC channel. Resolves once queued on the channel (not when
     /// the app read it); fails when there is no open channel. Waits behind an operation in progress.
     pub fn send(&self, msg: Value) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
         self.call(Op::Send(msg))
     }
 
+    #[cfg(test)]
     /// Zeroes the restart counters. Resolves when done; never fails while the actor lives.
     pub fn reset(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
         self.call(Op::Reset)

@@ -27,6 +27,7 @@ impl Debounce {
         }
     }
 
+    #[cfg(test)]
     /// Whether changes are waiting.
     pub fn pending(&self) -> bool {
         self.first.is_some()

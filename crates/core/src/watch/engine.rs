@@ -445,7 +445,7 @@ impl Engine {
             a.in_flight = true;
             let more = if count > 1 { format!(" (and {} more)", count - 1) } else { String::new() };
             dlog(format!("[Watch] Change detected on path {display}{more} for app {} - restarting", a.spec.app));
-            fires.push(WatchFire { app: a.spec.app.clone(), path, display, count });
+            fires.push(WatchFire { app: a.spec.app.clone(), display, count });
         }
         for f in fires {
             (self.fire)(f);

@@ -46,8 +46,6 @@ impl WatchSpec {
 pub struct WatchFire {
     /// App name.
     pub app: String,
-    /// The first file that changed (absolute).
-    pub path: PathBuf,
     /// That path for people (relative to the app's cwd when below it).
     pub display: String,
     /// How many distinct paths changed in the burst.

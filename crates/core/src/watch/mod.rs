@@ -60,6 +60,4 @@ pub const MAX_WAIT: Duration = Duration::from_millis(1000);
 pub const LOOP_MAX: usize = 10;
 /// The loop breaker's window.
 pub const LOOP_WINDOW: Duration = Duration::from_secs(60);
-pub use crate::config::watch_options::{
-    delay_ms, existing_roots, ignore_list, poll_option, roots, IgnoreRules, DEFAULT_IGNORED, DEFAULT_POLL,
-};
+pub use crate::config::watch_options::{IgnoreRules, DEFAULT_POLL};

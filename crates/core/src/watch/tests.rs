@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::watch_options::{delay_ms, existing_roots, ignore_list, poll_option, roots};
 use serde_json::json;
 
 fn rules(user: &[&str]) -> IgnoreRules {

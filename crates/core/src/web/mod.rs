@@ -32,10 +32,10 @@ mod server;
 pub use self::command::{command, WebArgs};
 use self::http::*;
 pub use self::http::{authorized, parse_head, Head, HeadError};
-pub use self::metrics::{escape_label, render_metrics, DaemonFigures, STATUSES};
+pub use self::metrics::{render_metrics, DaemonFigures};
 pub use self::payload::root_payload;
 use self::payload::*;
-pub use self::server::{check_exposure, parse_host, parse_server_args, redact, server_main, ServerOpts};
+pub use self::server::{check_exposure, parse_host, server_main};
 
 #[cfg(test)]
 mod tests;

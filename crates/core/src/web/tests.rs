@@ -1,4 +1,5 @@
 use super::*;
+use crate::web::server::{parse_server_args, redact, ServerOpts};
 
 #[test]
 fn parses_heads() {
