@@ -11,7 +11,7 @@ use std::path::Path;
 /// The kinds of ecosystem file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// JSON with comments/trailing commas (JSON5 grammar), as the seed writes it.
+    /// JSON with comments/trailing commas (JSON5 grammar), as PM2 users write it.
     Json5,
     /// YAML.
     Yaml,

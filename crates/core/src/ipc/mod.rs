@@ -4,7 +4,7 @@
 //! ([`install_child_fd`]) gets `process.send` / `process.on('message')` before any user code runs.
 //! The daemon's end is driven by [`spawn`], which runs one tokio task per channel.
 //!
-//! Wire format (see `reference/node-ipc-cluster.md` §1): every message is `JSON.stringify(value) + "\n"`.
+//! Wire format (Node's `child_process` IPC channel): every message is `JSON.stringify(value) + "\n"`.
 //! A file descriptor travels as `SCM_RIGHTS` on the `sendmsg()` that writes a
 //! `{"cmd":"NODE_HANDLE","type":..,"msg":..}` line, and the receiver answers `{"cmd":"NODE_HANDLE_ACK"}`
 //! (fd received) or `{"cmd":"NODE_HANDLE_NACK"}` (no fd). This module implements that handshake on both

@@ -1,4 +1,4 @@
-//! `rpm2 web`: the JSON web API (PM2's `HttpInterface`, Listing 4-4 of the seed) and Prometheus
+//! `rpm2 web`: the JSON web API (the payload of PM2's `HttpInterface`) and Prometheus
 //! metrics, served by a process of its own (`rpm2d --web-server`), managed like any app under the
 //! name [`APP_NAME`]. The server is a client of the daemon: it holds no daemon lock, and a flood of
 //! HTTP requests costs the daemon at most two `list` calls a second (answers are cached briefly and

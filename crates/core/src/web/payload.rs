@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// `{system_info, monit, processes}` as PM2's HttpInterface (Listing 4-4).
+/// `{system_info, monit, processes}` as PM2's HttpInterface (`pm2 web`) answers.
 pub fn root_payload(list: &Value) -> Value {
     json!({
         "system_info": {"hostname": hostname(), "uptime": uptime_secs()},
