@@ -7,13 +7,24 @@ import { EventEmitter } from 'events';
 declare namespace rpm2 {
   type Callback<T> = (err: RPM2Error | null, result: T) => void;
 
+  /**
+   * The stable error codes (the core's `protocol::ErrorCode`; a unit test keeps this list equal to it):
+   * `not_found` unknown target, `bad_request` wrong request, `version_mismatch` run `rpm2 update`,
+   * `internal` a daemon fault, `failed` a process refused a control, `reload_failed` a rollout stopped,
+   * `already_running` use restart or `-f`, `start_failed` nothing could be spawned, `nothing_to_do`,
+   * `empty` dump would erase a saved list, `io` a file could not be written, `not_running` no daemon,
+   * `connection` the connection failed, `bad_config` an invalid declaration or file, `closed` a
+   * subscription ended.
+   */
+  type ErrorCode =
+    | 'not_found' | 'bad_request' | 'version_mismatch' | 'internal' | 'failed' | 'reload_failed'
+    | 'already_running' | 'start_failed' | 'nothing_to_do' | 'empty' | 'io' | 'not_running'
+    | 'connection' | 'bad_config' | 'closed';
+
   /** Errors carry a stable `code` besides their one-line message. */
   interface RPM2Error extends Error {
-    /**
-     * `not_found` (unknown target), `bad_request`, `bad_config` (invalid app declaration or file),
-     * `already_running`, `version_mismatch`, `not_running`, `connection`, `failed`, `closed`, ...
-     */
-    code?: string;
+    /** One of {@link ErrorCode}; a newer daemon may send a code this version does not list. */
+    code?: ErrorCode | (string & {});
     /** For `not_found` from stop/restart/...: the daemon's own message, the line the CLI prints. */
     detail?: string;
   }

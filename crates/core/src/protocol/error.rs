@@ -44,12 +44,39 @@ pub enum ErrorCode {
     /// `connection`: the connection to the daemon failed or closed (made by clients, never sent by
     /// the daemon).
     Connection,
+    /// `bad_config`: an app declaration or an ecosystem file is invalid (made by the client's
+    /// start/operate flow before anything is sent); the message names the file, the app and the field.
+    BadConfig,
+    /// `closed`: a subscription (`launchBus`, logs) ended because the daemon went away (made by
+    /// clients).
+    Closed,
     /// Any code this build does not know (a newer daemon): read the message.
     #[serde(other)]
     Other,
 }
 
 impl ErrorCode {
+    /// Every known code, in declaration order ([`ErrorCode::Other`] excluded): the list `index.d.ts`
+    /// types as `ErrorCode` (a unit test keeps the two equal).
+    #[cfg(test)]
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::NotFound,
+        ErrorCode::BadRequest,
+        ErrorCode::VersionMismatch,
+        ErrorCode::Internal,
+        ErrorCode::Failed,
+        ErrorCode::ReloadFailed,
+        ErrorCode::AlreadyRunning,
+        ErrorCode::StartFailed,
+        ErrorCode::NothingToDo,
+        ErrorCode::Empty,
+        ErrorCode::Io,
+        ErrorCode::NotRunning,
+        ErrorCode::Connection,
+        ErrorCode::BadConfig,
+        ErrorCode::Closed,
+    ];
+
     /// The code as it goes on the wire, e.g. `not_found`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,6 +93,8 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::NotRunning => "not_running",
             ErrorCode::Connection => "connection",
+            ErrorCode::BadConfig => "bad_config",
+            ErrorCode::Closed => "closed",
             ErrorCode::Other => "other",
         }
     }
@@ -89,26 +118,23 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_wire_strings() {
-        for c in [
-            ErrorCode::NotFound,
-            ErrorCode::BadRequest,
-            ErrorCode::VersionMismatch,
-            ErrorCode::Internal,
-            ErrorCode::Failed,
-            ErrorCode::ReloadFailed,
-            ErrorCode::AlreadyRunning,
-            ErrorCode::StartFailed,
-            ErrorCode::NothingToDo,
-            ErrorCode::Empty,
-            ErrorCode::Io,
-            ErrorCode::NotRunning,
-            ErrorCode::Connection,
-        ] {
+        for c in ErrorCode::ALL {
             let s = serde_json::to_value(c).unwrap();
             assert_eq!(s, serde_json::Value::String(c.as_str().into()));
             let back: ErrorCode = serde_json::from_value(s).unwrap();
             assert_eq!(back, c);
         }
         assert_eq!(serde_json::from_str::<ErrorCode>("\"brand_new\"").unwrap(), ErrorCode::Other);
+    }
+
+    /// index.d.ts types `RPM2Error.code` with the same list, so the JS API cannot drift.
+    #[test]
+    fn index_d_ts_lists_every_code() {
+        let dts = include_str!("../../../../index.d.ts");
+        let start = dts.find("type ErrorCode =").expect("index.d.ts declares type ErrorCode");
+        let decl = &dts[start..start + dts[start..].find(';').expect("ErrorCode ends with ;")];
+        let listed: Vec<&str> = decl.split('\'').skip(1).step_by(2).collect();
+        let ours: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, ours, "index.d.ts's ErrorCode must list ErrorCode::ALL in order");
     }
 }
