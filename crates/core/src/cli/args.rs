@@ -53,9 +53,50 @@ pub(crate) enum Cmd {
     Kill,
     /// Check that the daemon answers (starting it if needed).
     Ping,
-    /// Send a signal to processes: sendSignal <signal> <id|name>.
+    /// Send a signal to processes: sendSignal <signal> <id|name|all> (extra words are ignored, as PM2).
     #[command(name = "sendSignal")]
-    SendSignal { signal: String, target: String },
+    SendSignal {
+        /// A signal name (SIGUSR2, usr2) or number.
+        signal: String,
+        /// An id, a name, a namespace, or `all`: every instance receives it.
+        target: String,
+        /// Ignored (PM2 ignores words after the target).
+        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Write a line to the stdin of a process (fork mode): send <pm_id> <line>.
+    Send {
+        /// The process id.
+        pm_id: String,
+        /// The text; a newline is added.
+        line: String,
+    },
+    /// Attach to a process: print its output and send each line typed to its stdin.
+    Attach {
+        /// The process id.
+        pm_id: String,
+        /// Line separator sent after each line (default a newline).
+        separator: Option<String>,
+    },
+    /// Run an action an app declared with tx2/@pm2/io: trigger <app|id> <action> [param].
+    Trigger {
+        /// An id, a name, a namespace, a script file name, or `all`.
+        target: String,
+        /// The declared action (see `rpm2 show <app>`).
+        action: String,
+        /// A parameter passed to the action.
+        param: Option<String>,
+    },
+    /// Mark processes as monitored (PM2's `_km_monitored` flag; rpm2 has no cloud dashboard).
+    Monitor {
+        /// An id, a name, or `all`.
+        target: Option<String>,
+    },
+    /// Clear the monitored mark of processes.
+    Unmonitor {
+        /// An id, a name, or `all`.
+        target: Option<String>,
+    },
     /// Zero the restart counters of processes.
     Reset(Targets),
     /// Empty log files (all apps when no target is given).
@@ -110,7 +151,8 @@ pub(crate) enum Cmd {
     },
     /// Remove the systemd unit installed by `startup`.
     Unstartup { platform: Option<String> },
-    /// Replace the running daemon with this version, restarting every app gracefully.
+    /// Replace the running daemon with this version, restarting every app (restart counts start at 0).
+    #[command(visible_alias = "updatePM2")]
     Update,
     /// Scale an app: N instances, or +N / -N.
     Scale {

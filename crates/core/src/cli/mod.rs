@@ -4,6 +4,7 @@
 //! This file parses and dispatches; each command group lives in its own file and the decisions of
 //! `start`/`stop`/`restart`/... are the core's start/operate flow ([`crate::client::start`]).
 
+mod actions;
 mod args;
 mod daemon_cmds;
 mod list;
@@ -11,6 +12,7 @@ mod logs;
 pub mod ops;
 mod process;
 mod start;
+mod stdin;
 
 use crate::base::fmt::Paint;
 use crate::base::paths::Home;
@@ -145,7 +147,12 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Logs(a) => logs::logs(ui, a),
         Cmd::Flush { targets } => logs::flush(ui, targets),
         Cmd::ReloadLogs => logs::reload_logs(ui),
-        Cmd::SendSignal { signal, target } => process::send_signal(ui, signal, target),
+        Cmd::SendSignal { signal, target, rest: _ } => process::send_signal(ui, signal, target),
+        Cmd::Send { pm_id, line } => stdin::send(ui, &pm_id, &line),
+        Cmd::Attach { pm_id, separator } => stdin::attach(ui, &pm_id, separator.as_deref()),
+        Cmd::Trigger { target, action, param } => actions::trigger(ui, &target, &action, param.as_deref()),
+        Cmd::Monitor { target } => actions::monitor(ui, target.as_deref(), true),
+        Cmd::Unmonitor { target } => actions::monitor(ui, target.as_deref(), false),
         Cmd::Pid { target } => process::pid(ui, target),
         Cmd::Id { name } => process::id(ui, name),
         Cmd::Env { id } => process::env(ui, id),

@@ -59,6 +59,10 @@ pub enum Op {
     },
     /// Turns `watch` on or off in the spec, without restarting.
     SetWatch(bool),
+    /// Writes text (a line with its separator) to the child's stdin.
+    WriteStdin(String),
+    /// Sets PM2's `_km_monitored` flag (`monitor`/`unmonitor`).
+    SetMonitored(bool),
 }
 
 impl Op {
@@ -187,5 +191,16 @@ impl Handle {
     /// Sets `watch` in the spec without restarting. Resolves when the new spec is published.
     pub fn set_watch(&self, on: bool) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
         self.call(Op::SetWatch(on))
+    }
+
+    /// Queues `text` for the running child's stdin (written as is: the caller adds the line
+    /// separator). Resolves once queued; fails when the app is not running or closed its stdin.
+    pub fn write_stdin(&self, text: String) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::WriteStdin(text))
+    }
+
+    /// Sets the `_km_monitored` flag shown in jlist. Resolves when the state is published.
+    pub fn set_monitored(&self, on: bool) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::SetMonitored(on))
     }
 }
