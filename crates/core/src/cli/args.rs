@@ -165,6 +165,36 @@ pub(crate) enum Cmd {
     Monit,
     /// Serve the JSON web API and Prometheus /metrics as the `rpm2-http-interface` process.
     Web(crate::web::WebArgs),
+    /// Serve a folder's static files over HTTP as a managed process (static-page-server-<port>).
+    #[command(visible_alias = "expose")]
+    Serve(crate::web::ServeArgs),
+    /// Set a module configuration value: set <module>:<key> <value> (RPM2_HOME/module_conf.json).
+    Set { key: Option<String>, value: Option<String> },
+    /// Set several values: multiset "<module>:<k1> <v1> <module>:<k2> <v2>".
+    Multiset { serial: String },
+    /// Print a configuration value (all values without a key).
+    Get { key: Option<String> },
+    /// Print every module configuration value.
+    Conf { key: Option<String>, value: Option<String> },
+    /// Get (or, with a value, set) one configuration value.
+    Config { key: String, value: Option<String> },
+    /// Remove a configuration value.
+    Unset { key: String },
+    /// PM2 Plus cloud link: rpm2 has none (prints how to monitor instead and exits with 1).
+    #[command(visible_alias = "plus")]
+    Link {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    /// PM2 Plus cloud unlink: rpm2 has no link (exits with 1).
+    Unlink,
+    /// Print what a bug report needs: versions, daemon, apps and their last log lines.
+    Report,
+    /// Print a shell completion script: completion [bash|zsh|fish] (default bash).
+    Completion { shell: Option<String> },
+    /// Restart an app with Node's inspector on (--inspect added to its node args).
+    Inspect { target: String },
 }
 
 #[derive(Args, Debug)]

@@ -2,8 +2,10 @@
 //! milliseconds and the napi addon can run calls on libuv's thread pool. Starts the daemon when it is
 //! not running.
 
+pub mod conf;
 pub mod env;
 pub mod operate;
+pub mod report;
 pub mod start;
 
 use crate::base::paths::Home;

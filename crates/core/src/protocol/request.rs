@@ -67,6 +67,8 @@ pub enum Method {
     Trigger(TriggerParams),
     /// `monitor`: sets or clears PM2's `_km_monitored` flag of processes (`monitor`/`unmonitor`).
     Monitor(MonitorParams),
+    /// `inspect`: restarts processes with Node's inspector on.
+    Inspect(FlushParams),
 }
 
 /// The name of every method [`Method`] knows, as on the wire.
@@ -95,6 +97,7 @@ pub const METHOD_NAMES: &[&str] = &[
     "sendLine",
     "trigger",
     "monitor",
+    "inspect",
 ];
 
 impl Method {
@@ -144,6 +147,7 @@ impl Method {
             Method::SendLine(_) => "sendLine",
             Method::Trigger(_) => "trigger",
             Method::Monitor(_) => "monitor",
+            Method::Inspect(_) => "inspect",
         }
     }
 
@@ -343,6 +347,9 @@ pub struct TriggerParams {
     #[serde(deserialize_with = "lenient::opt_u64", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
 }
+
+/// `inspect {targets}`: the same shape as [`FlushParams`].
+pub type InspectParams = FlushParams;
 
 /// `monitor {targets, on}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

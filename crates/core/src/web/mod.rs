@@ -27,6 +27,7 @@ mod command;
 mod http;
 mod metrics;
 mod payload;
+mod serve;
 mod server;
 pub use self::command::{command, WebArgs};
 use self::http::*;
@@ -34,6 +35,7 @@ pub use self::http::{authorized, parse_head, Head, HeadError};
 pub use self::metrics::{escape_label, render_metrics, DaemonFigures, STATUSES};
 pub use self::payload::root_payload;
 use self::payload::*;
+pub use self::serve::{command as serve_command, plan as serve_plan, serve_main, ServeArgs, ServePlan, SERVE_FLAG};
 pub use self::server::{check_exposure, parse_host, parse_server_args, redact, server_main, ServerOpts};
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod control;
 mod dump;
+mod inspect;
 mod lifecycle;
 mod logs;
 mod monitor;
@@ -61,6 +62,7 @@ pub(crate) async fn handle(d: &Arc<Daemon>, method: Method) -> HResult {
         Method::SendLine(p) => stdin::send_line(d, p).await,
         Method::Trigger(p) => trigger::handle(d, p).await,
         Method::Monitor(p) => monitor::handle(d, p).await,
+        Method::Inspect(p) => inspect::handle(d, p).await,
         // Answered by the connection itself (server.rs) before dispatch.
         m @ (Method::Hello(_) | Method::Subscribe(_)) => {
             Err(herr(ErrorCode::Internal, format!("'{}' is answered by the connection", m.name())))
