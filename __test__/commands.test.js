@@ -274,3 +274,40 @@ describe('report, completion, inspect, link, update, pid file', () => {
     }
   });
 });
+
+describe('cluster apps sharing a port', () => {
+  const HTTP = h.fixture('cluster-http.js');
+
+  async function pidsServing(port, n) {
+    const pids = new Set();
+    for (let i = 0; i < n; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/`, { headers: { Connection: 'close' } });
+      pids.add((await r.json()).pid);
+    }
+    return pids;
+  }
+
+  test('two cluster apps on one port both run; connections go round-robin over all their workers', async (t) => {
+    const { home } = h.useHome(t);
+    const port = await h.freePort();
+    for (const name of ['a', 'b']) {
+      await ok(['start', HTTP, '--name', name, '-i', '2'], { home, env: { PORT: port } });
+    }
+    const online = await h.waitFor(async () => {
+      const l = await h.jlist(home);
+      return l.length === 4 && l.every((p) => p.pm2_env.status === 'online') && l;
+    }, { message: 'four workers online' });
+    for (const name of ['a', 'b']) await h.waitLog(home, name, new RegExp(`listening main ${port}[\\s\\S]*listening main ${port}`));
+    await h.sleep(500);
+    const l = await h.jlist(home);
+    assert.deepEqual(l.map((p) => p.pm2_env.restart_time), [0, 0, 0, 0], 'no crash loop (EADDRINUSE)');
+    const served = await pidsServing(port, 16);
+    assert.deepEqual([...served].sort(), online.map((p) => p.pid).sort(), 'every worker of both apps serves');
+    // Deleting one app keeps the port for the other.
+    await ok(['delete', 'a'], { home });
+    const rest = (await h.jlist(home)).map((p) => p.pid).sort();
+    assert.deepEqual([...(await pidsServing(port, 6))].sort(), rest);
+    await ok(['stop', 'b'], { home });
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/`), 'the port is closed once no app uses it');
+  });
+});
