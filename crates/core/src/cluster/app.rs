@@ -8,6 +8,9 @@ pub(super) enum Server {
     Shared { sock: OwnedFd, kind: &'static str, data: Value, workers: HashSet<u64> },
 }
 
+/// Workers on probation: worker id → the (server key, channel) pairs to route to once admitted.
+pub(super) type Held = HashMap<u64, Vec<(String, ChannelTx)>>;
+
 /// The primary of one app: its view of the server table (by Node's key) it may share with other
 /// apps, and the round-robin replies in flight. Its mutexes guard plain maps and are never held
 /// across an await.
@@ -22,7 +25,7 @@ pub struct ClusterApp {
     pub(super) servers: Arc<Mutex<HashMap<String, Server>>>,
     pub(super) pending: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<RrMsg>>>>,
     /// Workers on probation (waiting for `ready`): their round-robin servers, not yet routed to.
-    pub(super) held: Arc<Mutex<HashMap<u64, Vec<(String, ChannelTx)>>>>,
+    pub(super) held: Arc<Mutex<Held>>,
     /// Server key → the names of the apps that listen (or listened) on it.
     pub(super) owners: Arc<Mutex<HashMap<String, HashSet<String>>>>,
 }
