@@ -182,6 +182,10 @@ declare namespace rpm2 {
     exit_code?: number;
     restart_reason?: string;
     axm_monitor?: Record<string, unknown>;
+    /** Actions the app declared with tx2/@pm2/io (`trigger` runs them). */
+    axm_actions: Array<{ action_name: string; action_type?: string; arity?: number; opts?: unknown }>;
+    /** Set by `monitor`/`unmonitor`. */
+    _km_monitored?: boolean;
     /** The app's environment; values are `'[hidden]'` unless asked with `{env: true}`. */
     env: Record<string, string>;
     [key: string]: unknown;
