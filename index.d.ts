@@ -193,6 +193,10 @@ declare namespace rpm2 {
     exit_code?: number;
     restart_reason?: string;
     axm_monitor?: Record<string, unknown>;
+    /** Actions the app declared with tx2/@pm2/io (`trigger` runs them). */
+    axm_actions: Array<{ action_name: string; action_type?: string; arity?: number; opts?: unknown }>;
+    /** Set by `monitor`/`unmonitor`. */
+    _km_monitored?: boolean;
     /** The app's environment; values are `'[hidden]'` unless asked with `{env: true}`. */
     env: Record<string, string>;
     [key: string]: unknown;
@@ -324,6 +328,29 @@ declare namespace rpm2 {
     data: Packet;
   }
 
+  /** One `axm:reply` of `trigger()`. */
+  interface ActionReply {
+    process: ProcessRef;
+    data: { return: unknown; action_name: string };
+    at: number;
+  }
+
+  interface ServeOptions {
+    spa?: boolean;
+    basicAuthUsername?: string;
+    basicAuthPassword?: string;
+    /** Address to bind (default 127.0.0.1). */
+    host?: string;
+    /** App name (default static-page-server-<port>). */
+    name?: string;
+  }
+
+  interface ServeResult {
+    name: string;
+    path: string;
+    port: number;
+  }
+
   interface API {
     /** The class behind the singleton: `new rpm2.custom({home})` talks to another RPM2_HOME. */
     custom: typeof RPM2;
@@ -440,6 +467,49 @@ declare class RPM2 {
   sendDataToProcessId(packet: rpm2.Packet & { id: number }, cb: rpm2.Callback<rpm2.SendDataResult>): void;
   sendDataToProcessId(id: number, packet: rpm2.Packet): Promise<rpm2.SendDataResult>;
   sendDataToProcessId(packet: rpm2.Packet & { id: number }): Promise<rpm2.SendDataResult>;
+
+  /** Writes `line` + separator (default '\n') to the stdin of a fork-mode process. */
+  sendLineToStdin(pmId: number | string, line: string, separator?: string): Promise<{ pm_id: number; line: string }>;
+  sendLineToStdin(pmId: number | string, line: string, cb: rpm2.Callback<{ pm_id: number; line: string }>): void;
+  sendLineToStdin(pmId: number | string, line: string, separator: string,
+    cb: rpm2.Callback<{ pm_id: number; line: string }>): void;
+
+  /** Runs an action declared with tx2/@pm2/io (`axm:action`); resolves to the `axm:reply` packets. */
+  trigger(target: rpm2.Target, action: string, params?: unknown): Promise<rpm2.ActionReply[]>;
+  trigger(target: rpm2.Target, action: string, cb: rpm2.Callback<rpm2.ActionReply[]>): void;
+  trigger(target: rpm2.Target, action: string, params: unknown, cb: rpm2.Callback<rpm2.ActionReply[]>): void;
+
+  /** Sets (`monitor`) or clears (`unmonitor`) PM2's `_km_monitored` flag of processes. */
+  monitorState(state: 'monitor' | 'unmonitor', target: rpm2.Target): Promise<rpm2.OperateResult[]>;
+  monitorState(state: 'monitor' | 'unmonitor', target: rpm2.Target, cb: rpm2.Callback<rpm2.OperateResult[]>): void;
+  monitor(target: rpm2.Target): Promise<rpm2.OperateResult[]>;
+  monitor(target: rpm2.Target, cb: rpm2.Callback<rpm2.OperateResult[]>): void;
+  unmonitor(target: rpm2.Target): Promise<rpm2.OperateResult[]>;
+  unmonitor(target: rpm2.Target, cb: rpm2.Callback<rpm2.OperateResult[]>): void;
+
+  /** Restarts processes with Node's inspector on (`--inspect` in their node args). */
+  inspect(target: rpm2.Target): Promise<rpm2.OperateResult[]>;
+  inspect(target: rpm2.Target, cb: rpm2.Callback<rpm2.OperateResult[]>): void;
+
+  /** Serves a folder's static files as the app `static-page-server-<port>` (127.0.0.1 by default). */
+  serve(path?: string, port?: number | string, opts?: rpm2.ServeOptions): Promise<rpm2.ServeResult>;
+  serve(path: string, port: number | string, opts: rpm2.ServeOptions, cb: rpm2.Callback<rpm2.ServeResult>): void;
+
+  /** What a bug report needs: versions, daemon, system, apps with their last log lines. */
+  report(): Promise<Record<string, unknown>>;
+  report(cb: rpm2.Callback<Record<string, unknown>>): void;
+
+  /** PM2's module configuration store (RPM2_HOME/module_conf.json). */
+  set(key: string, value: string | number): Promise<{ success: true }>;
+  set(key: string, value: string | number, cb: rpm2.Callback<{ success: true }>): void;
+  multiset(serial: string): Promise<{ success: true }>;
+  multiset(serial: string, cb: rpm2.Callback<{ success: true }>): void;
+  unset(key: string): Promise<{ success: true }>;
+  unset(key: string, cb: rpm2.Callback<{ success: true }>): void;
+  get(key?: string): Promise<unknown>;
+  get(key: string, cb: rpm2.Callback<unknown>): void;
+  conf(key: string, value?: string | number): Promise<unknown>;
+  conf(key: string, value: string | number | undefined, cb: rpm2.Callback<unknown>): void;
 
   /** Opens the event bus; resolves once it receives events. It holds the event loop until closed. */
   launchBus(cb: (err: rpm2.RPM2Error | null, bus: rpm2.Bus) => void): void;

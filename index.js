@@ -312,6 +312,106 @@ class RPM2 {
     return settle(p, cb);
   }
 
+  /**
+   * sendLineToStdin(pm_id, line, [separator], [cb]): writes `line` + separator ('\n') to the stdin of
+   * a fork-mode process → {pm_id, line}
+   */
+  sendLineToStdin(pmId, line, separator, cb) {
+    if (typeof separator === 'function') [separator, cb] = [undefined, separator];
+    const sep = separator === undefined || separator === null ? '\n' : String(separator);
+    return settle(this._call('sendLine', { id: pmId, line: String(line) + sep }), cb);
+  }
+
+  /**
+   * trigger(target, action_name, [params], [cb]): runs an action the app declared with tx2/@pm2/io
+   * on every matching process → the `axm:reply` packets [{process, data: {return, action_name}, at}].
+   * Rejects when no process received it, or one did not answer within 10 s.
+   */
+  trigger(target, action, params, cb) {
+    if (typeof params === 'function') [params, cb] = [undefined, params];
+    const p = this._call('trigger', { target: String(target), action, params: params === undefined ? null : params })
+      .then((r) => {
+        if (r.missing && r.missing.length) {
+          throw rpm2Error(`no reply to '${action}' from process(es) ${r.missing.join(', ')} within 10 s`, 'timeout');
+        }
+        return r.replies;
+      });
+    return settle(p, cb);
+  }
+
+  /** monitorState('monitor' | 'unmonitor', target, [cb]): PM2's `_km_monitored` flag → summaries. */
+  monitorState(state, target, cb) {
+    const p = target === undefined || target === null || target === ''
+      ? Promise.reject(rpm2Error('Please specify an <app_name|pm_id>', 'bad_request'))
+      : this._call('monitor', { targets: [String(target)], on: state === 'monitor' });
+    return settle(p, cb);
+  }
+
+  /** monitor(target, [cb]) / unmonitor(target, [cb]): see monitorState. */
+  monitor(target, cb) {
+    return this.monitorState('monitor', target, cb);
+  }
+
+  unmonitor(target, cb) {
+    return this.monitorState('unmonitor', target, cb);
+  }
+
+  /** inspect(target, [cb]): restarts the app's processes with Node's inspector on → summaries. */
+  inspect(target, cb) {
+    return settle(this._call('inspect', { targets: [String(target)] }), cb);
+  }
+
+  async _local(op, args, { start = false } = {}) {
+    const raw = await native.local(op, JSON.stringify(args), this.home, start ? this._daemonExe : null);
+    return unwrap(raw).result;
+  }
+
+  /**
+   * serve([path], [port], [opts], [cb]): serves a folder's static files as the managed app
+   * `static-page-server-<port>` (opts: spa, basicAuthUsername, basicAuthPassword, host, name)
+   * → {name, path, port}
+   */
+  serve(dir, port, opts, cb) {
+    if (typeof dir === 'function') [dir, port, opts, cb] = [undefined, undefined, undefined, dir];
+    if (typeof port === 'function') [port, opts, cb] = [undefined, undefined, port];
+    [opts, cb] = optsAndCb(opts, cb);
+    const args = Object.assign({}, opts, { path: dir === undefined ? this.cwd : path.resolve(this.cwd, dir) });
+    if (port !== undefined && port !== null) args.port = String(port);
+    return settle(this._local('serve', args, { start: true }), cb);
+  }
+
+  /** report([cb]): versions, daemon, system, apps with their last log lines, the daemon log's end. */
+  report(cb) {
+    return settle(this._local('report', {}), cb);
+  }
+
+  /** set(key, value, [cb]): PM2's module configuration (RPM2_HOME/module_conf.json) → {success} */
+  set(key, value, cb) {
+    return settle(this._local('conf.set', { key, value: value === undefined ? '' : String(value) }), cb);
+  }
+
+  /** multiset("k1 v1 k2 v2", [cb]) → {success} */
+  multiset(serial, cb) {
+    return settle(this._local('conf.multiset', { serial }), cb);
+  }
+
+  /** unset(key, [cb]) → {success} */
+  unset(key, cb) {
+    return settle(this._local('conf.unset', { key }), cb);
+  }
+
+  /** get([key], [cb]): a value (or a module's object); the whole store without a key. */
+  get(key, cb) {
+    if (typeof key === 'function') [key, cb] = [undefined, key];
+    return settle(this._local('conf.get', key === undefined ? {} : { key }), cb);
+  }
+
+  /** conf(key, [value], [cb]): set with a value, else get. */
+  conf(key, value, cb) {
+    if (typeof value === 'function') [value, cb] = [undefined, value];
+    return value === undefined || value === null ? this.get(key, cb) : this.set(key, value, cb);
+  }
+
   // ---- bus ----------------------------------------------------------------------------------------------------
 
   /** launchBus([cb]) → the Bus, once it receives events. */

@@ -30,7 +30,7 @@ pub(crate) mod protocol;
 pub mod runtime;
 pub(crate) mod supervisor;
 pub(crate) mod watch;
-pub(crate) mod web;
+pub mod web;
 
 /// The version of rpm2 (the crate version), printed by `rpm2 --version` and exchanged in the hello.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

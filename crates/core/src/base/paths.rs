@@ -70,8 +70,15 @@ impl Home {
     pub fn socket(&self) -> PathBuf {
         self.root.join("rpc.sock")
     }
-    /// The daemon's pid file.
+    /// The daemon's pid file: `RPM2_PID_FILE_PATH` (or PM2's `PM2_PID_FILE_PATH`) when set, a
+    /// relative path being taken inside the home; else `rpm2d.pid` in the home. The daemon inherits
+    /// the environment of the client that started it, so both agree.
     pub fn pid_file(&self) -> PathBuf {
+        for key in ["RPM2_PID_FILE_PATH", "PM2_PID_FILE_PATH"] {
+            if let Some(p) = std::env::var_os(key).filter(|p| !p.is_empty()) {
+                return self.root.join(PathBuf::from(p));
+            }
+        }
         self.root.join("rpm2d.pid")
     }
     /// The lock that guarantees one daemon per home.

@@ -53,9 +53,50 @@ pub(crate) enum Cmd {
     Kill,
     /// Check that the daemon answers (starting it if needed).
     Ping,
-    /// Send a signal to processes: sendSignal <signal> <id|name>.
+    /// Send a signal to processes: sendSignal <signal> <id|name|all> (extra words are ignored, as PM2).
     #[command(name = "sendSignal")]
-    SendSignal { signal: String, target: String },
+    SendSignal {
+        /// A signal name (SIGUSR2, usr2) or number.
+        signal: String,
+        /// An id, a name, a namespace, or `all`: every instance receives it.
+        target: String,
+        /// Ignored (PM2 ignores words after the target).
+        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Write a line to the stdin of a process (fork mode): send <pm_id> <line>.
+    Send {
+        /// The process id.
+        pm_id: String,
+        /// The text; a newline is added.
+        line: String,
+    },
+    /// Attach to a process: print its output and send each line typed to its stdin.
+    Attach {
+        /// The process id.
+        pm_id: String,
+        /// Line separator sent after each line (default a newline).
+        separator: Option<String>,
+    },
+    /// Run an action an app declared with tx2/@pm2/io: trigger <app|id> <action> [param].
+    Trigger {
+        /// An id, a name, a namespace, a script file name, or `all`.
+        target: String,
+        /// The declared action (see `rpm2 show <app>`).
+        action: String,
+        /// A parameter passed to the action.
+        param: Option<String>,
+    },
+    /// Mark processes as monitored (PM2's `_km_monitored` flag; rpm2 has no cloud dashboard).
+    Monitor {
+        /// An id, a name, or `all`.
+        target: Option<String>,
+    },
+    /// Clear the monitored mark of processes.
+    Unmonitor {
+        /// An id, a name, or `all`.
+        target: Option<String>,
+    },
     /// Zero the restart counters of processes.
     Reset(Targets),
     /// Empty log files (all apps when no target is given).
@@ -110,7 +151,8 @@ pub(crate) enum Cmd {
     },
     /// Remove the systemd unit installed by `startup`.
     Unstartup { platform: Option<String> },
-    /// Replace the running daemon with this version, restarting every app gracefully.
+    /// Replace the running daemon with this version, restarting every app (restart counts start at 0).
+    #[command(visible_alias = "updatePM2")]
     Update,
     /// Scale an app: N instances, or +N / -N.
     Scale {
@@ -123,6 +165,36 @@ pub(crate) enum Cmd {
     Monit,
     /// Serve the JSON web API and Prometheus /metrics as the `rpm2-http-interface` process.
     Web(crate::web::WebArgs),
+    /// Serve a folder's static files over HTTP as a managed process (static-page-server-<port>).
+    #[command(visible_alias = "expose")]
+    Serve(crate::web::ServeArgs),
+    /// Set a module configuration value: set <module>:<key> <value> (RPM2_HOME/module_conf.json).
+    Set { key: Option<String>, value: Option<String> },
+    /// Set several values: multiset "<module>:<k1> <v1> <module>:<k2> <v2>".
+    Multiset { serial: String },
+    /// Print a configuration value (all values without a key).
+    Get { key: Option<String> },
+    /// Print every module configuration value.
+    Conf { key: Option<String>, value: Option<String> },
+    /// Get (or, with a value, set) one configuration value.
+    Config { key: String, value: Option<String> },
+    /// Remove a configuration value.
+    Unset { key: String },
+    /// PM2 Plus cloud link: rpm2 has none (prints how to monitor instead and exits with 1).
+    #[command(visible_alias = "plus")]
+    Link {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    /// PM2 Plus cloud unlink: rpm2 has no link (exits with 1).
+    Unlink,
+    /// Print what a bug report needs: versions, daemon, apps and their last log lines.
+    Report,
+    /// Print a shell completion script: completion [bash|zsh|fish] (default bash).
+    Completion { shell: Option<String> },
+    /// Restart an app with Node's inspector on (--inspect added to its node args).
+    Inspect { target: String },
 }
 
 #[derive(Args, Debug)]

@@ -52,6 +52,12 @@ pub(super) fn update(ui: &Ui) -> Result<i32> {
         wait_gone(pid, 1000);
     }
     let mut c = ui.client()?;
+    // As PM2 (whose update resurrects the apps afresh): restart counters start again at 0.
+    if let Err(e) = c.call("reset", json!({"targets": ["all"]})) {
+        if e.downcast_ref::<crate::client::RpcError>().map(|r| r.code != "not_found").unwrap_or(true) {
+            return Err(e);
+        }
+    }
     ui.info(&format!("rpm2 daemon {} running", c.daemon_version));
     // Give restored apps a moment to come up before showing them.
     std::thread::sleep(std::time::Duration::from_millis(300));

@@ -183,6 +183,13 @@ pub(super) fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
             out.push('\n');
         }
         print!("{out}");
+        if let Some(actions) = e["axm_actions"].as_array().filter(|a| !a.is_empty()) {
+            println!(" Actions available ");
+            let rows: Vec<Vec<String>> =
+                actions.iter().map(|a| vec![a["action_name"].as_str().unwrap_or("").to_string()]).collect();
+            print!("{}", crate::base::table::render(&["action".into()], &rows));
+            println!(" Trigger via: rpm2 trigger {} <action_name>\n", proc_["name"].as_str().unwrap_or(""));
+        }
         if let Some(m) = e["axm_monitor"].as_object() {
             println!(" Code metrics value ");
             let rows: Vec<Vec<String>> = m

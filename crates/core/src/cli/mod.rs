@@ -4,13 +4,17 @@
 //! This file parses and dispatches; each command group lives in its own file and the decisions of
 //! `start`/`stop`/`restart`/... are the core's start/operate flow ([`crate::client::start`]).
 
+mod actions;
 mod args;
+mod conf;
 mod daemon_cmds;
+mod extra;
 mod list;
 mod logs;
 pub mod ops;
 mod process;
 mod start;
+mod stdin;
 
 use crate::base::fmt::Paint;
 use crate::base::paths::Home;
@@ -71,6 +75,10 @@ impl Ui {
 
 /// Runs the CLI with `argv` (program name first) and returns the process exit code.
 pub fn run(argv: Vec<OsString>) -> i32 {
+    if argv.get(1).map(|a| a == crate::web::SERVE_FLAG).unwrap_or(false) {
+        let args: Vec<String> = argv.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
+        return crate::web::serve_main(&args);
+    }
     if argv.get(1).map(|a| a == crate::web::SERVER_FLAG).unwrap_or(false) {
         let args: Vec<String> = argv.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
         return crate::web::server_main(&args);
@@ -145,12 +153,32 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Logs(a) => logs::logs(ui, a),
         Cmd::Flush { targets } => logs::flush(ui, targets),
         Cmd::ReloadLogs => logs::reload_logs(ui),
-        Cmd::SendSignal { signal, target } => process::send_signal(ui, signal, target),
+        Cmd::SendSignal { signal, target, rest: _ } => process::send_signal(ui, signal, target),
+        Cmd::Send { pm_id, line } => stdin::send(ui, &pm_id, &line),
+        Cmd::Attach { pm_id, separator } => stdin::attach(ui, &pm_id, separator.as_deref()),
+        Cmd::Trigger { target, action, param } => actions::trigger(ui, &target, &action, param.as_deref()),
+        Cmd::Monitor { target } => actions::monitor(ui, target.as_deref(), true),
+        Cmd::Unmonitor { target } => actions::monitor(ui, target.as_deref(), false),
         Cmd::Pid { target } => process::pid(ui, target),
         Cmd::Id { name } => process::id(ui, name),
         Cmd::Env { id } => process::env(ui, id),
         Cmd::Scale { name, number } => process::scale(ui, name, number),
         Cmd::Web(a) => process::web(ui, a),
+        Cmd::Serve(a) => extra::serve(ui, &a),
+        Cmd::Set { key, value } => conf::set(ui, key.as_deref(), value.as_deref()),
+        Cmd::Multiset { serial } => conf::multiset(ui, &serial),
+        Cmd::Get { key } => conf::get(ui, key.as_deref()),
+        Cmd::Conf { key, value } => match key {
+            Some(k) => conf::config(ui, &k, value.as_deref()),
+            None => conf::get(ui, None),
+        },
+        Cmd::Config { key, value } => conf::config(ui, &key, value.as_deref()),
+        Cmd::Unset { key } => conf::unset(ui, &key),
+        Cmd::Link { .. } => extra::link(ui, true),
+        Cmd::Unlink => extra::link(ui, false),
+        Cmd::Report => extra::report(ui),
+        Cmd::Completion { shell } => extra::completion(shell.as_deref()),
+        Cmd::Inspect { target } => extra::inspect(ui, &target),
         Cmd::Monit => crate::monit::run(&ui.home, &|| ui.client()),
         Cmd::Kill => daemon_cmds::kill(ui),
         Cmd::Ping => daemon_cmds::ping(ui),

@@ -2,9 +2,11 @@
 //! milliseconds and the napi addon can run calls on libuv's thread pool. Starts the daemon when it is
 //! not running.
 
+pub mod conf;
 pub mod env;
 pub mod operate;
 mod processes;
+pub mod report;
 pub mod start;
 
 use crate::base::paths::Home;

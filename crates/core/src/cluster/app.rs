@@ -8,27 +8,80 @@ pub(super) enum Server {
     Shared { sock: OwnedFd, kind: &'static str, data: Value, workers: HashSet<u64> },
 }
 
-/// The primary of one app: its servers (by Node's key) and the round-robin replies in flight.
-/// Its mutexes guard plain maps and are never held across an await.
+/// Workers on probation: worker id → the (server key, channel) pairs to route to once admitted.
+pub(super) type Held = HashMap<u64, Vec<(String, ChannelTx)>>;
+
+/// The primary of one app: its view of the server table (by Node's key) it may share with other
+/// apps, and the round-robin replies in flight. Its mutexes guard plain maps and are never held
+/// across an await.
+///
+/// Apps made with [`ClusterApp::sharing`] share one table, as Node's primary has one handle per
+/// address for all its workers: two apps that listen on the same port share one listener, and its
+/// connections go round-robin over the workers of both. A server is closed once no app that uses
+/// it is left ([`ClusterApp::close_all`], [`ClusterApp::prune_unused`]).
 pub struct ClusterApp {
     pub(super) name: String,
     pub(super) balance: Balance,
-    pub(super) servers: Mutex<HashMap<String, Server>>,
+    pub(super) servers: Arc<Mutex<HashMap<String, Server>>>,
     pub(super) pending: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<RrMsg>>>>,
     /// Workers on probation (waiting for `ready`): their round-robin servers, not yet routed to.
-    pub(super) held: Mutex<HashMap<u64, Vec<(String, ChannelTx)>>>,
+    pub(super) held: Arc<Mutex<Held>>,
+    /// Server key → the names of the apps that listen (or listened) on it.
+    pub(super) owners: Arc<Mutex<HashMap<String, HashSet<String>>>>,
 }
 
 impl ClusterApp {
-    /// A primary for the app `name` with the given balancing model.
+    /// A primary for the app `name` with the given balancing model, with a server table of its own.
     pub fn new(name: &str, balance: Balance) -> Arc<ClusterApp> {
         Arc::new(ClusterApp {
             name: name.to_string(),
             balance,
-            servers: Mutex::new(HashMap::new()),
+            servers: Arc::new(Mutex::new(HashMap::new())),
             pending: Arc::new(Mutex::new(HashMap::new())),
-            held: Mutex::new(HashMap::new()),
+            held: Arc::new(Mutex::new(HashMap::new())),
+            owners: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// A primary for the app `name` that shares `other`'s server table (see [`ClusterApp`]). The
+    /// balancing model of a shared server is the one of the app that opened it.
+    pub fn sharing(name: &str, balance: Balance, other: &ClusterApp) -> Arc<ClusterApp> {
+        Arc::new(ClusterApp {
+            name: name.to_string(),
+            balance,
+            servers: other.servers.clone(),
+            pending: other.pending.clone(),
+            held: other.held.clone(),
+            owners: other.owners.clone(),
+        })
+    }
+
+    /// Records that this app uses the server `key`.
+    fn own(&self, key: &str) {
+        if let Ok(mut o) = self.owners.lock() {
+            o.entry(key.to_string()).or_default().insert(self.name.clone());
+        }
+    }
+
+    /// Whether this app uses the server `key`.
+    fn owns(&self, key: &str) -> bool {
+        self.owners.lock().map(|o| o.get(key).map(|s| s.contains(&self.name)).unwrap_or(false)).unwrap_or(false)
+    }
+
+    /// This app stops using the server `key`; true when no app uses it any more (close it).
+    fn disown(&self, key: &str) -> bool {
+        let Ok(mut o) = self.owners.lock() else { return true };
+        let last = match o.get_mut(key) {
+            Some(set) => {
+                set.remove(&self.name);
+                set.is_empty()
+            }
+            None => true,
+        };
+        if last {
+            o.remove(key);
+        }
+        last
     }
 
     /// Answers a worker's `queryServer` (always: a reply, or an error reply with a negative errno).
@@ -41,6 +94,7 @@ impl ClusterApp {
             servers.insert(key.clone(), server);
         }
         if let Some(server) = servers.get_mut(&key) {
+            self.own(&key);
             self.join(server, wid, tx, key, ack);
         }
     }
@@ -226,29 +280,41 @@ impl ClusterApp {
         }
     }
 
-    /// Closes every listening socket and queued connection (the app was stopped or deleted).
+    /// Closes the listening sockets and queued connections of this app's servers (the app was stopped
+    /// or deleted); a server another app still uses stays open for it.
     pub fn close_all(&self) {
         if let Ok(mut servers) = self.servers.lock() {
-            for (key, s) in servers.drain() {
+            let mine: Vec<String> = servers.keys().filter(|k| self.owns(k)).cloned().collect();
+            for key in mine {
+                if !self.disown(&key) {
+                    continue;
+                }
                 dlog(format!("app {}: closing {key}", self.name));
-                if let Server::RoundRobin { tx, .. } = s {
+                if let Some(Server::RoundRobin { tx, .. }) = servers.remove(&key) {
                     let _ = tx.send(RrMsg::Close);
                 }
             }
         }
     }
 
-    /// Closes the servers no worker uses any more (after the app moved to other ports).
+    /// Closes this app's servers no worker uses any more (after the app moved to other ports); one
+    /// another app still uses stays open for it.
     pub fn prune_unused(&self) {
         if let Ok(mut servers) = self.servers.lock() {
             let unused: Vec<String> = servers
                 .iter()
-                .filter(|(_, s)| match s {
-                    Server::RoundRobin { workers, .. } | Server::Shared { workers, .. } => workers.is_empty(),
+                .filter(|(k, s)| {
+                    self.owns(k)
+                        && match s {
+                            Server::RoundRobin { workers, .. } | Server::Shared { workers, .. } => workers.is_empty(),
+                        }
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in unused {
+                if !self.disown(&key) {
+                    continue;
+                }
                 dlog(format!("app {}: no worker listens on {key} any more: closing it", self.name));
                 if let Some(Server::RoundRobin { tx, .. }) = servers.remove(&key) {
                     let _ = tx.send(RrMsg::Close);
@@ -257,8 +323,8 @@ impl ClusterApp {
         }
     }
 
-    /// Number of servers held (for tests and `show`).
+    /// Number of servers this app uses (for tests and `show`).
     pub fn server_count(&self) -> usize {
-        self.servers.lock().map(|s| s.len()).unwrap_or(0)
+        self.servers.lock().map(|s| s.keys().filter(|k| self.owns(k)).count()).unwrap_or(0)
     }
 }

@@ -9,11 +9,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The cluster primary of an app (created on first use; one per app name).
+/// The cluster primary of an app (created on first use; one per app name). Every app's primary
+/// shares one server table, as Node's one primary does: two apps listening on the same address share
+/// its listener (round-robin over the workers of both), as under PM2.
 pub(crate) fn cluster_of(d: &Daemon, spec: &AppSpec) -> Arc<ClusterApp> {
     let balance = spec.balance();
     match d.clusters.lock() {
-        Ok(mut m) => m.entry(spec.name.clone()).or_insert_with(|| ClusterApp::new(&spec.name, balance)).clone(),
+        Ok(mut m) => {
+            if let Some(app) = m.get(&spec.name) {
+                return app.clone();
+            }
+            let app = match m.values().next() {
+                Some(other) => ClusterApp::sharing(&spec.name, balance, other),
+                None => ClusterApp::new(&spec.name, balance),
+            };
+            m.insert(spec.name.clone(), app.clone());
+            app
+        }
         Err(_) => ClusterApp::new(&spec.name, balance),
     }
 }

@@ -78,6 +78,11 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         extra: Map::new(),
     };
     pm2_env.add_extra(&spec.extra);
+    // Declared actions (tx2/@pm2/io), always present as in PM2; `_km_monitored` once set.
+    pm2_env.extra.insert("axm_actions".into(), Value::Array(st.axm_actions.clone()));
+    if let Some(on) = st.km_monitored {
+        pm2_env.extra.insert("_km_monitored".into(), Value::Bool(on));
+    }
     Some(Pm2Process {
         pid: st.pid.unwrap_or(0),
         name: spec.name.clone(),

@@ -61,6 +61,14 @@ pub enum Method {
     Dump(DumpParams),
     /// `shutdown`: stops every process, keeps the app table, stops the daemon.
     Shutdown(NoParams),
+    /// `sendLine`: writes a line to one process's stdin (PM2's `sendLineToStdin`).
+    SendLine(SendLineParams),
+    /// `trigger`: runs an action the app declared (`axm:action`) and collects its `axm:reply`s.
+    Trigger(TriggerParams),
+    /// `monitor`: sets or clears PM2's `_km_monitored` flag of processes (`monitor`/`unmonitor`).
+    Monitor(MonitorParams),
+    /// `inspect`: restarts processes with Node's inspector on.
+    Inspect(FlushParams),
 }
 
 /// The name of every method [`Method`] knows, as on the wire.
@@ -86,6 +94,10 @@ pub const METHOD_NAMES: &[&str] = &[
     "scale",
     "dump",
     "shutdown",
+    "sendLine",
+    "trigger",
+    "monitor",
+    "inspect",
 ];
 
 impl Method {
@@ -132,6 +144,10 @@ impl Method {
             Method::Scale(_) => "scale",
             Method::Dump(_) => "dump",
             Method::Shutdown(_) => "shutdown",
+            Method::SendLine(_) => "sendLine",
+            Method::Trigger(_) => "trigger",
+            Method::Monitor(_) => "monitor",
+            Method::Inspect(_) => "inspect",
         }
     }
 
@@ -301,6 +317,52 @@ pub struct DumpParams {
     pub node: Value,
 }
 
+/// `sendLine {id, line}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SendLineParams {
+    /// The pm_id: a number or a numeric string; `None` when missing or not one.
+    #[serde(deserialize_with = "lenient::opt_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+    /// The text written to stdin as is (the client adds the separator, `\n` by default); empty
+    /// when missing or not a string.
+    #[serde(deserialize_with = "lenient::string_or_empty")]
+    pub line: String,
+}
+
+/// `trigger {target, action, params, timeout}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TriggerParams {
+    /// A pm_id, a name, a namespace, a script file name, or `all` (a number given as such is read
+    /// as its text); empty when missing.
+    #[serde(deserialize_with = "lenient::target")]
+    pub target: String,
+    /// The declared action's name; empty when missing or not a string.
+    #[serde(deserialize_with = "lenient::string_or_empty")]
+    pub action: String,
+    /// The parameter passed to the action (`{msg, opts}` is sent); `null` sends the bare name.
+    pub params: Value,
+    /// How long to wait for the replies, in ms (default 10 000, at most 600 000).
+    #[serde(deserialize_with = "lenient::opt_u64", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+}
+
+/// `inspect {targets}`: the same shape as [`FlushParams`].
+pub type InspectParams = FlushParams;
+
+/// `monitor {targets, on}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MonitorParams {
+    /// Targets: see [`ControlParams::targets`].
+    #[serde(deserialize_with = "lenient::targets")]
+    pub targets: Vec<String>,
+    /// `true` for `monitor`, `false` (also when missing) for `unmonitor`.
+    #[serde(deserialize_with = "lenient::bool_or_false")]
+    pub on: bool,
+}
+
 /// Deserializers that never fail: a value of the wrong type becomes the default.
 mod lenient {
     use super::WatchChange;
@@ -337,6 +399,18 @@ mod lenient {
             Value::Number(n) => vec![n.to_string()],
             _ => vec![],
         })
+    }
+
+    pub(super) fn target<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        })
+    }
+
+    pub(super) fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Ok(Value::deserialize(d)?.as_u64())
     }
 
     pub(super) fn number_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -439,6 +513,23 @@ mod tests {
             Method::Dump(DumpParams { force: true, node: json!({"v": 22}) })
         );
         assert_eq!(parse("reloadLogs", Value::Null), Method::ReloadLogs(NoParams {}));
+        assert_eq!(
+            parse("sendLine", json!({"id": "2", "line": "hi\n"})),
+            Method::SendLine(SendLineParams { id: Some(2), line: "hi\n".into() })
+        );
+        assert_eq!(
+            parse("trigger", json!({"target": 0, "action": "hello", "params": {"a": 1}, "timeout": 500})),
+            Method::Trigger(TriggerParams {
+                target: "0".into(),
+                action: "hello".into(),
+                params: json!({"a": 1}),
+                timeout: Some(500)
+            })
+        );
+        assert_eq!(
+            parse("monitor", json!({"targets": "api", "on": true})),
+            Method::Monitor(MonitorParams { targets: vec!["api".into()], on: true })
+        );
     }
 
     #[test]

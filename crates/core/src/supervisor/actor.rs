@@ -128,6 +128,12 @@ impl Actor {
             }
             Op::Signal(signal) => self.op_signal(signal),
             Op::Send(msg) => self.op_send(msg),
+            Op::WriteStdin(text) => self.write_stdin(text),
+            Op::SetMonitored(on) => {
+                self.st.km_monitored = Some(on);
+                self.publish();
+                Ok(())
+            }
             Op::Reset => {
                 self.op_reset();
                 Ok(())

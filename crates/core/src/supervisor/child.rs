@@ -92,6 +92,7 @@ impl Actor {
             self.attach_channel(ours, wid, gen)
         });
         self.attach_pumps(&mut child);
+        let stdin = child.stdin.take().map(stdin_writer);
         let inbox = self.self_tx.clone();
         tokio::spawn(async move {
             use std::os::unix::process::ExitStatusExt;
@@ -106,7 +107,8 @@ impl Actor {
             // Routed to only once it said 'ready' (see start_now / reload).
             c.hold(wid);
         }
-        self.running = Some(Running { gen, pid, ipc: ipc_tx, wid, listened: false });
+        self.running = Some(Running { gen, pid, ipc: ipc_tx, wid, listened: false, stdin });
+        self.st.axm_actions.clear();
         self.st.pid = Some(pid);
         self.st.pm_uptime = now_ms();
         self.st.exit_code = None;
@@ -115,8 +117,8 @@ impl Actor {
         Ok(())
     }
 
-    /// The child's command: interpreter, node args, script and args, cwd, a clean environment, stdin
-    /// from /dev/null, stdout/stderr piped, its own process group.
+    /// The child's command: interpreter, node args, script and args, cwd, a clean environment, stdin,
+    /// stdout and stderr piped (stdin stays open for `send`/`attach`, as PM2), its own process group.
     fn command(&self) -> std::process::Command {
         let s = &self.spec;
         let mut cmd = match &s.interpreter {
@@ -131,7 +133,7 @@ impl Actor {
             .current_dir(&s.cwd)
             .env_clear()
             .envs(self.child_env())
-            .stdin(std::process::Stdio::null())
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         // Own process group: stop signals reach the whole tree, and the app is not hit by signals
@@ -195,6 +197,16 @@ impl Actor {
         }
     }
 
+    /// Writes a line to the running child's stdin (queued; written in order by its writer task).
+    /// Fails when the app is not running or its stdin is closed.
+    pub(super) fn write_stdin(&self, line: String) -> Result<(), String> {
+        match self.running.as_ref().and_then(|r| r.stdin.as_ref()) {
+            Some(tx) if tx.send(line).is_ok() => Ok(()),
+            Some(_) => Err(format!("app {} has closed its standard input", self.label())),
+            None => Err(format!("process {} is offline: start it first", self.label())),
+        }
+    }
+
     /// Writes the pid file (a failure is logged: the app runs without it).
     fn write_pid_file(&self, pid: u32) {
         if let Some(dir) = self.paths.pid.parent() {
@@ -254,4 +266,20 @@ impl Actor {
             }
         }
     }
+}
+
+/// Starts the task that writes queued lines to a child's stdin, in order. It ends (closing the pipe)
+/// when the sender is dropped with the child's [`Running`](super::Running), or when a write fails
+/// (the child closed its end).
+fn stdin_writer(mut pipe: tokio::process::ChildStdin) -> tokio::sync::mpsc::UnboundedSender<String> {
+    use tokio::io::AsyncWriteExt;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if pipe.write_all(line.as_bytes()).await.is_err() || pipe.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    tx
 }

@@ -59,6 +59,10 @@ pub enum Op {
     },
     /// Turns `watch` on or off in the spec, without restarting.
     SetWatch(bool),
+    /// Writes text (a line with its separator) to the child's stdin.
+    WriteStdin(String),
+    /// Sets PM2's `_km_monitored` flag (`monitor`/`unmonitor`).
+    SetMonitored(bool),
 }
 
 impl Op {
@@ -148,7 +152,6 @@ impl Handle {
         self.call(Op::Signal(signal))
     }
 
-    #[cfg(test)]
     /// Writes `msg` on the running process's IPC channel. Resolves once queued on the channel (not when
     /// the app read it); fails when there is no open channel. Waits behind an operation in progress.
     pub fn send(&self, msg: Value) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
@@ -191,5 +194,11 @@ impl Handle {
     /// Sets `watch` in the spec without restarting. Resolves when the new spec is published.
     pub fn set_watch(&self, on: bool) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
         self.call(Op::SetWatch(on))
+    }
+
+    /// Queues `text` for the running child's stdin (written as is: the caller adds the line
+    /// separator). Resolves once queued; fails when the app is not running or closed its stdin.
+    pub fn write_stdin(&self, text: String) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        self.call(Op::WriteStdin(text))
     }
 }

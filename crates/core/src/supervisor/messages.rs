@@ -107,6 +107,9 @@ impl Actor {
                     self.st.axm_monitor = o.get("data").cloned();
                     self.publish();
                 }
+                if t == "axm:action" {
+                    self.declare_action(o.get("data"));
+                }
                 self.emit(t, json!({"at": at, "data": o.get("data"), "process": process}));
                 return Sig::None;
             }
@@ -116,5 +119,15 @@ impl Actor {
         }
         self.emit("process:msg", json!({"at": at, "raw": v, "process": process}));
         Sig::None
+    }
+
+    /// Records an action declared with `axm:action` (once per name, as PM2).
+    fn declare_action(&mut self, data: Option<&Value>) {
+        let Some(d) = data.filter(|d| d.is_object()) else { return };
+        let Some(name) = d.get("action_name").and_then(|n| n.as_str()) else { return };
+        if !self.st.axm_actions.iter().any(|a| a.get("action_name").and_then(|n| n.as_str()) == Some(name)) {
+            self.st.axm_actions.push(d.clone());
+            self.publish();
+        }
     }
 }

@@ -97,6 +97,13 @@ pub struct ProcState {
     pub axm_monitor: Option<Value>,
     /// The last back-off delay (ms).
     pub prev_restart_delay: u64,
+    /// Actions the running child declared with `axm:action` (tx2/@pm2/io), in PM2's shape
+    /// (`{action_name, action_type, arity, opts}`); emptied when a new child starts.
+    #[serde(default)]
+    pub axm_actions: Vec<Value>,
+    /// `monitor`/`unmonitor`: PM2's `_km_monitored` flag; None until either was asked.
+    #[serde(default)]
+    pub km_monitored: Option<bool>,
 }
 
 impl ProcState {
@@ -114,6 +121,8 @@ impl ProcState {
             restart_reason: None,
             axm_monitor: None,
             prev_restart_delay: 0,
+            axm_actions: Vec::new(),
+            km_monitored: None,
         }
     }
 }
@@ -197,6 +206,8 @@ struct Running {
     wid: u64,
     /// The worker has reported a listening server (cluster `listening`).
     listened: bool,
+    /// Lines for the child's stdin (`send`, `attach`); None when the pipe could not be made.
+    stdin: Option<mpsc::UnboundedSender<String>>,
 }
 
 /// The next cluster worker id (`NODE_UNIQUE_ID`), unique in the daemon.

@@ -112,6 +112,50 @@ pub(super) fn head_end(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// Reads the next request head of a connection into `buf` (which keeps bytes read past it): the
+/// first within [`HEAD_TIMEOUT`], later ones (`served` > 0) after at most [`IDLE_TIMEOUT`] idle.
+/// On a bad, oversized or late head it answers the error itself; None means: close the connection.
+pub(super) async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, served: usize) -> Option<Head> {
+    let deadline = tokio::time::Instant::now() + if served == 0 { HEAD_TIMEOUT } else { IDLE_TIMEOUT };
+    let end = loop {
+        let found = head_end(buf);
+        if found.map(|e| e > MAX_HEAD).unwrap_or(buf.len() > MAX_HEAD) {
+            let r = Reply::json(431, json!({"err": "request head too large"}));
+            let _ = write_reply(stream, &r, false, false).await;
+            return None;
+        }
+        if found.is_some() {
+            break found;
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return None,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => break None,
+        }
+    };
+    let Some(end) = end else {
+        if !buf.is_empty() {
+            let r = Reply::json(408, json!({"err": "request head not received in time"}));
+            let _ = write_reply(stream, &r, false, false).await;
+        }
+        return None;
+    };
+    let head = match parse_head(&buf[..end]) {
+        Ok(h) => h,
+        Err(e) => {
+            let r = match e {
+                HeadError::Bad(why) => Reply::json(400, json!({"err": why})),
+                HeadError::Version => Reply::json(505, json!({"err": "only HTTP/1.0 and HTTP/1.1 are served"})),
+            };
+            let _ = write_reply(stream, &r, false, false).await;
+            return None;
+        }
+    };
+    buf.drain(..end);
+    Some(head)
+}
+
 pub(super) struct Reply {
     pub(super) status: u16,
     pub(super) content_type: &'static str,
@@ -133,6 +177,8 @@ impl Reply {
 pub(super) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        403 => "Forbidden",
+        413 => "Payload Too Large",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",

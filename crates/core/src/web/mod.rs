@@ -28,13 +28,15 @@ mod command;
 mod http;
 mod metrics;
 mod payload;
+mod serve;
 mod server;
 pub use self::command::{command, WebArgs};
 use self::http::*;
-pub use self::http::{authorized, parse_head, Head, HeadError};
+pub use self::http::{authorized, Head};
 pub use self::metrics::{render_metrics, DaemonFigures};
 pub use self::payload::root_payload;
 use self::payload::*;
+pub use self::serve::{command as serve_command, serve_main, ServeArgs, SERVE_FLAG};
 pub use self::server::{check_exposure, parse_host, server_main};
 
 #[cfg(test)]

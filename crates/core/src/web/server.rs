@@ -254,44 +254,7 @@ pub(super) async fn serve_conn(state: Arc<State>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     for served in 0..MAX_REQUESTS_PER_CONN {
-        // Read one head: the first within HEAD_TIMEOUT, later ones after at most IDLE_TIMEOUT idle.
-        let deadline = tokio::time::Instant::now() + if served == 0 { HEAD_TIMEOUT } else { IDLE_TIMEOUT };
-        let end = loop {
-            let found = head_end(&buf);
-            if found.map(|e| e > MAX_HEAD).unwrap_or(buf.len() > MAX_HEAD) {
-                let r = Reply::json(431, json!({"err": "request head too large"}));
-                let _ = write_reply(&mut stream, &r, false, false).await;
-                return;
-            }
-            if found.is_some() {
-                break found;
-            }
-            let mut chunk = [0u8; 4096];
-            match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                Err(_) => break None,
-            }
-        };
-        let Some(end) = end else {
-            if !buf.is_empty() {
-                let r = Reply::json(408, json!({"err": "request head not received in time"}));
-                let _ = write_reply(&mut stream, &r, false, false).await;
-            }
-            return;
-        };
-        let head = match parse_head(&buf[..end]) {
-            Ok(h) => h,
-            Err(e) => {
-                let r = match e {
-                    HeadError::Bad(why) => Reply::json(400, json!({"err": why})),
-                    HeadError::Version => Reply::json(505, json!({"err": "only HTTP/1.0 and HTTP/1.1 are served"})),
-                };
-                let _ = write_reply(&mut stream, &r, false, false).await;
-                return;
-            }
-        };
-        buf.drain(..end);
+        let Some(head) = read_head(&mut stream, &mut buf, served).await else { return };
         // We never read bodies: answer, then close so leftover body bytes are not taken for a request.
         let keep_alive = head.keep_alive && !head.has_body && served + 1 < MAX_REQUESTS_PER_CONN;
         let reply = respond(&state, &head).await;

@@ -4,12 +4,16 @@
 
 mod control;
 mod dump;
+mod inspect;
 mod lifecycle;
 mod logs;
+mod monitor;
 mod query;
 mod scale;
 mod signal;
 mod start;
+mod stdin;
+mod trigger;
 
 use super::state::{handle_of, Daemon};
 use crate::protocol::{ErrorCode, Method};
@@ -55,6 +59,10 @@ pub(crate) async fn handle(d: &Arc<Daemon>, method: Method) -> HResult {
         Method::Scale(p) => scale::handle(d, p).await,
         Method::Dump(p) => dump::handle(d, p),
         Method::Shutdown(_) => lifecycle::shutdown(d).await,
+        Method::SendLine(p) => stdin::send_line(d, p).await,
+        Method::Trigger(p) => trigger::handle(d, p).await,
+        Method::Monitor(p) => monitor::handle(d, p).await,
+        Method::Inspect(p) => inspect::handle(d, p).await,
         // Answered by the connection itself (server.rs) before dispatch.
         m @ (Method::Hello(_) | Method::Subscribe(_)) => {
             Err(herr(ErrorCode::Internal, format!("'{}' is answered by the connection", m.name())))

@@ -1,0 +1,47 @@
+//! `trigger` (actions apps declare with tx2/@pm2/io) and `monitor`/`unmonitor`.
+
+use super::list::print_list;
+use super::Ui;
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+/// `rpm2 trigger <target> <action> [param]`: runs the action on every matching process and prints
+/// each reply as PM2 does (`[name:id:namespace]=<JSON>`). Fails when no process received it or a
+/// process did not answer in time.
+pub(super) fn trigger(ui: &Ui, target: &str, action: &str, param: Option<&str>) -> Result<i32> {
+    let mut c = ui.client()?;
+    // The daemon waits up to 10 s for the replies: give the call some more.
+    c.set_timeout(Some(std::time::Duration::from_secs(20)));
+    let params = param.map(|p| Value::String(p.to_string())).unwrap_or(Value::Null);
+    let r = c.call("trigger", json!({"target": target, "action": action, "params": params}))?;
+    let count = r["process_count"].as_u64().unwrap_or(0);
+    println!("{}", ui.paint.bold(&format!("{count} processes have received command {action}")));
+    for rep in r["replies"].as_array().into_iter().flatten() {
+        let p = &rep["process"];
+        println!(
+            "[{}:{}:{}]={}",
+            p["name"].as_str().unwrap_or(""),
+            p["pm_id"],
+            p["namespace"].as_str().unwrap_or(""),
+            rep["data"]["return"]
+        );
+    }
+    let missing: Vec<String> = r["missing"].as_array().into_iter().flatten().map(|v| v.to_string()).collect();
+    if !missing.is_empty() {
+        bail!("no reply to '{action}' from process(es) {} within 10 s", missing.join(", "));
+    }
+    Ok(0)
+}
+
+/// `rpm2 monitor|unmonitor <target>`: sets PM2's `_km_monitored` flag, then lists.
+pub(super) fn monitor(ui: &Ui, target: Option<&str>, on: bool) -> Result<i32> {
+    let Some(target) = target else {
+        bail!("Please specify an <app_name|pm_id>");
+    };
+    let mut c = ui.client()?;
+    c.call("monitor", json!({"targets": [target], "on": on}))?;
+    if !ui.silent {
+        print_list(ui, &mut c)?;
+    }
+    Ok(0)
+}
