@@ -54,15 +54,6 @@ function unwrap(raw) {
   return env;
 }
 
-function regexTarget(t) {
-  if (typeof t !== 'string' || t.length < 3 || t[0] !== '/' || t[t.length - 1] !== '/') return null;
-  try {
-    return new RegExp(t.slice(1, -1));
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The event bus of launchBus(): an EventEmitter with PM2's wildcards. `bus.on('process:event', d)`,
  * `bus.on('log:*', (type, d))`, `bus.on('*', (topic, d))`; every `*` in a pattern matches one or
@@ -133,22 +124,15 @@ class RPM2 {
     return full ? env : env.result;
   }
 
-  // Targets for the daemon: '/regex/' becomes the ids of the matching names (PM2's API accepts one);
-  // app objects stay objects (the core acts on their names).
+  // Targets for the daemon: strings (ids, names, namespaces, 'all', '/regex/', script and ecosystem
+  // files: the core resolves them) and app objects (the core acts on their names).
   async _targets(target) {
     const out = [];
     for (const t of Array.isArray(target) ? target : [target]) {
       if (t === undefined || t === null || t === '') {
         throw rpm2Error('a target is needed: an id, a name, a namespace, "all" or an ecosystem file', 'bad_request');
       }
-      const re = regexTarget(t);
-      if (!re) {
-        out.push(typeof t === 'object' ? t : String(t));
-        continue;
-      }
-      const ids = (await this._call('list')).filter((p) => re.test(p.name)).map((p) => String(p.pm_id));
-      if (ids.length === 0) throw rpm2Error(`process or namespace not found: ${t}`, 'not_found');
-      out.push(...ids);
+      out.push(typeof t === 'object' ? t : String(t));
     }
     return out;
   }
@@ -226,11 +210,8 @@ class RPM2 {
   describe(target, opts, cb) {
     [opts, cb] = optsAndCb(opts, cb);
     const env = !!opts.env;
-    const re = regexTarget(target);
     const none = (e) => (e.code === 'not_found' ? [] : Promise.reject(e)); // unknown target → []
-    const p = re
-      ? this._call('list', { env }).then((l) => l.filter((x) => re.test(x.name)))
-      : this._call('describe', { targets: [String(target)], env }).catch(none);
+    const p = this._call('describe', { targets: [String(target)], env }).catch(none);
     return settle(p, cb);
   }
 

@@ -53,9 +53,17 @@ pub(crate) enum Cmd {
     Kill,
     /// Check that the daemon answers (starting it if needed).
     Ping,
-    /// Send a signal to processes: sendSignal <signal> <id|name>.
+    /// Send a signal to processes: sendSignal <signal> <id|name|namespace|all|/regex/|script>.
     #[command(name = "sendSignal")]
-    SendSignal { signal: String, target: String },
+    SendSignal {
+        /// The signal: a name (SIGUSR2, usr2) or a number.
+        signal: String,
+        /// The processes: an id, a name, a namespace, `all`, `/regex/` or a script file.
+        target: String,
+        /// Extra words are ignored, as PM2 does.
+        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
     /// Zero the restart counters of processes.
     Reset(Targets),
     /// Empty log files (all apps when no target is given).

@@ -139,13 +139,16 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Delete(t) => start::operate(ui, Method::Delete, &t.targets, None),
         Cmd::Reset(t) => start::operate(ui, Method::Reset, &t.targets, None),
         Cmd::List => list::list(ui),
-        Cmd::Show(a) => list::show(ui, &a.target, a.env),
+        Cmd::Show(a) => list::show(ui, &file_target(&a.target)?, a.env),
         Cmd::Jlist(f) => list::jlist(ui, f.env),
         Cmd::Prettylist(f) => list::prettylist(ui, f.env),
-        Cmd::Logs(a) => logs::logs(ui, a),
-        Cmd::Flush { targets } => logs::flush(ui, targets),
+        Cmd::Logs(mut a) => {
+            a.target = a.target.as_deref().map(file_target).transpose()?;
+            logs::logs(ui, a)
+        }
+        Cmd::Flush { targets } => logs::flush(ui, targets.iter().map(|t| file_target(t)).collect::<Result<_>>()?),
         Cmd::ReloadLogs => logs::reload_logs(ui),
-        Cmd::SendSignal { signal, target } => process::send_signal(ui, signal, target),
+        Cmd::SendSignal { signal, target, .. } => process::send_signal(ui, signal, file_target(&target)?),
         Cmd::Pid { target } => process::pid(ui, target),
         Cmd::Id { name } => process::id(ui, name),
         Cmd::Env { id } => process::env(ui, id),
@@ -165,6 +168,13 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         }
         Cmd::Unstartup { platform } => ops::unstartup(&ui.home, platform.as_deref()),
     }
+}
+
+/// A target as the daemon gets it: a script file becomes its absolute path (PM2 matches scripts by
+/// path); ids, names, namespaces, `all` and `/regex/` are unchanged.
+fn file_target(t: &str) -> Result<String> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(crate::client::operate::target_string(t, &cwd))
 }
 
 /// For `main`: whether argv asks for the daemon mode (`rpm2d --daemon`).

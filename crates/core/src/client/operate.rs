@@ -129,8 +129,27 @@ fn is_declaration(targets: &[Target]) -> bool {
     }
 }
 
-/// Targets as daemon target strings: files and app objects become the names of their apps.
-fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
+/// One target string as the daemon gets it: a script file (a target with a `.` or a `/` that names
+/// an existing file from `cwd`, as `stop echo.js`) becomes its absolute path, which the daemon
+/// matches against each app's script as PM2 matches `pm_exec_path`; anything else is unchanged
+/// (`all`, ids, names, namespaces, `/regex/`).
+pub fn target_string(t: &str, cwd: &Path) -> String {
+    let t = t.trim();
+    let regex = t.len() > 1 && t.starts_with('/') && t.ends_with('/');
+    if t == "all" || regex || t.parse::<f64>().is_ok() || !(t.contains('.') || t.contains('/')) {
+        return t.to_string();
+    }
+    let p = config::absolutize(cwd, t);
+    if p.is_file() {
+        p.to_string_lossy().into_owned()
+    } else {
+        t.to_string()
+    }
+}
+
+/// Targets as daemon target strings: ecosystem files and app objects become the names of their
+/// apps, script files their absolute paths ([`target_string`]).
+pub fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for t in targets {
         match t {
@@ -138,7 +157,7 @@ fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
             Target::Name(t) if t.trim().is_empty() => {
                 return Err(FlowError::new(
                     "bad_request",
-                    "a target is needed: an id, a name, a namespace, \"all\" or an ecosystem file",
+                    "a target is needed: an id, a name, a namespace, \"all\", /regex/, a script or an ecosystem file",
                 )
                 .into())
             }
@@ -149,7 +168,7 @@ fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
                         config::ecosystem::load(&p).map_err(|e| FlowError::new("bad_config", format!("{e:#}")))?;
                     out.extend(eco.apps.iter().filter_map(declared_name));
                 } else {
-                    out.push(t.clone());
+                    out.push(target_string(t, cwd));
                 }
             }
         }
