@@ -173,21 +173,29 @@ class RPM2 {
     return settle(this._start(cmd, opts, false), cb);
   }
 
-  async _start(cmd, opts, reload) {
+  // `reload`: existing declared apps are reloaded rather than restarted; `orRestart` (startOrRestart,
+  // startOrReload): a script whose app exists is restarted/reloaded rather than refused.
+  async _start(cmd, opts, reload, orRestart = false) {
     if (typeof cmd === 'number') return this._operate('restart', cmd, opts);
     const decl = cmd !== null && typeof cmd === 'object';
     // A declaration's `cwd` option is where its relative paths resolve; a script's is the app's cwd.
     const file = typeof cmd === 'string' && CONFIG_FILE.test(cmd);
     const cwd = opts.cwd && (decl || file) ? path.resolve(this.cwd, opts.cwd) : this.cwd;
     const input = decl ? { apps: cmd } : { script: typeof cmd === 'string' ? cmd : '' };
-    const o = JSON.stringify({ cwd, env: process.env, reload, options: opts });
+    const o = JSON.stringify({ cwd, env: process.env, reload, orRestart, options: opts });
     return unwrap(await native.start(JSON.stringify(input), o, this.home, this._daemonExe)).result;
   }
 
-  /** start() where existing apps are reloaded instead of restarted. */
+  /** startOrRestart(file | script | apps, [opts], [cb]): starts what is not running, restarts the rest. */
+  startOrRestart(cmd, opts, cb) {
+    [opts, cb] = optsAndCb(opts, cb);
+    return settle(this._start(cmd, opts, false, true), cb);
+  }
+
+  /** startOrReload(file | script | apps, [opts], [cb]): starts what is not running, reloads the rest. */
   startOrReload(cmd, opts, cb) {
     [opts, cb] = optsAndCb(opts, cb);
-    return settle(this._start(cmd, opts, true), cb);
+    return settle(this._start(cmd, opts, true, true), cb);
   }
 
   // stop/restart/reload/delete/reset. Restarting or reloading a declaration (app objects or an
@@ -362,11 +370,11 @@ for (const method of ['stop', 'restart', 'reload', 'delete', 'reset']) {
   };
 }
 
-// PM2's aliases: close = disconnect, startOrRestart = start (existing declared apps are restarted),
-// gracefulReload = reload (older PM2), kill = killDaemon.
+// PM2's aliases: close = disconnect, startOrGracefulReload = startOrReload, gracefulReload = reload
+// (older PM2), kill = killDaemon.
 Object.assign(RPM2.prototype, {
   close: RPM2.prototype.disconnect,
-  startOrRestart: RPM2.prototype.start,
+  startOrGracefulReload: RPM2.prototype.startOrReload,
   gracefulReload: RPM2.prototype.reload,
   kill: RPM2.prototype.killDaemon,
   sendSignalToProcessId: RPM2.prototype.sendSignalToProcessName,

@@ -27,18 +27,27 @@ pub(crate) struct Cli {
 pub(crate) enum Cmd {
     /// Start an app (a script, a command, or an ecosystem file), or restart one by name or id.
     Start(Box<StartArgs>),
+    /// Start the apps of an ecosystem file (or a script) that are not running, restart the others.
+    #[command(name = "startOrRestart")]
+    StartOrRestart(Box<StartArgs>),
+    /// Start the apps of an ecosystem file (or a script) that are not running, reload the others.
+    #[command(name = "startOrReload")]
+    StartOrReload(Box<StartArgs>),
+    /// Alias of startOrReload, as in PM2.
+    #[command(name = "startOrGracefulReload")]
+    StartOrGracefulReload(Box<StartArgs>),
     /// List every process.
     #[command(visible_aliases = ["ls", "l", "status", "ps"])]
     List,
-    /// Stop processes (ids, names, namespaces or all).
+    /// Stop processes (ids, names, namespaces, all, /regex/, script or ecosystem files).
     Stop(StopArgs),
-    /// Restart processes.
-    Restart(RestartArgs),
+    /// Restart processes (targets as stop; start options given here are applied).
+    Restart(Box<RestartArgs>),
     /// Reload processes (zero-downtime in cluster mode; a graceful restart in fork mode).
-    Reload(RestartArgs),
+    Reload(Box<RestartArgs>),
     /// Alias of reload, as in older PM2.
     #[command(name = "gracefulReload")]
-    GracefulReload(RestartArgs),
+    GracefulReload(Box<RestartArgs>),
     /// Stop processes and remove them from the list.
     #[command(visible_alias = "del")]
     Delete(Targets),
@@ -135,14 +144,14 @@ pub(crate) enum Cmd {
 
 #[derive(Args, Debug)]
 pub(crate) struct Targets {
-    /// Ids, names, namespaces, or `all`.
+    /// Ids, names, namespaces, `all`, `/regex/`, script files or ecosystem files.
     #[arg(required = true)]
     pub(crate) targets: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct StopArgs {
-    /// Ids, names, namespaces, or `all`.
+    /// Ids, names, namespaces, `all`, `/regex/`, script files or ecosystem files.
     #[arg(required = true)]
     pub(crate) targets: Vec<String>,
     /// Stop watching for file changes (every stop does, as PM2).
@@ -167,17 +176,16 @@ pub(crate) struct ShowArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct RestartArgs {
+    /// Ids, names, namespaces, `all`, `/regex/`, script files or ecosystem files.
     #[arg(required = true)]
     pub(crate) targets: Vec<String>,
-    /// Replace the stored environment with the current one.
-    #[arg(short = 'a', long = "update-env")]
-    pub(crate) update_env: bool,
-    /// Ecosystem environment name (env_<name>).
-    #[arg(long = "env")]
-    pub(crate) env: Option<String>,
-    /// Toggle watching for file changes (restart only).
-    #[arg(long)]
-    pub(crate) watch: bool,
+    /// New arguments for the script (after --).
+    #[arg(last = true)]
+    pub(crate) args: Vec<String>,
+    /// Start options to apply to the apps (`--node-args`, `--max-memory-restart`, ...); `--watch`
+    /// toggles watching, `--env` picks an ecosystem environment, `-a` refreshes the environment.
+    #[command(flatten)]
+    pub(crate) opts: StartFlags,
 }
 
 #[derive(Args, Debug)]
@@ -212,11 +220,20 @@ pub(crate) struct LogsArgs {
 
 #[derive(Args, Debug, Default)]
 pub(crate) struct StartArgs {
-    /// Script, command, ecosystem file, or the name/id of an existing app.
-    pub(crate) script: Option<String>,
+    /// Scripts, commands, ecosystem files, names/ids of existing apps, or `-` (a JSON declaration on
+    /// stdin); several are started one after the other, each with the options given.
+    pub(crate) scripts: Vec<String>,
     /// Arguments for the script (after --).
     #[arg(last = true)]
     pub(crate) args: Vec<String>,
+    #[command(flatten)]
+    pub(crate) opts: StartFlags,
+}
+
+/// The options of `start`, also accepted (and applied to the apps) by `restart` and `reload`.
+#[derive(Args, Debug, Default, Clone)]
+pub(crate) struct StartFlags {
+    /// The app's name.
     #[arg(short = 'n', long)]
     pub(crate) name: Option<String>,
     /// Number of instances (a number, max, or -1 for CPUs minus one).
@@ -228,8 +245,12 @@ pub(crate) struct StartArgs {
     pub(crate) cwd: Option<String>,
     #[arg(long)]
     pub(crate) interpreter: Option<String>,
+    /// Arguments for the interpreter, space separated (`--node-args="--harmony"`).
     #[arg(long = "node-args", alias = "interpreter-args", allow_hyphen_values = true)]
     pub(crate) node_args: Option<String>,
+    /// Arguments for the script as one string (`--args "-p 80 -v"`); `-- a b` gives them as words.
+    #[arg(long = "args", allow_hyphen_values = true)]
+    pub(crate) args_line: Option<String>,
     /// Watch for file changes (optionally given paths).
     #[arg(short = 'w', long, num_args = 0..)]
     pub(crate) watch: Option<Vec<String>>,
@@ -294,6 +315,7 @@ pub(crate) struct StartArgs {
     /// Only these apps of an ecosystem file (comma-separated).
     #[arg(long)]
     pub(crate) only: Option<String>,
+    /// Refresh the apps' environment from this shell (and the file's env) on restart/reload.
     #[arg(short = 'a', long = "update-env")]
     pub(crate) update_env: bool,
     #[arg(long = "increment-var")]

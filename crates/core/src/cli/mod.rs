@@ -132,10 +132,12 @@ impl std::error::Error for Shown {}
 
 fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
     match cmd {
-        Cmd::Start(a) => start::start(ui, *a),
+        Cmd::Start(a) => start::start(ui, *a, None),
+        Cmd::StartOrRestart(a) => start::start(ui, *a, Some(Method::Restart)),
+        Cmd::StartOrReload(a) | Cmd::StartOrGracefulReload(a) => start::start(ui, *a, Some(Method::Reload)),
         Cmd::Stop(t) => start::operate(ui, Method::Stop, &t.targets, None),
-        Cmd::Restart(a) => start::operate(ui, Method::Restart, &a.targets.clone(), Some(a)),
-        Cmd::Reload(a) | Cmd::GracefulReload(a) => start::operate(ui, Method::Reload, &a.targets.clone(), Some(a)),
+        Cmd::Restart(a) => start::operate(ui, Method::Restart, &a.targets.clone(), Some(*a)),
+        Cmd::Reload(a) | Cmd::GracefulReload(a) => start::operate(ui, Method::Reload, &a.targets.clone(), Some(*a)),
         Cmd::Delete(t) => start::operate(ui, Method::Delete, &t.targets, None),
         Cmd::Reset(t) => start::operate(ui, Method::Reset, &t.targets, None),
         Cmd::List => list::list(ui),

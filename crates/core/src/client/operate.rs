@@ -7,7 +7,7 @@ use crate::client::start::{self, Conn, FlowError, Note, StartInput, StartOptions
 use crate::client::RpcError;
 use crate::config;
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -75,6 +75,9 @@ pub struct OperateOptions {
     pub extra_env: Option<BTreeMap<String, String>>,
     /// `restart --watch`: toggle watching.
     pub watch: bool,
+    /// Start options given with a restart/reload (`--node-args`, `--max-memory-restart`, `args`,
+    /// ...) as a PM2 app object: applied to each target's declaration, as PM2 applies them.
+    pub app: Map<String, Value>,
 }
 
 /// PM2's `_operate` result item: `{name, namespace, pm_id, status, restart_time, pid, pm2_env}`.
@@ -199,6 +202,7 @@ pub fn operate(
             env_name: o.env_name.clone(),
             update_env: true,
             reload: method == Method::Reload,
+            or_restart: true,
             ..Default::default()
         };
         return Ok(start::start(conn, input, &so, notes)?.processes);
@@ -226,6 +230,12 @@ pub fn operate(
         }
         if o.watch && method == Method::Restart {
             params["watch"] = json!("toggle");
+        }
+        let ctx = config::ResolveCtx { cwd: o.cwd.clone(), env: o.env.clone(), env_name: None };
+        let patch =
+            config::spec_patch(&o.app, &ctx).map_err(|e| FlowError::new("bad_config", format!("{name}: {e:#}")))?;
+        if !patch.is_empty() {
+            params["patch"] = Value::Object(patch);
         }
     } else if method == Method::Stop {
         params["watch"] = json!(false);
@@ -275,6 +285,20 @@ mod tests {
         assert_eq!(expand(&t, Path::new("/")).unwrap(), vec!["a", "b", "3"]);
         let e = expand(&[Target::Name("".into())], Path::new("/")).unwrap_err();
         assert_eq!(e.downcast_ref::<FlowError>().unwrap().code, "bad_request");
+    }
+
+    #[test]
+    fn script_files_become_absolute_paths() {
+        let d = std::env::temp_dir().join(format!("rpm2-tgt-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("echo.js"), "").unwrap();
+        std::fs::write(d.join("sub/w.js"), "").unwrap();
+        assert_eq!(target_string("echo.js", &d), d.join("echo.js").to_string_lossy());
+        assert_eq!(target_string("./sub/w.js", &d), d.join("sub/w.js").to_string_lossy());
+        for t in ["all", "3", "/^api/", "api", "missing.js", "api.server"] {
+            assert_eq!(target_string(t, &d), t);
+        }
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
