@@ -181,7 +181,7 @@ test('restart applies start options; --update-env refreshes the env; an unknown 
   assert.equal(h.procEnv((await h.proc(s.home, 'dp')).pid).MODE, 'staging');
 });
 
-test('instance_var sets only the named variable; increment_var counts across instances', async (t) => {
+test('instance_var sets only the named variable; increment_var counts across instances and after scale', async (t) => {
   const s = setup(t);
   const eco = writeJson(s.dir, 'iv.json', {
     apps: [{ name: 'iv', script: 'a.js', instances: 2, exec_mode: 'fork', instance_var: 'APP_ID',
@@ -196,6 +196,14 @@ test('instance_var sets only the named variable; increment_var counts across ins
   assert.deepEqual(envs.map((e) => e.APP_ID).sort(), ['0', '1']);
   assert.deepEqual(envs.map((e) => e.PORT).sort(), ['4100', '4101']);
   assert.ok(envs.every((e) => e.NODE_APP_INSTANCE === undefined), 'no NODE_APP_INSTANCE with instance_var');
+  // After scale, the new instance continues the count.
+  await s.ok(['scale', 'iv', '3']);
+  const three = await h.waitFor(async () => {
+    const l = (await h.jlist(s.home)).filter((p) => p.pid && p.pm2_env.status === 'online');
+    return l.length === 3 && l;
+  }, { message: 'three instances' });
+  assert.deepEqual(three.map((p) => h.procEnv(p.pid).PORT).sort(), ['4100', '4101', '4102']);
+  assert.deepEqual(three.map((p) => h.procEnv(p.pid).APP_ID).sort(), ['0', '1', '2']);
 });
 
 // ---- watch toggles --------------------------------------------------------------------------------------
