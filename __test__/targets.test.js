@@ -91,7 +91,7 @@ test('ecosystem file targets act on exactly the apps the file declares', async (
 
 test('start forms: `start -` from stdin, a .json holding a JS expression, smart start, already running needs -f', async (t) => {
   const s = setup(t);
-  const piped = spawnSync(h.BIN || path.join(__dirname, '..', 'bin', 'rpm2'), ['start', '-'], {
+  const piped = spawnSync(h.BIN, ['start', '-'], {
     cwd: s.dir,
     env: h.homeEnv(s.home),
     input: JSON.stringify({ apps: [{ name: 'piped', script: 'a.js', args: '-x 1' }] }),
@@ -102,6 +102,16 @@ test('start forms: `start -` from stdin, a .json holding a JS expression, smart 
   const p = await h.proc(s.home, 'piped');
   assert.equal(p.pm2_env.status, 'online');
   assert.deepEqual(p.pm2_env.args, ['-x', '1']);
+  // `stop -` acts on the apps of the declaration on stdin.
+  const stopped = spawnSync(h.BIN, ['stop', '-'], {
+    cwd: s.dir,
+    env: h.homeEnv(s.home),
+    input: JSON.stringify([{ name: 'piped', script: 'a.js' }]),
+    encoding: 'utf8',
+    timeout: 20000,
+  });
+  assert.equal(stopped.status, 0, stopped.stderr);
+  assert.equal((await h.proc(s.home, 'piped')).pm2_env.status, 'stopped');
   writeJson(s.dir, 'js.json', "{ apps: [{ name: 'j' + 1, script: 'b.js', args: ['p', 'q'] }] }");
   await s.ok(['start', 'js.json']);
   assert.deepEqual((await h.proc(s.home, 'j1')).pm2_env.args, ['p', 'q']);

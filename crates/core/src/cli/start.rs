@@ -49,7 +49,7 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
     } else {
         a.scripts
             .iter()
-            .map(|s| if s == "-" { stdin_input() } else { Ok(StartInput::Script(s.clone())) })
+            .map(|s| if s == "-" { stdin_json().map(StartInput::Apps) } else { Ok(StartInput::Script(s.clone())) })
             .collect::<Result<_>>()?
     };
     let open = || ui.client();
@@ -65,17 +65,16 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
     Ok(0)
 }
 
-/// `start -`: the declaration piped on stdin (JSON, or a JS expression as PM2 evaluates it).
-fn stdin_input() -> Result<StartInput> {
+/// The declaration piped on stdin (`start -`, `stop -`): JSON, or a JS expression as PM2 evaluates it.
+fn stdin_json() -> Result<Value> {
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text).context("cannot read the app declaration from stdin")?;
-    let v = crate::config::ecosystem::parse_json_or_js(&text)
-        .map_err(|e| anyhow!("the declaration on stdin is not JSON nor a JS expression:{e}"))?;
-    Ok(StartInput::Apps(v))
+    crate::config::ecosystem::parse_json_or_js(&text)
+        .map_err(|e| anyhow!("the declaration on stdin is not JSON nor a JS expression:{e}"))
 }
 
 /// `rpm2 stop|restart|reload|delete|reset <targets...>`; restart/reload apply the start options
-/// given (`restart app --node-args=...`).
+/// given (`restart app --node-args=...`); `-` is the apps of a JSON declaration on stdin.
 pub(super) fn operate(ui: &Ui, method: Method, targets: &[String], r: Option<RestartArgs>) -> Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let app = match &r {
@@ -92,11 +91,23 @@ pub(super) fn operate(ui: &Ui, method: Method, targets: &[String], r: Option<Res
         watch: r.is_some_and(|r| r.opts.watch.is_some()),
         app,
     };
-    let targets: Vec<Target> = targets.iter().cloned().map(Target::Name).collect();
+    let mut list = Vec::new();
+    for t in targets {
+        if t == "-" {
+            // `stop -`: the apps of a JSON declaration piped on stdin, as PM2.
+            list.extend(flow::apps_of(stdin_json()?)?.into_iter().map(Target::App));
+        } else {
+            list.push(Target::Name(t.clone()));
+        }
+    }
+    let targets = list;
     let open = || ui.client();
     let mut conn = Conn::new(&open);
     let declaration = matches!(method, Method::Restart | Method::Reload)
-        && targets.first().is_some_and(|t| matches!(t, Target::Name(n) if flow::is_ecosystem(n)));
+        && targets.first().is_some_and(|t| match t {
+            Target::Name(n) => flow::is_ecosystem(n),
+            Target::App(_) => true,
+        });
     let res = operate::operate(&mut conn, method, &targets, &o, &mut |n| show_note(ui, n))?;
     if !declaration {
         for p in &res {

@@ -149,7 +149,7 @@ pub fn is_ecosystem(s: &str) -> bool {
 }
 
 /// The app objects of a JS declaration: an array, `{apps: [...]}` (or PM2's `pm2` key), or one app.
-fn apps_of(v: Value) -> Result<Vec<Value>> {
+pub(crate) fn apps_of(v: Value) -> Result<Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a),
         Value::Object(mut o) => {
