@@ -191,6 +191,18 @@ test('restart applies start options; --update-env refreshes the env; an unknown 
   assert.equal(h.procEnv((await h.proc(s.home, 'dp')).pid).MODE, 'staging');
 });
 
+test('append_env_to_name: --env names the app <name>-<env>; the file with --env targets it', async (t) => {
+  const s = setup(t);
+  writeJson(s.dir, 'ap.json', { apps: [{ name: 'ap', script: 'a.js', append_env_to_name: true, env_production: { M: 'p' } }] });
+  await s.ok(['start', 'ap.json', '--env', 'production']);
+  await s.ok(['start', 'ap.json']);
+  assert.deepEqual(Object.values(await s.states()).sort(), ['ap-production:online', 'ap:online']);
+  await s.ok(['stop', 'ap.json', '--env', 'production']);
+  assert.deepEqual(Object.values(await s.states()).sort(), ['ap-production:stopped', 'ap:online']);
+  await s.ok(['delete', 'ap.json', '--env', 'production']);
+  assert.deepEqual(Object.values(await s.states()), ['ap:online']);
+});
+
 test('instance_var sets only the named variable; increment_var counts across instances and after scale', async (t) => {
   const s = setup(t);
   const eco = writeJson(s.dir, 'iv.json', {

@@ -147,6 +147,9 @@ pub(crate) struct Targets {
     /// Ids, names, namespaces, `all`, `/regex/`, script files or ecosystem files.
     #[arg(required = true)]
     pub(crate) targets: Vec<String>,
+    /// With an ecosystem file: the `--env` its apps were started with (`append_env_to_name` names).
+    #[arg(long)]
+    pub(crate) env: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -157,6 +160,9 @@ pub(crate) struct StopArgs {
     /// Stop watching for file changes (every stop does, as PM2).
     #[arg(long)]
     pub(crate) watch: bool,
+    /// With an ecosystem file: the `--env` its apps were started with (`append_env_to_name` names).
+    #[arg(long)]
+    pub(crate) env: Option<String>,
 }
 
 #[derive(Args, Debug)]

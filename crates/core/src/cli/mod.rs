@@ -135,11 +135,13 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Start(a) => start::start(ui, *a, None),
         Cmd::StartOrRestart(a) => start::start(ui, *a, Some(Method::Restart)),
         Cmd::StartOrReload(a) | Cmd::StartOrGracefulReload(a) => start::start(ui, *a, Some(Method::Reload)),
-        Cmd::Stop(t) => start::operate(ui, Method::Stop, &t.targets, None),
-        Cmd::Restart(a) => start::operate(ui, Method::Restart, &a.targets.clone(), Some(*a)),
-        Cmd::Reload(a) | Cmd::GracefulReload(a) => start::operate(ui, Method::Reload, &a.targets.clone(), Some(*a)),
-        Cmd::Delete(t) => start::operate(ui, Method::Delete, &t.targets, None),
-        Cmd::Reset(t) => start::operate(ui, Method::Reset, &t.targets, None),
+        Cmd::Stop(t) => start::operate(ui, Method::Stop, &t.targets, None, t.env),
+        Cmd::Restart(a) => start::operate(ui, Method::Restart, &a.targets.clone(), Some(*a), None),
+        Cmd::Reload(a) | Cmd::GracefulReload(a) => {
+            start::operate(ui, Method::Reload, &a.targets.clone(), Some(*a), None)
+        }
+        Cmd::Delete(t) => start::operate(ui, Method::Delete, &t.targets, None, t.env),
+        Cmd::Reset(t) => start::operate(ui, Method::Reset, &t.targets, None, t.env),
         Cmd::List => list::list(ui),
         Cmd::Show(a) => list::show(ui, &file_target(&a.target)?, a.env),
         Cmd::Jlist(f) => list::jlist(ui, f.env),

@@ -75,7 +75,13 @@ fn stdin_json() -> Result<Value> {
 
 /// `rpm2 stop|restart|reload|delete|reset <targets...>`; restart/reload apply the start options
 /// given (`restart app --node-args=...`); `-` is the apps of a JSON declaration on stdin.
-pub(super) fn operate(ui: &Ui, method: Method, targets: &[String], r: Option<RestartArgs>) -> Result<i32> {
+pub(super) fn operate(
+    ui: &Ui,
+    method: Method,
+    targets: &[String],
+    r: Option<RestartArgs>,
+    env_name: Option<String>,
+) -> Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let app = match &r {
         Some(r) => flags_to_app(&r.opts, &r.args)?,
@@ -86,7 +92,7 @@ pub(super) fn operate(ui: &Ui, method: Method, targets: &[String], r: Option<Res
         cwd,
         env: client_env(),
         update_env: r.is_some_and(|r| r.opts.update_env),
-        env_name: r.and_then(|r| r.opts.env.clone()),
+        env_name: r.and_then(|r| r.opts.env.clone()).or(env_name),
         extra_env: None,
         watch: r.is_some_and(|r| r.opts.watch.is_some()),
         app,

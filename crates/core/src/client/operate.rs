@@ -151,8 +151,9 @@ pub fn target_string(t: &str, cwd: &Path) -> String {
 }
 
 /// Targets as daemon target strings: ecosystem files and app objects become the names of their
-/// apps, script files their absolute paths ([`target_string`]).
-pub fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
+/// apps (with `append_env_to_name` and `env_name`, as they were started), script files their
+/// absolute paths ([`target_string`]).
+pub fn expand(targets: &[Target], cwd: &Path, env_name: Option<&str>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for t in targets {
         match t {
@@ -169,7 +170,10 @@ pub fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
                 if start::is_ecosystem(t) && p.is_file() {
                     let eco =
                         config::ecosystem::load(&p).map_err(|e| FlowError::new("bad_config", format!("{e:#}")))?;
-                    out.extend(eco.apps.iter().filter_map(declared_name));
+                    for mut app in eco.apps {
+                        start::append_env_to_name(&mut app, env_name);
+                        out.extend(declared_name(&app));
+                    }
                 } else {
                     out.push(target_string(t, cwd));
                 }
@@ -240,7 +244,7 @@ pub fn operate(
     } else if method == Method::Stop {
         params["watch"] = json!(false);
     }
-    let names = expand(targets, &o.cwd)?;
+    let names = expand(targets, &o.cwd, o.env_name.as_deref())?;
     params["targets"] = json!(names);
     notes(Note::Info(format!("Applying action {name} on app [{}]", names.join(", "))));
     match conn.get()?.call(name, params) {
@@ -282,8 +286,8 @@ mod tests {
         assert!(is_declaration(&[Target::App(json!({}))]));
         assert!(!is_declaration(&[Target::Name("app".into())]));
         let t = vec![Target::Name("a".into()), Target::App(json!({"script": "b.js"})), Target::Name("3".into())];
-        assert_eq!(expand(&t, Path::new("/")).unwrap(), vec!["a", "b", "3"]);
-        let e = expand(&[Target::Name("".into())], Path::new("/")).unwrap_err();
+        assert_eq!(expand(&t, Path::new("/"), None).unwrap(), vec!["a", "b", "3"]);
+        let e = expand(&[Target::Name("".into())], Path::new("/"), None).unwrap_err();
         assert_eq!(e.downcast_ref::<FlowError>().unwrap().code, "bad_request");
     }
 

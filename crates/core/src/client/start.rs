@@ -236,7 +236,10 @@ fn read_file(file: &Path, o: &StartOptions, notes: &mut dyn FnMut(Note)) -> Resu
         }
     }
     let deploy_names: Vec<String> = eco.deploy_env.keys().cloned().collect();
-    let raws = only(eco.apps, o, Some(file))?;
+    let mut raws = only(eco.apps, o, Some(file))?;
+    for app in &mut raws {
+        append_env_to_name(app, o.env_name.as_deref());
+    }
     if let Some(n) = &o.env_name {
         let key = format!("env_{n}");
         if !deploy && !raws.iter().any(|app| app.get(&key).is_some()) {
@@ -244,6 +247,17 @@ fn read_file(file: &Path, o: &StartOptions, notes: &mut dyn FnMut(Note)) -> Resu
         }
     }
     Ok(Declared { raws, file: Some(file.to_path_buf()), declarations: true, ctx })
+}
+
+/// `append_env_to_name: true` with `--env <name>`: the app is named `<name>-<env>`, as PM2 (after
+/// `--only` has picked the apps by their declared names).
+pub(crate) fn append_env_to_name(app: &mut Value, env_name: Option<&str>) {
+    let Some(env) = env_name.filter(|e| !e.is_empty()) else { return };
+    let on = matches!(app.get("append_env_to_name"), Some(v) if !(v.is_null() || *v == json!(false) || *v == json!(0) || *v == json!("")));
+    if let (true, Some(Value::String(name))) = (on, app.get_mut("name")) {
+        name.push('-');
+        name.push_str(env);
+    }
 }
 
 /// The warning of an `--env <name>` that the file does not declare: the file and what it has.
@@ -414,6 +428,18 @@ mod tests {
         let o = StartOptions { only: Some(vec!["nope".into()]), ..Default::default() };
         let e = only(apps, &o, Some(Path::new("/x/eco.json"))).unwrap_err();
         assert_eq!(e.to_string(), "--only nope: no app of that name in /x/eco.json");
+    }
+
+    #[test]
+    fn append_env_to_name_renames_only_with_an_env() {
+        let mut a = json!({"name": "api", "append_env_to_name": true});
+        append_env_to_name(&mut a, None);
+        assert_eq!(a["name"], "api");
+        append_env_to_name(&mut a, Some("production"));
+        assert_eq!(a["name"], "api-production");
+        let mut b = json!({"name": "w", "append_env_to_name": false});
+        append_env_to_name(&mut b, Some("production"));
+        assert_eq!(b["name"], "w");
     }
 
     #[test]
