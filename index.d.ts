@@ -30,6 +30,11 @@ declare namespace rpm2 {
   }
 
   /** A process target: pm_id, name, namespace, `'all'`, `'/regex/'` (on names). */
+  /**
+   * A target of stop/restart/reload/delete/reset/describe/flush/sendSignal: an id, a name, a
+   * namespace, `'all'`, a regular expression as `'/^api-/'` (matched against names), a script file
+   * (`'echo.js'`, matched by path) or an ecosystem file (its apps).
+   */
   type Target = string | number;
 
   /** PM2's app options (ecosystem file / `start()`); camelCase aliases are accepted too. */
@@ -135,8 +140,11 @@ declare namespace rpm2 {
     script: string;
   }
 
-  /** Options of restart() and reload(). */
-  interface RestartOptions {
+  /**
+   * Options of restart() and reload(). Start options given here (`node_args`, `args`,
+   * `max_memory_restart`, ...) are applied to the apps, as PM2 applies them.
+   */
+  interface RestartOptions extends Partial<Omit<StartOptions, 'env'>> {
     /** Replace the stored environment's values with process.env's (as `--update-env`). */
     updateEnv?: boolean;
     /** Extra variables merged over the stored environment; a string names an ecosystem `env_<name>`. */
@@ -395,6 +403,13 @@ declare class RPM2 {
   startOrReload(file: string | rpm2.AppDeclaration | rpm2.AppDeclaration[], opts: rpm2.StartOptions,
     cb: rpm2.Callback<rpm2.StartResult>): void;
   startOrReload(file: string | rpm2.AppDeclaration | rpm2.AppDeclaration[], opts?: rpm2.StartOptions):
+    Promise<rpm2.StartResult>;
+  /** Alias of startOrReload(), as in PM2. */
+  startOrGracefulReload(file: string | rpm2.AppDeclaration | rpm2.AppDeclaration[],
+    cb: rpm2.Callback<rpm2.StartResult>): void;
+  startOrGracefulReload(file: string | rpm2.AppDeclaration | rpm2.AppDeclaration[], opts: rpm2.StartOptions,
+    cb: rpm2.Callback<rpm2.StartResult>): void;
+  startOrGracefulReload(file: string | rpm2.AppDeclaration | rpm2.AppDeclaration[], opts?: rpm2.StartOptions):
     Promise<rpm2.StartResult>;
 
   stop(target: rpm2.Target | rpm2.Target[], cb: rpm2.Callback<rpm2.OperateResult[]>): void;

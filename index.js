@@ -54,15 +54,6 @@ function unwrap(raw) {
   return env;
 }
 
-function regexTarget(t) {
-  if (typeof t !== 'string' || t.length < 3 || t[0] !== '/' || t[t.length - 1] !== '/') return null;
-  try {
-    return new RegExp(t.slice(1, -1));
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The event bus of launchBus(): an EventEmitter with PM2's wildcards. `bus.on('process:event', d)`,
  * `bus.on('log:*', (type, d))`, `bus.on('*', (topic, d))`; every `*` in a pattern matches one or
@@ -133,22 +124,15 @@ class RPM2 {
     return full ? env : env.result;
   }
 
-  // Targets for the daemon: '/regex/' becomes the ids of the matching names (PM2's API accepts one);
-  // app objects stay objects (the core acts on their names).
+  // Targets for the daemon: strings (ids, names, namespaces, 'all', '/regex/', script and ecosystem
+  // files: the core resolves them) and app objects (the core acts on their names).
   async _targets(target) {
     const out = [];
     for (const t of Array.isArray(target) ? target : [target]) {
       if (t === undefined || t === null || t === '') {
         throw rpm2Error('a target is needed: an id, a name, a namespace, "all" or an ecosystem file', 'bad_request');
       }
-      const re = regexTarget(t);
-      if (!re) {
-        out.push(typeof t === 'object' ? t : String(t));
-        continue;
-      }
-      const ids = (await this._call('list')).filter((p) => re.test(p.name)).map((p) => String(p.pm_id));
-      if (ids.length === 0) throw rpm2Error(`process or namespace not found: ${t}`, 'not_found');
-      out.push(...ids);
+      out.push(typeof t === 'object' ? t : String(t));
     }
     return out;
   }
@@ -189,21 +173,29 @@ class RPM2 {
     return settle(this._start(cmd, opts, false), cb);
   }
 
-  async _start(cmd, opts, reload) {
+  // `reload`: existing declared apps are reloaded rather than restarted; `orRestart` (startOrRestart,
+  // startOrReload): a script whose app exists is restarted/reloaded rather than refused.
+  async _start(cmd, opts, reload, orRestart = false) {
     if (typeof cmd === 'number') return this._operate('restart', cmd, opts);
     const decl = cmd !== null && typeof cmd === 'object';
     // A declaration's `cwd` option is where its relative paths resolve; a script's is the app's cwd.
     const file = typeof cmd === 'string' && CONFIG_FILE.test(cmd);
     const cwd = opts.cwd && (decl || file) ? path.resolve(this.cwd, opts.cwd) : this.cwd;
     const input = decl ? { apps: cmd } : { script: typeof cmd === 'string' ? cmd : '' };
-    const o = JSON.stringify({ cwd, env: process.env, reload, options: opts });
+    const o = JSON.stringify({ cwd, env: process.env, reload, orRestart, options: opts });
     return unwrap(await native.start(JSON.stringify(input), o, this.home, this._daemonExe)).result;
   }
 
-  /** start() where existing apps are reloaded instead of restarted. */
+  /** startOrRestart(file | script | apps, [opts], [cb]): starts what is not running, restarts the rest. */
+  startOrRestart(cmd, opts, cb) {
+    [opts, cb] = optsAndCb(opts, cb);
+    return settle(this._start(cmd, opts, false, true), cb);
+  }
+
+  /** startOrReload(file | script | apps, [opts], [cb]): starts what is not running, reloads the rest. */
   startOrReload(cmd, opts, cb) {
     [opts, cb] = optsAndCb(opts, cb);
-    return settle(this._start(cmd, opts, true), cb);
+    return settle(this._start(cmd, opts, true, true), cb);
   }
 
   // stop/restart/reload/delete/reset. Restarting or reloading a declaration (app objects or an
@@ -226,11 +218,8 @@ class RPM2 {
   describe(target, opts, cb) {
     [opts, cb] = optsAndCb(opts, cb);
     const env = !!opts.env;
-    const re = regexTarget(target);
     const none = (e) => (e.code === 'not_found' ? [] : Promise.reject(e)); // unknown target → []
-    const p = re
-      ? this._call('list', { env }).then((l) => l.filter((x) => re.test(x.name)))
-      : this._call('describe', { targets: [String(target)], env }).catch(none);
+    const p = this._call('describe', { targets: [String(target)], env }).catch(none);
     return settle(p, cb);
   }
 
@@ -481,11 +470,11 @@ for (const method of ['stop', 'restart', 'reload', 'delete', 'reset']) {
   };
 }
 
-// PM2's aliases: close = disconnect, startOrRestart = start (existing declared apps are restarted),
-// gracefulReload = reload (older PM2), kill = killDaemon.
+// PM2's aliases: close = disconnect, startOrGracefulReload = startOrReload, gracefulReload = reload
+// (older PM2), kill = killDaemon.
 Object.assign(RPM2.prototype, {
   close: RPM2.prototype.disconnect,
-  startOrRestart: RPM2.prototype.start,
+  startOrGracefulReload: RPM2.prototype.startOrReload,
   gracefulReload: RPM2.prototype.reload,
   kill: RPM2.prototype.killDaemon,
   sendSignalToProcessId: RPM2.prototype.sendSignalToProcessName,

@@ -453,7 +453,14 @@ test('ecosystem files in other formats: YAML with deploy env precedence, ESM, an
   assert.equal(env.FROM_DEPLOY, 'deploy', 'deploy.<env>.env is applied');
   assert.equal(env.FROM_APP, '1', 'app env wins over deploy env');
   assert.equal(env.TICK_TAG, 'staging', 'env_<env> wins over app env');
-  await assert.rejects(api.start(yml, { env: 'nope' }), { code: 'bad_config', message: /env_nope/ });
+  // No env_nope block anywhere: the apps get their base env, with one warning naming the file.
+  const warned = [];
+  const onWarn = (w) => w.name === 'RPM2Warning' && warned.push(w.message);
+  process.on('warning', onWarn);
+  await api.start(yml, { env: 'nope' });
+  await new Promise((r) => setImmediate(r));
+  process.off('warning', onWarn);
+  assert.ok(warned.some((m) => m.includes('env_nope') && m.includes(yml)), warned.join('\n'));
 
   const mjs = path.join(home, 'esm.config.mjs');
   fs.writeFileSync(mjs, `export default { apps: [{ name: 'esm-app', script: ${JSON.stringify(TICK)} }] };\n`);

@@ -373,6 +373,7 @@ fn flow_start(
         update_env: truthy(&o["updateEnv"]) || truthy(&o["update_env"]),
         force: truthy(&o["force"]),
         reload: truthy(&c["reload"]),
+        or_restart: truthy(&c["orRestart"]),
         app,
         extra_env: None,
     };
@@ -410,6 +411,7 @@ fn flow_operate(
         env_name: env_name_of(opts),
         extra_env: env_of(&opts["env"]),
         watch: false,
+        app: opts.as_object().map(app_of_options).unwrap_or_default(),
     };
     op::operate(conn, method, &targets, &oo, notes).map_err(|e| flow_error(error_parts(&e, "connection")))
 }

@@ -27,18 +27,27 @@ pub(crate) struct Cli {
 pub(crate) enum Cmd {
     /// Start an app (a script, a command, or an ecosystem file), or restart one by name or id.
     Start(Box<StartArgs>),
+    /// Start the apps of an ecosystem file (or a script) that are not running, restart the others.
+    #[command(name = "startOrRestart")]
+    StartOrRestart(Box<StartArgs>),
+    /// Start the apps of an ecosystem file (or a script) that are not running, reload the others.
+    #[command(name = "startOrReload")]
+    StartOrReload(Box<StartArgs>),
+    /// Alias of startOrReload, as in PM2.
+    #[command(name = "startOrGracefulReload")]
+    StartOrGracefulReload(Box<StartArgs>),
     /// List every process.
     #[command(visible_aliases = ["ls", "l", "status", "ps"])]
     List,
-    /// Stop processes (ids, names, namespaces or all).
+    /// Stop processes (ids, names, namespaces, all, /regex/, script or ecosystem files).
     Stop(StopArgs),
-    /// Restart processes.
-    Restart(RestartArgs),
+    /// Restart processes (targets as stop; start options given here are applied).
+    Restart(Box<RestartArgs>),
     /// Reload processes (zero-downtime in cluster mode; a graceful restart in fork mode).
-    Reload(RestartArgs),
+    Reload(Box<RestartArgs>),
     /// Alias of reload, as in older PM2.
     #[command(name = "gracefulReload")]
-    GracefulReload(RestartArgs),
+    GracefulReload(Box<RestartArgs>),
     /// Stop processes and remove them from the list.
     #[command(visible_alias = "del")]
     Delete(Targets),
@@ -53,14 +62,14 @@ pub(crate) enum Cmd {
     Kill,
     /// Check that the daemon answers (starting it if needed).
     Ping,
-    /// Send a signal to processes: sendSignal <signal> <id|name|all> (extra words are ignored, as PM2).
+    /// Send a signal to processes: sendSignal <signal> <id|name|namespace|all|/regex/|script>.
     #[command(name = "sendSignal")]
     SendSignal {
-        /// A signal name (SIGUSR2, usr2) or number.
+        /// The signal: a name (SIGUSR2, usr2) or a number.
         signal: String,
-        /// An id, a name, a namespace, or `all`: every instance receives it.
+        /// The processes: an id, a name, a namespace, `all`, `/regex/` or a script file.
         target: String,
-        /// Ignored (PM2 ignores words after the target).
+        /// Extra words are ignored, as PM2 does.
         #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
@@ -199,19 +208,25 @@ pub(crate) enum Cmd {
 
 #[derive(Args, Debug)]
 pub(crate) struct Targets {
-    /// Ids, names, namespaces, or `all`.
+    /// Ids, names, namespaces, `all`, `/regex/`, script files or ecosystem files.
     #[arg(required = true)]
     pub(crate) targets: Vec<String>,
+    /// With an ecosystem file: the `--env` its apps were started with (`append_env_to_name` names).
+    #[arg(long)]
+    pub(crate) env: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct StopArgs {
-    /// Ids, names, namespaces, or `all`.
+    /// Ids, names, namespaces, `all`, `/regex/`, script files or ecosystem files.
     #[arg(required = true)]
     pub(crate) targets: Vec<String>,
     /// Stop watching for file changes (every stop does, as PM2).
     #[arg(long)]
     pub(crate) watch: bool,
+    /// With an ecosystem file: the `--env` its apps were started with (`append_env_to_name` names).
+    #[arg(long)]
+    pub(crate) env: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -231,17 +246,16 @@ pub(crate) struct ShowArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct RestartArgs {
+    /// Ids, names, namespaces, `all`, `/regex/`, script files or ecosystem files.
     #[arg(required = true)]
     pub(crate) targets: Vec<String>,
-    /// Replace the stored environment with the current one.
-    #[arg(short = 'a', long = "update-env")]
-    pub(crate) update_env: bool,
-    /// Ecosystem environment name (env_<name>).
-    #[arg(long = "env")]
-    pub(crate) env: Option<String>,
-    /// Toggle watching for file changes (restart only).
-    #[arg(long)]
-    pub(crate) watch: bool,
+    /// New arguments for the script (after --).
+    #[arg(last = true)]
+    pub(crate) args: Vec<String>,
+    /// Start options to apply to the apps (`--node-args`, `--max-memory-restart`, ...); `--watch`
+    /// toggles watching, `--env` picks an ecosystem environment, `-a` refreshes the environment.
+    #[command(flatten)]
+    pub(crate) opts: StartFlags,
 }
 
 #[derive(Args, Debug)]
@@ -276,11 +290,20 @@ pub(crate) struct LogsArgs {
 
 #[derive(Args, Debug, Default)]
 pub(crate) struct StartArgs {
-    /// Script, command, ecosystem file, or the name/id of an existing app.
-    pub(crate) script: Option<String>,
+    /// Scripts, commands, ecosystem files, names/ids of existing apps, or `-` (a JSON declaration on
+    /// stdin); several are started one after the other, each with the options given.
+    pub(crate) scripts: Vec<String>,
     /// Arguments for the script (after --).
     #[arg(last = true)]
     pub(crate) args: Vec<String>,
+    #[command(flatten)]
+    pub(crate) opts: StartFlags,
+}
+
+/// The options of `start`, also accepted (and applied to the apps) by `restart` and `reload`.
+#[derive(Args, Debug, Default, Clone)]
+pub(crate) struct StartFlags {
+    /// The app's name.
     #[arg(short = 'n', long)]
     pub(crate) name: Option<String>,
     /// Number of instances (a number, max, or -1 for CPUs minus one).
@@ -292,8 +315,12 @@ pub(crate) struct StartArgs {
     pub(crate) cwd: Option<String>,
     #[arg(long)]
     pub(crate) interpreter: Option<String>,
+    /// Arguments for the interpreter, space separated (`--node-args="--harmony"`).
     #[arg(long = "node-args", alias = "interpreter-args", allow_hyphen_values = true)]
     pub(crate) node_args: Option<String>,
+    /// Arguments for the script as one string (`--args "-p 80 -v"`); `-- a b` gives them as words.
+    #[arg(long = "args", allow_hyphen_values = true)]
+    pub(crate) args_line: Option<String>,
     /// Watch for file changes (optionally given paths).
     #[arg(short = 'w', long, num_args = 0..)]
     pub(crate) watch: Option<Vec<String>>,
@@ -358,6 +385,7 @@ pub(crate) struct StartArgs {
     /// Only these apps of an ecosystem file (comma-separated).
     #[arg(long)]
     pub(crate) only: Option<String>,
+    /// Refresh the apps' environment from this shell (and the file's env) on restart/reload.
     #[arg(short = 'a', long = "update-env")]
     pub(crate) update_env: bool,
     #[arg(long = "increment-var")]

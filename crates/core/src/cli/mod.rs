@@ -140,20 +140,27 @@ impl std::error::Error for Shown {}
 
 fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
     match cmd {
-        Cmd::Start(a) => start::start(ui, *a),
-        Cmd::Stop(t) => start::operate(ui, Method::Stop, &t.targets, None),
-        Cmd::Restart(a) => start::operate(ui, Method::Restart, &a.targets.clone(), Some(a)),
-        Cmd::Reload(a) | Cmd::GracefulReload(a) => start::operate(ui, Method::Reload, &a.targets.clone(), Some(a)),
-        Cmd::Delete(t) => start::operate(ui, Method::Delete, &t.targets, None),
-        Cmd::Reset(t) => start::operate(ui, Method::Reset, &t.targets, None),
+        Cmd::Start(a) => start::start(ui, *a, None),
+        Cmd::StartOrRestart(a) => start::start(ui, *a, Some(Method::Restart)),
+        Cmd::StartOrReload(a) | Cmd::StartOrGracefulReload(a) => start::start(ui, *a, Some(Method::Reload)),
+        Cmd::Stop(t) => start::operate(ui, Method::Stop, &t.targets, None, t.env),
+        Cmd::Restart(a) => start::operate(ui, Method::Restart, &a.targets.clone(), Some(*a), None),
+        Cmd::Reload(a) | Cmd::GracefulReload(a) => {
+            start::operate(ui, Method::Reload, &a.targets.clone(), Some(*a), None)
+        }
+        Cmd::Delete(t) => start::operate(ui, Method::Delete, &t.targets, None, t.env),
+        Cmd::Reset(t) => start::operate(ui, Method::Reset, &t.targets, None, t.env),
         Cmd::List => list::list(ui),
-        Cmd::Show(a) => list::show(ui, &a.target, a.env),
+        Cmd::Show(a) => list::show(ui, &file_target(&a.target)?, a.env),
         Cmd::Jlist(f) => list::jlist(ui, f.env),
         Cmd::Prettylist(f) => list::prettylist(ui, f.env),
-        Cmd::Logs(a) => logs::logs(ui, a),
-        Cmd::Flush { targets } => logs::flush(ui, targets),
+        Cmd::Logs(mut a) => {
+            a.target = a.target.as_deref().map(file_target).transpose()?;
+            logs::logs(ui, a)
+        }
+        Cmd::Flush { targets } => logs::flush(ui, targets.iter().map(|t| file_target(t)).collect::<Result<_>>()?),
         Cmd::ReloadLogs => logs::reload_logs(ui),
-        Cmd::SendSignal { signal, target, rest: _ } => process::send_signal(ui, signal, target),
+        Cmd::SendSignal { signal, target, .. } => process::send_signal(ui, signal, file_target(&target)?),
         Cmd::Send { pm_id, line } => stdin::send(ui, &pm_id, &line),
         Cmd::Attach { pm_id, separator } => stdin::attach(ui, &pm_id, separator.as_deref()),
         Cmd::Trigger { target, action, param } => actions::trigger(ui, &target, &action, param.as_deref()),
@@ -193,6 +200,13 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         }
         Cmd::Unstartup { platform } => ops::unstartup(&ui.home, platform.as_deref()),
     }
+}
+
+/// A target as the daemon gets it: a script file becomes its absolute path (PM2 matches scripts by
+/// path); ids, names, namespaces, `all` and `/regex/` are unchanged.
+fn file_target(t: &str) -> Result<String> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(crate::client::operate::target_string(t, &cwd))
 }
 
 /// For `main`: whether argv asks for the daemon mode (`rpm2d --daemon`).

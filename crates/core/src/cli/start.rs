@@ -1,7 +1,7 @@
 //! `rpm2 start` and the commands that act on processes (stop, restart, reload, delete, reset): the
 //! CLI side of the core's start/operate flow, which decides; this file only prints.
 
-use super::args::{RestartArgs, StartArgs};
+use super::args::{RestartArgs, StartArgs, StartFlags};
 use super::list::print_list;
 use super::Ui;
 use crate::client::env::client_env;
@@ -9,6 +9,7 @@ use crate::client::operate::{self, Method, OperateOptions, Target};
 use crate::client::start::{self as flow, Conn, Note, StartInput, StartOptions};
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Map, Value};
+use std::io::Read;
 
 /// Prints a note of the flow as the CLI always has.
 fn show_note(ui: &Ui, n: Note) {
@@ -23,51 +24,96 @@ fn show_note(ui: &Ui, n: Note) {
     }
 }
 
-/// `rpm2 start`.
-pub(super) fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
+/// `rpm2 start [scripts...]`, and `startOrRestart`/`startOrReload` (`existing` says what happens
+/// to the apps that already exist). Several scripts start one after the other, each with the
+/// options given; the first failure stops the rest (as PM2). `-` reads a JSON (or JS expression)
+/// declaration from stdin.
+pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let app = flags_to_app(&a)?;
+    let app = flags_to_app(&a.opts, &a.args)?;
+    let f = &a.opts;
     let o = StartOptions {
         cwd,
         env: client_env(),
-        env_name: a.env.clone(),
-        only: a.only.as_ref().map(|s| s.split(',').map(|n| n.trim().to_string()).collect()),
-        update_env: a.update_env,
-        force: a.force,
-        reload: false,
+        env_name: f.env.clone(),
+        only: f.only.as_ref().map(|s| s.split(',').map(|n| n.trim().to_string()).collect()),
+        update_env: f.update_env,
+        force: f.force,
+        reload: existing == Some(Method::Reload),
+        or_restart: existing.is_some(),
         app,
         extra_env: None,
     };
-    let input = match a.script {
-        Some(s) => StartInput::Script(s),
-        None => StartInput::Default,
+    let inputs: Vec<StartInput> = if a.scripts.is_empty() {
+        vec![StartInput::Default]
+    } else {
+        a.scripts
+            .iter()
+            .map(|s| if s == "-" { stdin_json().map(StartInput::Apps) } else { Ok(StartInput::Script(s.clone())) })
+            .collect::<Result<_>>()?
     };
     let open = || ui.client();
     let mut conn = Conn::new(&open);
-    let out = flow::start(&mut conn, input, &o, &mut |n| show_note(ui, n))?;
-    if out.restarted_by_name || !ui.silent {
+    let mut restarted = false;
+    for input in inputs {
+        let out = flow::start(&mut conn, input, &o, &mut |n| show_note(ui, n))?;
+        restarted |= out.restarted_by_name;
+    }
+    if restarted || !ui.silent {
         print_list(ui, conn.get()?)?;
     }
     Ok(0)
 }
 
-/// `rpm2 stop|restart|reload|delete|reset <targets...>`.
-pub(super) fn operate(ui: &Ui, method: Method, targets: &[String], r: Option<RestartArgs>) -> Result<i32> {
+/// The declaration piped on stdin (`start -`, `stop -`): JSON, or a JS expression as PM2 evaluates it.
+fn stdin_json() -> Result<Value> {
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text).context("cannot read the app declaration from stdin")?;
+    crate::config::ecosystem::parse_json_or_js(&text)
+        .map_err(|e| anyhow!("the declaration on stdin is not JSON nor a JS expression:{e}"))
+}
+
+/// `rpm2 stop|restart|reload|delete|reset <targets...>`; restart/reload apply the start options
+/// given (`restart app --node-args=...`); `-` is the apps of a JSON declaration on stdin.
+pub(super) fn operate(
+    ui: &Ui,
+    method: Method,
+    targets: &[String],
+    r: Option<RestartArgs>,
+    env_name: Option<String>,
+) -> Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let app = match &r {
+        Some(r) => flags_to_app(&r.opts, &r.args)?,
+        None => Map::new(),
+    };
     let r = r.as_ref();
     let o = OperateOptions {
         cwd,
         env: client_env(),
-        update_env: r.is_some_and(|r| r.update_env),
-        env_name: r.and_then(|r| r.env.clone()),
+        update_env: r.is_some_and(|r| r.opts.update_env),
+        env_name: r.and_then(|r| r.opts.env.clone()).or(env_name),
         extra_env: None,
-        watch: r.is_some_and(|r| r.watch),
+        watch: r.is_some_and(|r| r.opts.watch.is_some()),
+        app,
     };
-    let targets: Vec<Target> = targets.iter().cloned().map(Target::Name).collect();
+    let mut list = Vec::new();
+    for t in targets {
+        if t == "-" {
+            // `stop -`: the apps of a JSON declaration piped on stdin, as PM2.
+            list.extend(flow::apps_of(stdin_json()?)?.into_iter().map(Target::App));
+        } else {
+            list.push(Target::Name(t.clone()));
+        }
+    }
+    let targets = list;
     let open = || ui.client();
     let mut conn = Conn::new(&open);
     let declaration = matches!(method, Method::Restart | Method::Reload)
-        && targets.first().is_some_and(|t| matches!(t, Target::Name(n) if flow::is_ecosystem(n)));
+        && targets.first().is_some_and(|t| match t {
+            Target::Name(n) => flow::is_ecosystem(n),
+            Target::App(_) => true,
+        });
     let res = operate::operate(&mut conn, method, &targets, &o, &mut |n| show_note(ui, n))?;
     if !declaration {
         for p in &res {
@@ -80,8 +126,9 @@ pub(super) fn operate(ui: &Ui, method: Method, targets: &[String], r: Option<Res
     Ok(0)
 }
 
-/// Turns `rpm2 start` flags into a PM2-style app object (without its `script`).
-fn flags_to_app(a: &StartArgs) -> Result<Map<String, Value>> {
+/// Turns `rpm2 start` flags (and the words after `--`) into a PM2-style app object (without its
+/// `script`).
+fn flags_to_app(a: &StartFlags, args: &[String]) -> Result<Map<String, Value>> {
     let mut o = Map::new();
     let mut put = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
@@ -166,8 +213,9 @@ fn flags_to_app(a: &StartArgs) -> Result<Map<String, Value>> {
     put("increment_var", a.increment_var.clone().map(Value::String));
     put("instance_var", a.instance_var.clone().map(Value::String));
     put("cluster_lb", a.cluster_lb.clone().map(Value::String));
-    if !a.args.is_empty() {
-        put("args", Some(json!(a.args)));
+    put("args", a.args_line.clone().map(Value::String));
+    if !args.is_empty() {
+        put("args", Some(json!(args)));
     }
     Ok(o)
 }

@@ -7,7 +7,7 @@ use crate::client::start::{self, Conn, FlowError, Note, StartInput, StartOptions
 use crate::client::RpcError;
 use crate::config;
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -75,6 +75,9 @@ pub struct OperateOptions {
     pub extra_env: Option<BTreeMap<String, String>>,
     /// `restart --watch`: toggle watching.
     pub watch: bool,
+    /// Start options given with a restart/reload (`--node-args`, `--max-memory-restart`, `args`,
+    /// ...) as a PM2 app object: applied to each target's declaration, as PM2 applies them.
+    pub app: Map<String, Value>,
 }
 
 /// PM2's `_operate` result item: `{name, namespace, pm_id, status, restart_time, pid, pm2_env}`.
@@ -129,8 +132,28 @@ fn is_declaration(targets: &[Target]) -> bool {
     }
 }
 
-/// Targets as daemon target strings: files and app objects become the names of their apps.
-fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
+/// One target string as the daemon gets it: a script file (a target with a `.` or a `/` that names
+/// an existing file from `cwd`, as `stop echo.js`) becomes its absolute path, which the daemon
+/// matches against each app's script as PM2 matches `pm_exec_path`; anything else is unchanged
+/// (`all`, ids, names, namespaces, `/regex/`).
+pub fn target_string(t: &str, cwd: &Path) -> String {
+    let t = t.trim();
+    let regex = t.len() > 1 && t.starts_with('/') && t.ends_with('/');
+    if t == "all" || regex || t.parse::<f64>().is_ok() || !(t.contains('.') || t.contains('/')) {
+        return t.to_string();
+    }
+    let p = config::absolutize(cwd, t);
+    if p.is_file() {
+        p.to_string_lossy().into_owned()
+    } else {
+        t.to_string()
+    }
+}
+
+/// Targets as daemon target strings: ecosystem files and app objects become the names of their
+/// apps (with `append_env_to_name` and `env_name`, as they were started), script files their
+/// absolute paths ([`target_string`]).
+pub fn expand(targets: &[Target], cwd: &Path, env_name: Option<&str>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for t in targets {
         match t {
@@ -138,7 +161,7 @@ fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
             Target::Name(t) if t.trim().is_empty() => {
                 return Err(FlowError::new(
                     "bad_request",
-                    "a target is needed: an id, a name, a namespace, \"all\" or an ecosystem file",
+                    "a target is needed: an id, a name, a namespace, \"all\", /regex/, a script or an ecosystem file",
                 )
                 .into())
             }
@@ -147,9 +170,12 @@ fn expand(targets: &[Target], cwd: &Path) -> Result<Vec<String>> {
                 if start::is_ecosystem(t) && p.is_file() {
                     let eco =
                         config::ecosystem::load(&p).map_err(|e| FlowError::new("bad_config", format!("{e:#}")))?;
-                    out.extend(eco.apps.iter().filter_map(declared_name));
+                    for mut app in eco.apps {
+                        start::append_env_to_name(&mut app, env_name);
+                        out.extend(declared_name(&app));
+                    }
                 } else {
-                    out.push(t.clone());
+                    out.push(target_string(t, cwd));
                 }
             }
         }
@@ -180,6 +206,7 @@ pub fn operate(
             env_name: o.env_name.clone(),
             update_env: true,
             reload: method == Method::Reload,
+            or_restart: true,
             ..Default::default()
         };
         return Ok(start::start(conn, input, &so, notes)?.processes);
@@ -208,10 +235,16 @@ pub fn operate(
         if o.watch && method == Method::Restart {
             params["watch"] = json!("toggle");
         }
+        let ctx = config::ResolveCtx { cwd: o.cwd.clone(), env: o.env.clone(), env_name: None };
+        let patch =
+            config::spec_patch(&o.app, &ctx).map_err(|e| FlowError::new("bad_config", format!("{name}: {e:#}")))?;
+        if !patch.is_empty() {
+            params["patch"] = Value::Object(patch);
+        }
     } else if method == Method::Stop {
         params["watch"] = json!(false);
     }
-    let names = expand(targets, &o.cwd)?;
+    let names = expand(targets, &o.cwd, o.env_name.as_deref())?;
     params["targets"] = json!(names);
     notes(Note::Info(format!("Applying action {name} on app [{}]", names.join(", "))));
     match conn.get()?.call(name, params) {
@@ -253,9 +286,23 @@ mod tests {
         assert!(is_declaration(&[Target::App(json!({}))]));
         assert!(!is_declaration(&[Target::Name("app".into())]));
         let t = vec![Target::Name("a".into()), Target::App(json!({"script": "b.js"})), Target::Name("3".into())];
-        assert_eq!(expand(&t, Path::new("/")).unwrap(), vec!["a", "b", "3"]);
-        let e = expand(&[Target::Name("".into())], Path::new("/")).unwrap_err();
+        assert_eq!(expand(&t, Path::new("/"), None).unwrap(), vec!["a", "b", "3"]);
+        let e = expand(&[Target::Name("".into())], Path::new("/"), None).unwrap_err();
         assert_eq!(e.downcast_ref::<FlowError>().unwrap().code, "bad_request");
+    }
+
+    #[test]
+    fn script_files_become_absolute_paths() {
+        let d = std::env::temp_dir().join(format!("rpm2-tgt-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("echo.js"), "").unwrap();
+        std::fs::write(d.join("sub/w.js"), "").unwrap();
+        assert_eq!(target_string("echo.js", &d), d.join("echo.js").to_string_lossy());
+        assert_eq!(target_string("./sub/w.js", &d), d.join("sub/w.js").to_string_lossy());
+        for t in ["all", "3", "/^api/", "api", "missing.js", "api.server"] {
+            assert_eq!(target_string(t, &d), t);
+        }
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -107,6 +107,9 @@ pub struct StartOptions {
     pub force: bool,
     /// Existing declared apps are reloaded (zero-downtime) instead of restarted.
     pub reload: bool,
+    /// `startOrRestart`/`startOrReload <script>`: a script whose app exists is restarted (or
+    /// reloaded) with the new options instead of being refused as already running.
+    pub or_restart: bool,
     /// The start flags as a PM2 app object (without `script`), applied to a script.
     pub app: Map<String, Value>,
     /// Extra environment values given with a restart (JS `restart(name, {env: {...}})`).
@@ -146,7 +149,7 @@ pub fn is_ecosystem(s: &str) -> bool {
 }
 
 /// The app objects of a JS declaration: an array, `{apps: [...]}` (or PM2's `pm2` key), or one app.
-fn apps_of(v: Value) -> Result<Vec<Value>> {
+pub(crate) fn apps_of(v: Value) -> Result<Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a),
         Value::Object(mut o) => {
@@ -202,7 +205,7 @@ pub fn start(
     let script = script.unwrap_or_default();
     let file_path = config::absolutize(&o.cwd, &script);
     if is_ecosystem(&script) && file_path.is_file() {
-        let d = read_file(&file_path, o)?;
+        let d = read_file(&file_path, o, notes)?;
         return start_declared(conn, d, o, notes);
     }
     // Not a file: the name or id of an existing app is restarted, as PM2 does.
@@ -212,12 +215,14 @@ pub fn start(
     let mut app = o.app.clone();
     app.insert("script".into(), json!(script));
     let ctx = ResolveCtx { cwd: o.cwd.clone(), env: o.env.clone(), env_name: None };
-    let d = Declared { raws: vec![Value::Object(app)], file: None, declarations: false, ctx };
+    let d = Declared { raws: vec![Value::Object(app)], file: None, declarations: o.or_restart, ctx };
     start_declared(conn, d, o, notes)
 }
 
-/// Reads an ecosystem file with `--env` and `--only` applied.
-fn read_file(file: &Path, o: &StartOptions) -> Result<Declared> {
+/// Reads an ecosystem file with `--env` and `--only` applied. An `--env <name>` that no app (and no
+/// `deploy` block) of the file declares starts the apps with their base `env`, as PM2, with one
+/// warning naming the file and the environments it has.
+fn read_file(file: &Path, o: &StartOptions, notes: &mut dyn FnMut(Note)) -> Result<Declared> {
     let eco = config::ecosystem::load(file).map_err(bad_config)?;
     let mut ctx = ResolveCtx { cwd: o.cwd.clone(), env: o.env.clone(), env_name: o.env_name.clone() };
     // PM2's precedence: shell env < deploy.<env>.env < app env < app env_<env>.
@@ -230,18 +235,53 @@ fn read_file(file: &Path, o: &StartOptions) -> Result<Declared> {
             }
         }
     }
-    let raws = only(eco.apps, o, Some(file))?;
+    let deploy_names: Vec<String> = eco.deploy_env.keys().cloned().collect();
+    let mut raws = only(eco.apps, o, Some(file))?;
+    for app in &mut raws {
+        append_env_to_name(app, o.env_name.as_deref());
+    }
     if let Some(n) = &o.env_name {
         let key = format!("env_{n}");
         if !deploy && !raws.iter().any(|app| app.get(&key).is_some()) {
-            return Err(FlowError::new(
-                "bad_config",
-                format!("--env {n}: no app in {} has an `{key}` block", file.display()),
-            )
-            .into());
+            notes(Note::Warn(unknown_env(n, file, &raws, &deploy_names)));
         }
     }
     Ok(Declared { raws, file: Some(file.to_path_buf()), declarations: true, ctx })
+}
+
+/// `append_env_to_name: true` with `--env <name>`: the app is named `<name>-<env>`, as PM2 (after
+/// `--only` has picked the apps by their declared names).
+pub(crate) fn append_env_to_name(app: &mut Value, env_name: Option<&str>) {
+    let Some(env) = env_name.filter(|e| !e.is_empty()) else { return };
+    let on = matches!(app.get("append_env_to_name"), Some(v) if !(v.is_null() || *v == json!(false) || *v == json!(0) || *v == json!("")));
+    if let (true, Some(Value::String(name))) = (on, app.get_mut("name")) {
+        name.push('-');
+        name.push_str(env);
+    }
+}
+
+/// The warning of an `--env <name>` that the file does not declare: the file and what it has.
+fn unknown_env(name: &str, file: &Path, apps: &[Value], deploy: &[String]) -> String {
+    let mut have: Vec<String> = Vec::new();
+    for app in apps {
+        for k in app.as_object().into_iter().flat_map(|o| o.keys()) {
+            if let Some(e) = k.strip_prefix("env_") {
+                if !have.iter().any(|h| h == e) {
+                    have.push(e.to_string());
+                }
+            }
+        }
+    }
+    for d in deploy {
+        if !have.contains(d) {
+            have.push(d.clone());
+        }
+    }
+    let has = if have.is_empty() { "none".to_string() } else { have.join(", ") };
+    format!(
+        "--env {name}: {} declares no env_{name} (nor deploy.{name}) block (its environments: {has}); the apps get their base env",
+        file.display()
+    )
 }
 
 /// `--only`: keeps the apps of those names; none left is an error.
@@ -260,13 +300,12 @@ fn only(mut apps: Vec<Value>, o: &StartOptions, file: Option<&Path>) -> Result<V
     Ok(apps)
 }
 
-/// `start <name|id>` of an existing app restarts it. Returns None when `script` names no app.
+/// `start <name|namespace|id>` of an existing app restarts it, before any file or PATH lookup, as
+/// PM2: only a word without `/`, space or file extension is looked up. Returns None when `script`
+/// names no app.
 fn restart_known(conn: &mut Conn, script: &str, o: &StartOptions) -> Result<Option<StartOutcome>> {
-    let app_cwd = match o.app.get("cwd").and_then(|c| c.as_str()) {
-        Some(c) => config::absolutize(&o.cwd, c),
-        None => o.cwd.clone(),
-    };
-    if script.contains('/') || script.contains(' ') || config::absolutize(&app_cwd, script).exists() {
+    let numeric = script.parse::<u32>().is_ok();
+    if !numeric && (script.contains('/') || script.contains(' ') || Path::new(script).extension().is_some()) {
         return Ok(None);
     }
     let c = conn.get()?;
@@ -389,6 +428,29 @@ mod tests {
         let o = StartOptions { only: Some(vec!["nope".into()]), ..Default::default() };
         let e = only(apps, &o, Some(Path::new("/x/eco.json"))).unwrap_err();
         assert_eq!(e.to_string(), "--only nope: no app of that name in /x/eco.json");
+    }
+
+    #[test]
+    fn append_env_to_name_renames_only_with_an_env() {
+        let mut a = json!({"name": "api", "append_env_to_name": true});
+        append_env_to_name(&mut a, None);
+        assert_eq!(a["name"], "api");
+        append_env_to_name(&mut a, Some("production"));
+        assert_eq!(a["name"], "api-production");
+        let mut b = json!({"name": "w", "append_env_to_name": false});
+        append_env_to_name(&mut b, Some("production"));
+        assert_eq!(b["name"], "w");
+    }
+
+    #[test]
+    fn unknown_env_names_the_file_and_its_environments() {
+        let apps = vec![json!({"env_production": {}}), json!({"env_staging": {}, "env_production": {}})];
+        let w = unknown_env("nope", Path::new("/x/eco.json"), &apps, &["qa".into()]);
+        assert_eq!(
+            w,
+            "--env nope: /x/eco.json declares no env_nope (nor deploy.nope) block (its environments: production, staging, qa); the apps get their base env"
+        );
+        assert!(unknown_env("x", Path::new("e.json"), &[], &[]).contains("its environments: none"));
     }
 
     #[test]

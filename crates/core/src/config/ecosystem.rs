@@ -149,12 +149,46 @@ pub fn load(path: &Path) -> Result<Ecosystem> {
             }
             serde_json::from_slice(&out.stdout).map_err(|_| anyhow!("{} did not export an object", path.display()))?
         }
+        Kind::Json5 => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            parse_json_or_js(&text).map_err(|e| anyhow!("syntax error in {}:{e}", path.display()))?
+        }
         k => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             parse_text(&text, k).map_err(|e| anyhow!("syntax error in {}:{e}", path.display()))?
         }
     };
     shape(v, path)
+}
+
+const NODE_EVAL: &str = r#"const t=require('fs').readFileSync(0,'utf8');
+const v=require('vm').runInThisContext('('+t+')',{timeout:1000,displayErrors:false});
+process.stdout.write(JSON.stringify(v===undefined?null:v))"#;
+
+/// A JSON process declaration (a `.json` file, or `start -` on stdin): JSON5, and when that fails, a
+/// JavaScript expression evaluated by Node, as PM2 evaluates process files. The error is JSON5's
+/// (`line:col: message`) when neither reads it.
+pub fn parse_json_or_js(text: &str) -> std::result::Result<Value, String> {
+    let json_err = match parse_text(text, Kind::Json5) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    use std::io::Write;
+    let child = std::process::Command::new("node")
+        .arg("-e")
+        .arg(NODE_EVAL)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return Err(json_err) };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    match child.wait_with_output() {
+        Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout).map_err(|_| json_err),
+        _ => Err(json_err),
+    }
 }
 
 /// The starter `ecosystem.config.js` written by `rpm2 init`.
@@ -189,6 +223,18 @@ module.exports = {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_files_fall_back_to_a_js_expression() {
+        assert_eq!(parse_json_or_js("{\"a\": 1}").unwrap(), json!({"a": 1}));
+        if std::process::Command::new("node").arg("-v").output().is_ok() {
+            let v = parse_json_or_js("{apps: [{name: 'a' + 1, script: ['x', 'js'].join('.')}]}").unwrap();
+            assert_eq!(v, json!({"apps": [{"name": "a1", "script": "x.js"}]}));
+        }
+        // Neither JSON nor JS: JSON5's error, with its position.
+        let e = parse_json_or_js("{apps: [").unwrap_err();
+        assert!(e.contains(':'), "{e}");
+    }
 
     #[test]
     fn same_apps_from_every_data_format() {

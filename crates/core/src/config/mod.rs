@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use self::resolve::resolve_inner;
+pub use self::resolve::spec_patch;
 
 /// What a declaration is resolved against: the client's working directory and environment.
 #[derive(Debug, Clone)]
@@ -641,5 +642,22 @@ mod tests {
         assert!(bad(json!({"instances": 4294967296i64})).is_err());
         assert!(bad(json!({"instances": i64::MIN})).unwrap().spec.instances >= 1);
         assert_eq!(bad(json!({"max_restarts": 4294967296i64})).unwrap().spec.max_restarts, u32::MAX);
+    }
+
+    #[test]
+    fn restart_options_become_a_spec_patch() {
+        let d = tmpdir("patch");
+        let app = json!({"nodeArgs": "--harmony --trace", "args": "-p 80", "name": "x", "instances": 4,
+            "max_memory_restart": "200M", "env": {"A": "1"}, "env_production": {"A": "2"}});
+        let p = spec_patch(app.as_object().unwrap(), &ctx(&d)).unwrap();
+        assert_eq!(p["node_args"], json!(["--harmony", "--trace"]));
+        assert_eq!(p["args"], json!(["-p", "80"]));
+        assert_eq!(p["max_memory_restart"], json!(200 * 1024 * 1024));
+        for k in ["name", "instances", "env", "env_production"] {
+            assert!(!p.contains_key(k), "{k} must not be patched");
+        }
+        assert!(spec_patch(&Map::new(), &ctx(&d)).unwrap().is_empty());
+        let e = spec_patch(json!({"kill_timeout": "soon"}).as_object().unwrap(), &ctx(&d)).unwrap_err();
+        assert!(format!("{e:#}").contains("kill_timeout"), "{e:#}");
     }
 }

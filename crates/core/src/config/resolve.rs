@@ -382,3 +382,42 @@ fn raw_extra(o: &Map<String, Value>) -> BTreeMap<String, Value> {
     }
     extra
 }
+
+/// The options a restart may change on an app (PM2's `restart app --node-args=...`), never its
+/// identity, its process count or its environment: `name`, `namespace`, `instances`, `exec_mode`,
+/// the watch options (which `--watch` toggles) and `env` (which `--update-env` governs) are left out.
+const NOT_PATCHED: &[&str] =
+    &["name", "namespace", "instances", "exec_mode", "watch", "ignore_watch", "watch_delay", "env", "cwd"];
+
+/// Start options given with a restart (`{node_args: "--harmony", args: "a b"}`) as the fields of
+/// the declaration they replace (keyed and shaped as the [`AppSpec`] JSON), validated as a start
+/// validates them. An option that changes nothing a restart can change is left out.
+pub fn spec_patch(app: &Map<String, Value>, ctx: &ResolveCtx) -> Result<Map<String, Value>> {
+    let keys: Vec<String> = app
+        .keys()
+        .map(|k| canonical(k))
+        .filter(|k| !NOT_PATCHED.contains(&k.as_str()) && k != "script" && !k.starts_with("env_"))
+        .collect();
+    if keys.is_empty() {
+        return Ok(Map::new());
+    }
+    let mut raw = Map::new();
+    for (k, v) in app {
+        if keys.contains(&canonical(k)) {
+            raw.insert(k.clone(), v.clone());
+        }
+    }
+    // A stand-in script: only the given options are taken from the result.
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/bin/sh"));
+    raw.insert("script".into(), Value::String(exe.to_string_lossy().into_owned()));
+    raw.insert("name".into(), Value::String("restart options".into()));
+    let r = super::resolve_app(&Value::Object(raw), ctx)?;
+    let spec = serde_json::to_value(&r.spec)?;
+    let mut out = Map::new();
+    for k in keys {
+        if let Some(v) = spec.get(&k) {
+            out.insert(k, v.clone());
+        }
+    }
+    Ok(out)
+}

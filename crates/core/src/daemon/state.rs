@@ -169,13 +169,14 @@ pub(crate) fn new_unique_id() -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-/// Resolves targets (`all`, ids, names, namespaces) to pm_ids, in order, without duplicates.
+/// Resolves targets (`all`, ids, names, script paths, namespaces, `/regex/`) to pm_ids, in order,
+/// without duplicates (see [`resolve`]).
 pub(crate) fn resolve_targets(d: &Daemon, targets: &[String]) -> Result<Vec<u32>, HandlerError> {
     let all: Vec<Known> = handles(d)
         .into_iter()
         .map(|(id, h)| {
             let s = h.spec.borrow();
-            Known { id, name: s.0.name.clone(), namespace: s.0.namespace.clone() }
+            Known { id, name: s.0.name.clone(), namespace: s.0.namespace.clone(), script: s.0.script.clone() }
         })
         .collect();
     resolve(&all, targets)
@@ -186,31 +187,72 @@ pub(crate) struct Known {
     pub(crate) id: u32,
     pub(crate) name: String,
     pub(crate) namespace: String,
+    /// The absolute script path (PM2's `pm_exec_path`).
+    pub(crate) script: std::path::PathBuf,
 }
 
-/// [`resolve_targets`] over a given list: a number is an id (which must exist), otherwise a name,
-/// and only when no process has that name, a namespace. Each target must match something.
+/// The regular expression of a `/.../` target (PM2 drops every `/` of it, then matches names), or
+/// None when `t` is not of that form. A pattern the `regex` crate rejects is a `bad_request`.
+fn regex_target(t: &str) -> Result<Option<regex::Regex>, HandlerError> {
+    if t.len() < 2 || !t.starts_with('/') || !t.ends_with('/') || t.parse::<f64>().is_ok() {
+        return Ok(None);
+    }
+    let src: String = t.chars().filter(|c| *c != '/').collect();
+    regex::Regex::new(&src).map(Some).map_err(|e| {
+        herr(
+            ErrorCode::BadRequest,
+            format!("'{t}' is not a regular expression rpm2 understands ({e}): JS-only syntax (lookarounds, backreferences) is not supported"),
+        )
+    })
+}
+
+/// [`resolve_targets`] over a given list. Each target must match something:
+/// - `all`: every process;
+/// - `/re/`: the processes whose name the expression matches (PM2);
+/// - a number: that id, unless it is the name or namespace of processes (PM2's order);
+/// - otherwise the processes of that name or of that absolute script path (the client sends file
+///   targets absolute), and only when none, that namespace.
 pub(crate) fn resolve(all: &[Known], targets: &[String]) -> Result<Vec<u32>, HandlerError> {
     let mut out = Vec::new();
     for t in targets {
         let t = t.trim();
-        let found: Vec<u32> = if t == "all" {
-            all.iter().map(|a| a.id).collect()
-        } else if let Ok(id) = t.parse::<u32>() {
-            if !all.iter().any(|a| a.id == id) {
-                return Err(herr(
-                    ErrorCode::NotFound,
-                    format!("no process with id {id}: run `rpm2 list` to see the ids"),
-                ));
-            }
-            vec![id]
-        } else {
-            let by_name: Vec<u32> = all.iter().filter(|a| a.name == t).map(|a| a.id).collect();
+        let named = |t: &str| -> Vec<u32> {
+            let by_name: Vec<u32> = all
+                .iter()
+                .filter(|a| a.name == t || (t.starts_with('/') && a.script.as_os_str() == t))
+                .map(|a| a.id)
+                .collect();
             if by_name.is_empty() {
                 all.iter().filter(|a| a.namespace == t).map(|a| a.id).collect()
             } else {
                 by_name
             }
+        };
+        let found: Vec<u32> = if t == "all" {
+            all.iter().map(|a| a.id).collect()
+        } else if let Some(re) = regex_target(t)? {
+            let ids: Vec<u32> = all.iter().filter(|a| re.is_match(&a.name)).map(|a| a.id).collect();
+            if ids.is_empty() {
+                return Err(herr(
+                    ErrorCode::NotFound,
+                    format!("no process name matches {t}: run `rpm2 list` to see the apps"),
+                ));
+            }
+            ids
+        } else if let Ok(id) = t.parse::<u32>() {
+            let ids = named(t);
+            if !ids.is_empty() {
+                ids
+            } else if all.iter().any(|a| a.id == id) {
+                vec![id]
+            } else {
+                return Err(herr(
+                    ErrorCode::NotFound,
+                    format!("no process with id {id}: run `rpm2 list` to see the ids"),
+                ));
+            }
+        } else {
+            named(t)
         };
         if found.is_empty() && t != "all" {
             return Err(herr(
@@ -232,7 +274,12 @@ mod tests {
     use super::*;
 
     fn known() -> Vec<Known> {
-        let k = |id, name: &str, namespace: &str| Known { id, name: name.into(), namespace: namespace.into() };
+        let k = |id, name: &str, namespace: &str| Known {
+            id,
+            name: name.into(),
+            namespace: namespace.into(),
+            script: format!("/srv/{name}.js").into(),
+        };
         vec![
             k(0, "api", "web"),
             k(1, "api", "web"),
@@ -271,5 +318,21 @@ mod tests {
         let e = resolve(&all, &targets(&["api", "nope"])).unwrap_err();
         assert_eq!(e.code, ErrorCode::NotFound);
         assert_eq!(e.message, "no process or namespace named 'nope': run `rpm2 list` to see the apps");
+        let e = resolve(&all, &targets(&["/^zz/"])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotFound);
+        let e = resolve(&all, &targets(&["/(?<=a)pi/"])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn resolves_regexes_script_paths_and_numeric_names() {
+        let mut all = known();
+        assert_eq!(resolve(&all, &targets(&["/^(api|cron)$/"])).unwrap(), vec![0, 1, 7]);
+        assert_eq!(resolve(&all, &targets(&["/ork/"])).unwrap(), vec![2]);
+        assert_eq!(resolve(&all, &targets(&["/srv/worker.js"])).unwrap(), vec![2]);
+        all.push(Known { id: 9, name: "2".into(), namespace: "default".into(), script: "/x".into() });
+        // A number that is an app's name acts on that app, as PM2.
+        assert_eq!(resolve(&all, &targets(&["2"])).unwrap(), vec![9]);
+        assert_eq!(resolve(&all, &targets(&["3"])).unwrap(), vec![3]);
     }
 }

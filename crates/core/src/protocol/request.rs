@@ -260,6 +260,10 @@ pub struct ControlParams {
     /// `"toggle"` or a boolean; anything else is no change.
     #[serde(deserialize_with = "lenient::watch", skip_serializing_if = "Option::is_none")]
     pub watch: Option<WatchChange>,
+    /// Declaration fields set on every target before it restarts (`restart app --node-args=...`),
+    /// keyed and shaped as the `AppSpec` JSON; `null` or not an object is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<Value>,
 }
 
 /// `signal {signal, targets}`.

@@ -27,7 +27,7 @@ impl Actor {
         let path_str = |p: &Option<std::path::PathBuf>| {
             p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "/dev/null".into())
         };
-        let mut instance_value = self.ctx.instance.to_string();
+        let instance_value = self.ctx.instance.to_string();
         if let Some(var) = &s.increment_var {
             // checked: the base comes from the user's env; on overflow the variable keeps its value.
             if let Some(v) =
@@ -36,15 +36,12 @@ impl Actor {
                 env.push((var.clone(), v.to_string()));
             }
         }
-        if s.instance_var != "NODE_APP_INSTANCE" {
-            env.push((s.instance_var.clone(), std::mem::take(&mut instance_value)));
-            instance_value = self.ctx.instance.to_string();
-        }
+        // Only the named variable carries the instance number (`instance_var`), as PM2.
+        env.push((s.instance_var.clone(), instance_value));
         env.extend([
             ("pm_id".to_string(), self.ctx.pm_id.to_string()),
             ("name".into(), s.name.clone()),
             ("namespace".into(), s.namespace.clone()),
-            ("NODE_APP_INSTANCE".into(), instance_value),
             ("pm_exec_path".into(), s.script.display().to_string()),
             ("pm_cwd".into(), s.cwd.display().to_string()),
             ("pm_out_log_path".into(), path_str(&self.paths.out)),

@@ -41,25 +41,42 @@ impl Op {
 struct NewSpec {
     spec: Option<Arc<AppSpec>>,
     env: Option<BTreeMap<String, String>>,
+    /// Fields of the declaration to replace (the client's start options on a restart).
+    patch: Option<serde_json::Map<String, Value>>,
 }
 
 impl NewSpec {
     fn changed(&self) -> bool {
-        self.spec.is_some() || self.env.is_some()
+        self.spec.is_some() || self.env.is_some() || self.patch.is_some()
     }
 
     fn for_process(&self, d: &Daemon, id: u32) -> Option<Arc<AppSpec>> {
-        self.spec.clone().or_else(|| {
-            self.env.as_ref().and_then(|env| {
-                let h = handle_of(d, id)?;
-                let mut s = h.spec.borrow().0.as_ref().clone();
-                // The new shell env wins over the stored one, as PM2's --update-env.
-                for (k, v) in env {
-                    s.env.insert(k.clone(), v.clone());
+        if let Some(s) = &self.spec {
+            return Some(s.clone());
+        }
+        if !self.changed() {
+            return None;
+        }
+        let h = handle_of(d, id)?;
+        let mut s = h.spec.borrow().0.as_ref().clone();
+        // The new shell env wins over the stored one, as PM2's --update-env.
+        for (k, v) in self.env.iter().flatten() {
+            s.env.insert(k.clone(), v.clone());
+        }
+        if let Some(patch) = &self.patch {
+            // A field that does not fit the declaration leaves it as it was.
+            if let Ok(Value::Object(mut o)) = serde_json::to_value(&s) {
+                for (k, v) in patch {
+                    if o.contains_key(k) || k == "interpreter" {
+                        o.insert(k.clone(), v.clone());
+                    }
                 }
-                Some(Arc::new(s))
-            })
-        })
+                if let Ok(patched) = serde_json::from_value::<AppSpec>(Value::Object(o)) {
+                    s = patched;
+                }
+            }
+        }
+        Some(Arc::new(s))
     }
 }
 
@@ -83,7 +100,11 @@ pub(super) async fn handle(d: &Arc<Daemon>, op: Op, p: ControlParams) -> HResult
         )),
         None => None,
     };
-    let new = NewSpec { spec, env };
+    let patch = match p.patch {
+        Some(Value::Object(o)) if !o.is_empty() => Some(o),
+        _ => None,
+    };
+    let new = NewSpec { spec, env, patch };
     watch_controls(d, op.name(), p.watch, &ids).await;
     let before = summary(d, &ids);
     if op == Op::Reload {
