@@ -1,5 +1,5 @@
 use super::*;
-use nix::sys::socket::{recvmsg, ControlMessageOwned};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 use std::io::IoSliceMut;
 use std::os::unix::process::CommandExt;

@@ -61,8 +61,7 @@ pub fn daemon_log_line(line: &str) {
     let Ok(mut guard) = DAEMON_LOG.lock() else { return };
     let st = guard.get_or_insert_with(|| DaemonLog {
         // The file our stderr was opened on (before any rename), else RPM2_HOME's.
-        path: std::fs::read_link("/proc/self/fd/2")
-            .ok()
+        path: crate::base::platform::fd_path(2)
             .filter(|p| p.file_name().map(|n| n == "rpm2.log").unwrap_or(false))
             .or_else(|| Home::from_env().ok().map(|h| h.daemon_log())),
         owned: None,
