@@ -16,10 +16,14 @@ const { PREBUILT } = require('../loader.js');
 
 const PLATFORM = 'linux-x64-gnu';
 
-/** PATH without any directory that holds cargo or rustc (node and npm must stay reachable). */
-function pathWithoutRust() {
+/** PATH without any directory that holds cargo or rustc, after `shims` (node and npm linked there). */
+function pathWithoutRust(shims) {
+  const npm = execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim();
+  fs.mkdirSync(shims, { recursive: true });
+  fs.symlinkSync(process.execPath, path.join(shims, 'node'));
+  fs.symlinkSync(npm, path.join(shims, 'npm'));
   const keep = (process.env.PATH || '').split(':').filter((d) => d && !['cargo', 'rustc', 'rustup'].some((b) => fs.existsSync(path.join(d, b))));
-  return keep.join(':');
+  return [shims, ...keep].join(':');
 }
 
 /** Reads package.json out of a tarball. */
@@ -94,7 +98,7 @@ test('npm install -g of the packed tarballs without a Rust toolchain: rpm2 and r
   assert.deepEqual(tarFiles(main).filter((f) => /rpm2d$|\.node$/.test(f)), []);
   assert.deepEqual(tarFiles(plat).sort(), ['package/package.json', 'package/rpm2'.concat('.', PLATFORM, '.node'), 'package/rpm2d'].sort());
 
-  const PATH = pathWithoutRust();
+  const PATH = pathWithoutRust(path.join(tmp, 'shims'));
   const env = { ...h.homeEnv(home), PATH };
   assert.equal(spawnSync('cargo', ['--version'], { env }).error?.code, 'ENOENT', 'cargo is off PATH');
   const prefix = path.join(tmp, 'prefix');

@@ -9,8 +9,9 @@
 // 2. Builds the platform's addon and rpm2d, on Linux with cargo-zigbuild (linux-gnu: against the oldest
 //    supported glibc, and fails when a binary needs a newer one) in target/dist/, so the checkout's
 //    own build in target/ is not invalidated, and copies them into npm/<platform>/.
-//    --from-build copies the checkout's `npm run build` output instead (quick; used by the install
-//    test; its glibc is only reported). --main-only builds nothing.
+//    --from-build packs the checkout's `npm run build` output instead, from a staged copy in
+//    target/pack/ (quick; used by the install test; its glibc is only reported). --main-only
+//    builds nothing.
 // 3. Packs npm/<platform>/ and the main package into --dest (default dist/). The main tarball is
 //    packed from a staged copy: its registry name, and `optionalDependencies` naming the six
 //    platform packages at its own version; it holds no binary. (The checkout's package.json lists no
@@ -54,24 +55,31 @@ function copyExe(from, to) {
   fs.renameSync(to + '.tmp', to);
 }
 
-/** Fills npm/<platform>/ with the addon and rpm2d; returns the platform name. */
+/** Fills npm/<platform>/ with the addon and rpm2d (--from-build: a staged copy in target/pack/);
+ * returns the folder to pack. */
 function fillPlatform(opts) {
   const target = opts.target || hostTarget();
   const platform = platformOfTarget(target);
   if (!platform) throw new Error(`package.js: ${target} is not one of rpm2's targets (scripts/platforms.js)`);
-  const dir = path.join(root, 'npm', platform);
+  let dir = path.join(root, 'npm', platform);
   if (opts.fromBuild) {
+    // A staged copy, so a packaged (glibc 2.17) npm/<platform>/ is never replaced by a plain build.
+    const stage = path.join(root, 'target', 'pack', platform);
+    fs.rmSync(stage, { recursive: true, force: true });
+    fs.mkdirSync(stage, { recursive: true });
+    fs.copyFileSync(path.join(dir, 'package.json'), path.join(stage, 'package.json'));
     for (const f of ['rpm2d', `rpm2.${platform}.node`]) {
       const src = path.join(root, f);
       if (!fs.existsSync(src)) throw new Error(`package.js: ${f} is not built: run \`npm run build\` first`);
-      copyExe(src, path.join(dir, f));
+      copyExe(src, path.join(stage, f));
       if (/-linux-gnu$/.test(target)) console.log(`${f} needs GLIBC_${maxGlibc(src)} (a plain build; \`npm run package\` links against ${mainPackage().glibc})`);
     }
+    dir = stage;
   } else {
     // zig for Linux (the glibc pin, and cross builds); darwin builds natively on macOS.
     build({ zig: /-linux-/.test(target), target, targetDir: path.join(root, 'target', 'dist'), out: dir });
   }
-  return platform;
+  return dir;
 }
 
 function npmPack(dir, dest) {
@@ -105,8 +113,7 @@ function main(opts) {
   fs.mkdirSync(opts.dest, { recursive: true });
   const made = [];
   if (!opts.mainOnly) {
-    const platform = fillPlatform(opts);
-    made.push(npmPack(path.join(root, 'npm', platform), opts.dest));
+    made.push(npmPack(fillPlatform(opts), opts.dest));
   }
   if (!opts.platformOnly) made.push(packMain(opts.dest));
   for (const f of made) console.log(`packed ${path.relative(process.cwd(), f)}`);
