@@ -72,7 +72,9 @@ pub fn daemon_log_line(line: &str) {
     if (sb.st_mode & libc::S_IFMT) != libc::S_IFREG {
         return;
     }
-    let fd_id = (sb.st_dev, sb.st_ino);
+    // dev_t is i32 on macOS and u64 on Linux: the casts make one type everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    let fd_id = (sb.st_dev as u64, sb.st_ino as u64);
     let at_path = std::fs::metadata(&path).ok().map(|m| file_id(&m));
     let owned = *st.owned.get_or_insert(at_path == Some(fd_id));
     if !owned {
