@@ -26,6 +26,8 @@ METRICS = [
     # informational
     ('jlist_10apps_ms', '`jlist` wall time, 10 apps', 'ms', None, '—', 'cli-list'),
     ('list_direct_ms', '`list`, 10 apps, rpm2d run directly (no bin/rpm2 launcher)', 'ms', None, '—', 'cli-list'),
+    ('list_installed_ms', '`list`, 10 apps, as `npm install -g` lays it out (symlink, launcher, platform package)',
+     'ms', None, '— (#15: as fast as the checkout)', 'cli-list'),
     ('delete_ms', '`delete` wall time, one app', 'ms', None, '—', 'cli-start'),
     ('web_root_ms', '`GET /` of the web API, 50 apps', 'ms', None, '— (#8; pm2 7 has none)', 'web-api'),
     ('web_metrics_ms', '`GET /metrics`, 50 apps', 'ms', None, '— (#8)', 'web-api'),
@@ -36,7 +38,7 @@ METRICS = [
     ('log_burst_daemon_syscalls', '{lines} log lines: daemon read+write syscalls', 'count', None, '—', 'log-burst'),
 ]
 TOOLS = ('rpm2', 'pm2')
-RPM2_ONLY = {'list_direct_ms'}
+RPM2_ONLY = {'list_direct_ms', 'list_installed_ms'}
 
 
 def fmt(v, unit):

@@ -70,7 +70,7 @@ fn run_inner(argv: Vec<OsString>) -> Result<i32> {
         );
     }
     // Become the reaper of every orphan below us (we are PID 1 in a container anyway).
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    crate::base::platform::become_subreaper();
     // Signals are taken synchronously by the main thread (sigtimedwait); block them before any
     // thread exists so every thread inherits the mask.
     let mut set = SigSet::empty();
@@ -177,14 +177,7 @@ fn supervise(home: &Home, set: &SigSet, daemon_pid: i32, no_auto_exit: bool) -> 
 }
 
 fn wait_signal(set: &SigSet, timeout: Duration) -> Option<Signal> {
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as _ };
-    // SAFETY: sigtimedwait reads the set and the timespec we own; a null siginfo pointer is allowed.
-    let r = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
-    if r > 0 {
-        Signal::try_from(r).ok()
-    } else {
-        None
-    }
+    crate::base::platform::wait_signal(set, timeout)
 }
 
 /// Reaps every exited child (orphans reparented to us included).

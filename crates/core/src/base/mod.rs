@@ -4,10 +4,12 @@
 //! - [`fmt`]: times, sizes and durations as PM2 prints them; terminal colours.
 //! - [`table`]: the boxed tables of `list` and `show`.
 //! - [`procinfo`]: CPU and memory of a process tree, read from /proc.
+//! - [`platform`]: every Linux-only call, each with its fallback for other Unix systems.
 //! - [`dlog`]: one line to the daemon log.
 
 pub mod fmt;
 pub mod paths;
+pub mod platform;
 pub mod procinfo;
 pub mod table;
 

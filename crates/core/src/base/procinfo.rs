@@ -1,9 +1,10 @@
-//! CPU and memory of process trees, read straight from `/proc` (no `ps`, no polling of exits).
+//! CPU and memory of process trees, from the system's process table through [`super::platform`]
+//! (`/proc` on Linux, read directly: no `ps`, no polling of exits; `ps` elsewhere).
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// One process's figures from `/proc/<pid>/stat`.
+/// One process's figures (from `/proc/<pid>/stat` on Linux).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stat {
     /// Process id.
@@ -20,14 +21,11 @@ pub struct Stat {
     pub start_time: u64,
 }
 
-fn page_size() -> u64 {
-    match nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE) {
-        Ok(Some(v)) if v > 0 => v as u64,
-        _ => 4096,
-    }
-}
-
+/// Clock ticks per second of [`Stat::ticks`] (`CLK_TCK`; 100 where the `ps` fallback's 1/100 s is used).
 fn clock_ticks() -> f64 {
+    if !cfg!(target_os = "linux") {
+        return 100.0;
+    }
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
         Ok(Some(v)) if v > 0 => v as f64,
         _ => 100.0,
@@ -54,8 +52,7 @@ pub fn parse_stat(text: &str, page: u64) -> Option<Stat> {
 
 /// Reads one process's stat; None when it does not exist (or cannot be read).
 pub fn stat(pid: u32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text, page_size())
+    super::platform::process(pid)
 }
 
 /// True when `pid` exists and is not a zombie.
@@ -65,15 +62,7 @@ pub fn is_alive(pid: u32) -> bool {
 
 /// Every process on the machine (that we can read).
 pub fn all() -> Vec<Stat> {
-    let page = page_size();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    rd.filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_str().map(|s| s.bytes().all(|b| b.is_ascii_digit())).unwrap_or(false))
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|t| parse_stat(&t, page))
-        .collect()
+    super::platform::processes()
 }
 
 /// CPU (%) and memory (bytes) of one app's process tree.

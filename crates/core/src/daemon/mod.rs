@@ -92,11 +92,7 @@ pub fn start_detached(home: Home) -> Result<bool> {
 
 /// Closes every descriptor above 2 except `keep` (single-threaded, right after the fork).
 fn close_inherited_fds(keep: &[i32]) {
-    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(rd) => rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
-        Err(_) => return,
-    };
-    for fd in fds {
+    for fd in crate::base::platform::open_fds() {
         if fd > 2 && !keep.contains(&fd) {
             // SAFETY: closing descriptors this process does not use; the read_dir handle is gone.
             unsafe { libc::close(fd) };
@@ -135,11 +131,7 @@ pub fn run_foreground(home: Home) -> Result<()> {
 pub fn run(home: Home, ready: Option<std::fs::File>, lock: std::fs::File) -> Result<()> {
     // One malloc arena: the daemon is single-threaded on its hot path, and per-thread arenas (the
     // watcher, rotation and blocking threads) would each keep megabytes of RSS.
-    // SAFETY: mallopt only tunes the allocator; called before the runtime's threads exist.
-    #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
+    crate::base::platform::limit_malloc_arenas();
     crate::logs::install_daemon_logger();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot build the runtime")?;
     let res = rt.block_on(server::serve(home.clone(), ready));

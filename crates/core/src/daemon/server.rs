@@ -150,8 +150,8 @@ fn spawn_writer(
 /// Serves one client: requests are answered concurrently, each on its own task.
 async fn connection(d: Arc<Daemon>, stream: UnixStream) {
     // Only the daemon's own user may talk to it.
-    match stream.peer_cred() {
-        Ok(c) if c.uid() == nix::unistd::getuid().as_raw() => {}
+    match crate::base::platform::peer_uid(&stream) {
+        Some(uid) if uid == nix::unistd::getuid().as_raw() => {}
         _ => {
             dlog("refused a connection from another user");
             return;

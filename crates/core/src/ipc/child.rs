@@ -8,8 +8,7 @@ use super::*;
 /// Returns the daemon's end (give it to [`spawn`]) and the child's end (install it with
 /// [`install_child_fd`], then drop it in the daemon right after spawning, or the daemon never sees EOF).
 pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType};
-    let (a, b) = nix::sys::socket::socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?;
+    let (a, b) = crate::base::platform::socketpair_cloexec()?;
     Ok((above_stdio(a)?, above_stdio(b)?))
 }
 

@@ -1,6 +1,6 @@
 use super::*;
 use crate::ipc::tx::{spawn, Outbound};
-use nix::sys::socket::{recvmsg, ControlMessageOwned};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 use std::io::IoSliceMut;
 use std::os::unix::process::CommandExt;

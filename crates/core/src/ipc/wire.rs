@@ -25,7 +25,7 @@ pub(super) fn send_front(raw: RawFd, wq: &VecDeque<WriteItem>) -> io::Result<usi
     let Some(front) = wq.front() else {
         return Ok(0);
     };
-    let flags = MsgFlags::MSG_NOSIGNAL;
+    let flags = crate::base::platform::SEND_FLAGS;
     if let Some(fd) = &front.fd {
         let iov = [IoSlice::new(&front.bytes[front.off..])];
         let fds = [fd.as_raw_fd()];
@@ -44,7 +44,7 @@ pub(super) fn send_front(raw: RawFd, wq: &VecDeque<WriteItem>) -> io::Result<usi
     sendmsg::<()>(raw, &iov[..count], &[], flags, None).map_err(io::Error::from)
 }
 
-/// `recvmsg(MSG_CMSG_CLOEXEC)` into `buf`, returning the byte count, every fd received (owned, so
+/// `recvmsg(MSG_CMSG_CLOEXEC)` (or its fallback, see `base::platform`) into `buf`, returning the byte count, every fd received (owned, so
 /// none can leak, including those that arrived with a truncated control buffer) and whether the control
 /// data was truncated.
 pub(super) fn recv_with_fds(raw: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>, bool)> {
@@ -58,7 +58,7 @@ pub(super) fn recv_with_fds(raw: RawFd, buf: &mut [u8]) -> io::Result<(usize, Ve
     msg.msg_control = cbuf.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
     // SAFETY: msg points at `iov`/`buf` and `cbuf`, which outlive the call.
-    let n = unsafe { libc::recvmsg(raw, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    let n = unsafe { libc::recvmsg(raw, &mut msg, crate::base::platform::RECV_FLAGS) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -74,6 +74,7 @@ pub(super) fn recv_with_fds(raw: RawFd, buf: &mut [u8]) -> io::Result<(usize, Ve
                 for i in 0..len / std::mem::size_of::<libc::c_int>() {
                     let raw_fd = std::ptr::read_unaligned(data.add(i));
                     if raw_fd >= 0 {
+                        crate::base::platform::after_recv_fd(raw_fd);
                         fds.push(OwnedFd::from_raw_fd(raw_fd));
                     }
                 }

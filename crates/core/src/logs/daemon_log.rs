@@ -61,8 +61,7 @@ pub fn daemon_log_line(line: &str) {
     let Ok(mut guard) = DAEMON_LOG.lock() else { return };
     let st = guard.get_or_insert_with(|| DaemonLog {
         // The file our stderr was opened on (before any rename), else RPM2_HOME's.
-        path: std::fs::read_link("/proc/self/fd/2")
-            .ok()
+        path: crate::base::platform::fd_path(2)
             .filter(|p| p.file_name().map(|n| n == "rpm2.log").unwrap_or(false))
             .or_else(|| Home::from_env().ok().map(|h| h.daemon_log())),
         owned: None,
@@ -73,7 +72,9 @@ pub fn daemon_log_line(line: &str) {
     if (sb.st_mode & libc::S_IFMT) != libc::S_IFREG {
         return;
     }
-    let fd_id = (sb.st_dev, sb.st_ino);
+    // dev_t is i32 on macOS and u64 on Linux: the casts make one type everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    let fd_id = (sb.st_dev as u64, sb.st_ino as u64);
     let at_path = std::fs::metadata(&path).ok().map(|m| file_id(&m));
     let owned = *st.owned.get_or_insert(at_path == Some(fd_id));
     if !owned {

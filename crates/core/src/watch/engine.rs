@@ -290,9 +290,7 @@ impl Engine {
                     Ok(()) => return Some(key),
                     Err(e) => match e.kind {
                         notify::ErrorKind::MaxFilesWatch => {
-                            let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
-                                .map(|s| s.trim().to_string())
-                                .unwrap_or_else(|_| "?".into());
+                            let limit = crate::base::platform::native_watch_limit().unwrap_or_else(|| "?".into());
                             dlog(format!(
                                 "[Watch] the limit of native watches is reached (fs.inotify.max_user_watches = {limit}): \
                                  polling {} and any further directory every {} ms instead (raise the limit with \

@@ -22,26 +22,18 @@ pub(super) fn hostname() -> String {
 }
 
 pub(super) fn uptime_secs() -> f64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
+    crate::base::platform::proc_text("uptime")
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0.0)
 }
 
 pub(super) fn loadavg() -> Vec<f64> {
-    let s = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let v: Vec<f64> = s.split_whitespace().take(3).filter_map(|x| x.parse().ok()).collect();
-    if v.len() == 3 {
-        v
-    } else {
-        vec![0.0, 0.0, 0.0]
-    }
+    crate::base::platform::loadavg().to_vec()
 }
 
 /// A `/proc/meminfo` figure in bytes (0 when absent).
 pub(super) fn meminfo(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
+    crate::base::platform::proc_text("meminfo")
         .and_then(|s| {
             s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
@@ -58,7 +50,7 @@ pub(super) fn clock_ticks() -> u64 {
 
 /// Node's `os.cpus()`: model, speed (MHz) and times (ms) per CPU.
 pub(super) fn cpus() -> Vec<Value> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let info = crate::base::platform::proc_text("cpuinfo").unwrap_or_default();
     let mut models = Vec::new();
     let mut speeds = Vec::new();
     for l in info.lines() {
@@ -70,7 +62,7 @@ pub(super) fn cpus() -> Vec<Value> {
         }
     }
     let ms = 1000 / clock_ticks().max(1);
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let stat = crate::base::platform::proc_text("stat").unwrap_or_default();
     let mut out = Vec::new();
     for l in stat.lines() {
         let mut f = l.split_whitespace();
