@@ -41,6 +41,63 @@ async function exitOf(child, ms = 30000) {
   return r;
 }
 
+describe('foreground and attach', () => {
+  test('start --no-daemon streams the logs here and SIGINT stops every app gracefully (exit 0)', async (t) => {
+    const { home } = h.useHome(t);
+    const child = background(['start', IDLE, '--name', 'fg', '--no-daemon', '--', 'fgtag'], home);
+    t.after(() => child.kill('SIGKILL'));
+    await h.waitFor(() => /fgtag stdout line/.test(child.out) && /fgtag stderr line/.test(child.err),
+      { message: 'the app logs on the foreground CLI', timeout: 20000 });
+    const p = await h.waitForProc(home, 'fg', (x) => x.pm2_env.status === 'online');
+    child.kill('SIGINT');
+    const r = await exitOf(child);
+    assert.equal(r.code, 0, `exit after SIGINT\n${child.out}\n${child.err}`);
+    assert.ok(!h.isAlive(p.pid), 'the app is stopped');
+    await h.waitFor(() => h.daemonPids(home).length === 0, { message: 'the daemon is gone' });
+  });
+
+  test('RPM2_NO_DAEMON=1: the exit code says how the app ended', async (t) => {
+    const { home } = h.useHome(t);
+    const child = background(['start', EXIT, '--name', 'ends', '--no-autorestart', '--', '3', '300'], home,
+      { RPM2_NO_DAEMON: '1' });
+    t.after(() => child.kill('SIGKILL'));
+    const r = await exitOf(child, 40000);
+    assert.equal(r.code, 3, `the app's exit code\n${child.out}\n${child.err}`);
+    assert.match(child.out, /cli-exit: exiting with 3/);
+  });
+
+  test('start --attach streams the app logs until Ctrl-C; the app keeps running', async (t) => {
+    const { home } = h.useHome(t);
+    const child = background(['start', h.fixture('logs-tick.js'), '--name', 'att', '--attach'], home);
+    t.after(() => child.kill('SIGKILL'));
+    const p = await h.waitForProc(home, 'att', (x) => x.pm2_env.status === 'online');
+    await h.waitFor(() => /att/.test(child.out) && child.out.split('\n').some((l) => /\d+\|att\s*\|/.test(l)),
+      { message: `streamed log lines on the attached CLI: ${child.out}`, timeout: 20000 });
+    child.kill('SIGINT');
+    await exitOf(child);
+    const after = await h.proc(home, 'att');
+    assert.equal(after.pm2_env.status, 'online');
+    assert.equal(after.pid, p.pid);
+  });
+
+  test('PM2 flags rpm2 has no use for are accepted, listed in help, and change nothing', async (t) => {
+    const { home } = h.useHome(t);
+    const flags = ['--no-pmx', '--no-vizion', '--no-automation', '--disable-trace', '--trace',
+      '--disable-source-map-support', '--source-map-support'];
+    const help = await ok(['start', '--help'], { home });
+    assert.match(help.stdout, /Accepted for PM2 compatibility:/);
+    for (const f of flags) assert.ok(help.stdout.includes(f), `${f} in start --help`);
+    let i = 0;
+    for (const f of flags) {
+      const r = await h.rpm2(['start', IDLE, '--name', `compat${i++}`, f], { home });
+      assert.equal(r.code, 0, `start ${f}\n${h.show(r)}`);
+    }
+    const list = await h.jlist(home);
+    assert.equal(list.length, flags.length);
+    for (const p of list) assert.equal(p.pm2_env.exec_mode, 'fork_mode');
+  });
+});
+
 describe('log lines for people', () => {
   test('crash, stop, cluster listen and reload write no Debug text and no null/undefined', async (t) => {
     const { home } = h.useHome(t);

@@ -172,7 +172,7 @@ pub(crate) struct RestartArgs {
     pub(crate) watch: bool,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub(crate) struct LogsArgs {
     /// An id, a name, a namespace, or `all` (the default).
     pub(crate) target: Option<String>,
@@ -201,6 +201,18 @@ pub(crate) struct LogsArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "YYYY-MM-DD-HH:mm:ss")]
     pub(crate) timestamp: Option<String>,
 }
+
+impl LogsArgs {
+    /// `rpm2 logs <target> --lines 0`: only the new lines of `target`, streamed (`start --attach`).
+    pub(crate) fn stream_of(target: String) -> LogsArgs {
+        LogsArgs { target: Some(target), lines: 0, ..LogsArgs::default() }
+    }
+}
+
+/// `rpm2 start`'s help group of the flags that change how it runs.
+const H_RUN: &str = "Foreground and attach";
+/// `rpm2 start`'s help group of the PM2 flags rpm2 ignores.
+const H_COMPAT: &str = "Accepted for PM2 compatibility";
 
 #[derive(Args, Debug, Default)]
 pub(crate) struct StartArgs {
@@ -294,4 +306,43 @@ pub(crate) struct StartArgs {
     pub(crate) instance_var: Option<String>,
     #[arg(long = "lb")]
     pub(crate) cluster_lb: Option<String>,
+    /// Run in the foreground: the daemon, the apps' logs on this terminal, Ctrl-C stops every app
+    /// (also RPM2_NO_DAEMON=1).
+    #[arg(long = "no-daemon", help_heading = H_RUN)]
+    pub(crate) no_daemon: bool,
+    /// After starting, stream the app's logs until Ctrl-C (the app keeps running).
+    #[arg(long, help_heading = H_RUN)]
+    pub(crate) attach: bool,
+    #[command(flatten)]
+    #[allow(dead_code)]
+    pub(crate) compat: CompatFlags,
 }
+
+/// PM2 flags rpm2 has no use for: accepted so PM2 command lines keep working, and ignored (never
+/// read, hence the allow).
+#[allow(dead_code)]
+#[derive(Args, Debug, Default)]
+pub(crate) struct CompatFlags {
+    /// No effect (PM2: do not inject @pm2/io).
+    #[arg(long = "no-pmx", help_heading = H_COMPAT)]
+    pub(crate) no_pmx: bool,
+    /// No effect (PM2: no git metadata).
+    #[arg(long = "no-vizion", help_heading = H_COMPAT)]
+    pub(crate) no_vizion: bool,
+    /// No effect (PM2: no PM2.io automation).
+    #[arg(long = "no-automation", help_heading = H_COMPAT)]
+    pub(crate) no_automation: bool,
+    /// No effect (PM2: no transaction tracing).
+    #[arg(long = "disable-trace", help_heading = H_COMPAT)]
+    pub(crate) disable_trace: bool,
+    /// No effect (PM2: transaction tracing for PM2.io).
+    #[arg(long = "trace", help_heading = H_COMPAT)]
+    pub(crate) trace: bool,
+    /// No effect (PM2: no source map support).
+    #[arg(long = "disable-source-map-support", help_heading = H_COMPAT)]
+    pub(crate) disable_source_map_support: bool,
+    /// No effect (PM2: source map support).
+    #[arg(long = "source-map-support", help_heading = H_COMPAT)]
+    pub(crate) source_map_support: bool,
+}
+

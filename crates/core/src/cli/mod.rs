@@ -6,6 +6,7 @@
 
 mod args;
 mod daemon_cmds;
+pub mod foreground;
 mod list;
 mod logs;
 pub mod ops;
@@ -106,15 +107,20 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     match dispatch(&ui, cmd) {
         Ok(code) => code,
         Err(e) => {
-            if e.downcast_ref::<Shown>().is_none() {
-                let msg = match e.downcast_ref::<RpcError>() {
-                    Some(r) => r.message.clone(),
-                    None => format!("{e:#}"),
-                };
-                eprintln!("{} {msg}", ui.paint.red("[rpm2][ERROR]"));
-            }
+            report(&ui, &e);
             1
         }
+    }
+}
+
+/// Prints a command's error as one `[rpm2][ERROR]` line on stderr (nothing when already shown).
+pub(crate) fn report(ui: &Ui, e: &anyhow::Error) {
+    if e.downcast_ref::<Shown>().is_none() {
+        let msg = match e.downcast_ref::<RpcError>() {
+            Some(r) => r.message.clone(),
+            None => format!("{e:#}"),
+        };
+        eprintln!("{} {msg}", ui.paint.red("[rpm2][ERROR]"));
     }
 }
 

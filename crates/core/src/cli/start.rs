@@ -1,7 +1,8 @@
 //! `rpm2 start` and the commands that act on processes (stop, restart, reload, delete, reset): the
 //! CLI side of the core's start/operate flow, which decides; this file only prints.
 
-use super::args::{RestartArgs, StartArgs};
+use super::args::{LogsArgs, RestartArgs, StartArgs};
+use super::foreground::{self, Foreground};
 use super::list::print_list;
 use super::Ui;
 use crate::client::env::client_env;
@@ -25,6 +26,11 @@ fn show_note(ui: &Ui, n: Note) {
 
 /// `rpm2 start`.
 pub(super) fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
+    let env_no_daemon = std::env::var("RPM2_NO_DAEMON").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    if (a.no_daemon || env_no_daemon) && !foreground::active() {
+        return start_foreground(ui, a);
+    }
+    let attach = a.attach;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let app = flags_to_app(&a)?;
     let o = StartOptions {
@@ -48,7 +54,27 @@ pub(super) fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
     if out.restarted_by_name || !ui.silent {
         print_list(ui, conn.get()?)?;
     }
+    if attach {
+        conn.close();
+        let name = out.processes.first().and_then(|p| p["name"].as_str()).unwrap_or("all").to_string();
+        return super::logs::logs(ui, LogsArgs::stream_of(name));
+    }
     Ok(0)
+}
+
+/// `rpm2 start --no-daemon`: the foreground mode of `rpm2-runtime` (logs here, Ctrl-C stops every
+/// app, the exit code says how it ended).
+fn start_foreground(ui: &Ui, a: StartArgs) -> Result<i32> {
+    let fg = Foreground { json_logs: false, no_auto_exit: false, tag: "rpm2" };
+    let mut a = Some(a);
+    foreground::run(&ui.home, &fg, &mut || match a.take().map(|a| start(ui, a)) {
+        Some(Ok(code)) => code,
+        Some(Err(e)) => {
+            super::report(ui, &e);
+            1
+        }
+        None => 1,
+    })
 }
 
 /// `rpm2 stop|restart|reload|delete|reset <targets...>`.
