@@ -2,12 +2,38 @@
 
 use clap::{Args, Parser, Subcommand};
 
+/// The examples at the end of `rpm2 --help`.
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  rpm2 start app.js                    start and daemonize an app
+  rpm2 start api.js -i 4               run 4 instances of api.js in cluster mode
+  rpm2 start ecosystem.config.js       start every app of an ecosystem file
+  rpm2 start app.js --no-daemon        run in the foreground (containers), logs on this terminal
+  rpm2 list                            list every process
+  rpm2 logs api --lines 50             show the last 50 lines of api's logs, then stream
+  rpm2 reload all                      zero-downtime reload of every app
+  rpm2 save && rpm2 startup            restore the current apps at boot";
+
+/// The examples at the end of `rpm2 start --help`.
+const START_EXAMPLES: &str = "\
+Examples:
+  rpm2 start app.js --name api                  start app.js as `api`
+  rpm2 start app.js -i max                      one instance per CPU, in cluster mode
+  rpm2 start app.js --watch --ignore-watch node_modules
+  rpm2 start app.js --max-memory-restart 300M   restart when it uses more than 300 MB
+  rpm2 start app.js -- --port 8080              pass arguments to the script
+  rpm2 start ecosystem.config.js --env production --only api
+  rpm2 start \"python3 -m http.server\" --name web  run any command
+  rpm2 start app.js --no-daemon                 foreground: logs here, Ctrl-C stops every app
+  rpm2 start app.js --attach                    start, then stream its logs (Ctrl-C leaves it running)";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "rpm2",
     bin_name = "rpm2",
     about = "rpm2: a fast, PM2-compatible process manager for Node.js",
-    disable_version_flag = true
+    disable_version_flag = true,
+    after_help = MAIN_EXAMPLES
 )]
 pub(crate) struct Cli {
     /// Print the version.
@@ -55,22 +81,39 @@ pub(crate) enum Cmd {
     Ping,
     /// Send a signal to processes: sendSignal <signal> <id|name>.
     #[command(name = "sendSignal")]
-    SendSignal { signal: String, target: String },
+    SendSignal {
+        /// The signal: a name (SIGUSR2, USR2) or a number.
+        signal: String,
+        /// An id or a name.
+        target: String,
+    },
     /// Zero the restart counters of processes.
     Reset(Targets),
     /// Empty log files (all apps when no target is given).
-    Flush { targets: Vec<String> },
+    Flush {
+        /// Ids or names (all apps when none is given).
+        targets: Vec<String>,
+    },
     /// Reopen every log file.
     #[command(name = "reloadLogs")]
     ReloadLogs,
     /// Print the last log lines, then stream new lines.
     Logs(LogsArgs),
     /// Print the pid(s) of an app (all processes when no name is given).
-    Pid { target: Option<String> },
+    Pid {
+        /// An app name or id (every process when none is given).
+        target: Option<String>,
+    },
     /// Print the id(s) of an app.
-    Id { name: String },
+    Id {
+        /// The app name.
+        name: String,
+    },
     /// Print the environment of a process.
-    Env { id: String },
+    Env {
+        /// The process id.
+        id: String,
+    },
     /// Write a commented starter ecosystem.config.js in the current folder.
     #[command(visible_alias = "ecosystem")]
     Init {
@@ -93,7 +136,10 @@ pub(crate) enum Cmd {
     Cleardump,
     /// Import a PM2 dump (default ~/.pm2/dump.pm2) and start its apps.
     #[command(name = "import-pm2")]
-    ImportPm2 { path: Option<String> },
+    ImportPm2 {
+        /// The PM2 dump file (default ~/.pm2/dump.pm2).
+        path: Option<String>,
+    },
     /// Print (or, as root, install) a systemd unit that starts rpm2 and the saved apps at boot.
     Startup {
         /// Init system (only systemd is supported).
@@ -109,12 +155,17 @@ pub(crate) enum Cmd {
         print: bool,
     },
     /// Remove the systemd unit installed by `startup`.
-    Unstartup { platform: Option<String> },
+    Unstartup {
+        /// Init system (only systemd is supported).
+        platform: Option<String>,
+    },
     /// Replace the running daemon with this version, restarting every app gracefully.
     Update,
     /// Scale an app: N instances, or +N / -N.
     Scale {
+        /// The app name.
         name: String,
+        /// The number of instances, or +N / -N to add or remove some.
         #[arg(allow_hyphen_values = true)]
         number: String,
     },
@@ -151,6 +202,7 @@ pub(crate) struct EnvFlag {
 
 #[derive(Args, Debug)]
 pub(crate) struct ShowArgs {
+    /// An id or a name.
     pub(crate) target: String,
     /// Show environment values.
     #[arg(long = "env")]
@@ -159,6 +211,7 @@ pub(crate) struct ShowArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct RestartArgs {
+    /// Ids, names, namespaces, `all`, or an ecosystem file.
     #[arg(required = true)]
     pub(crate) targets: Vec<String>,
     /// Replace the stored environment with the current one.
@@ -209,102 +262,140 @@ impl LogsArgs {
     }
 }
 
-/// `rpm2 start`'s help group of the flags that change how it runs.
+/// `rpm2 start`'s help groups.
+const H_GENERAL: &str = "General";
+const H_CLUSTER: &str = "Instances and cluster";
+const H_RESTART: &str = "Restart and stop policy";
+const H_LOGS: &str = "Logs";
+const H_WATCH: &str = "Watch";
+const H_ECO: &str = "Ecosystem files";
 const H_RUN: &str = "Foreground and attach";
-/// `rpm2 start`'s help group of the PM2 flags rpm2 ignores.
 const H_COMPAT: &str = "Accepted for PM2 compatibility";
 
 #[derive(Args, Debug, Default)]
+#[command(after_help = START_EXAMPLES)]
 pub(crate) struct StartArgs {
     /// Script, command, ecosystem file, or the name/id of an existing app.
     pub(crate) script: Option<String>,
     /// Arguments for the script (after --).
     #[arg(last = true)]
     pub(crate) args: Vec<String>,
-    #[arg(short = 'n', long)]
+    /// The app's name (default: the script's file name without extension).
+    #[arg(short = 'n', long, help_heading = H_GENERAL)]
     pub(crate) name: Option<String>,
     /// Number of instances (a number, max, or -1 for CPUs minus one).
-    #[arg(short = 'i', long, allow_hyphen_values = true)]
+    #[arg(short = 'i', long, allow_hyphen_values = true, help_heading = H_CLUSTER)]
     pub(crate) instances: Option<String>,
-    #[arg(long)]
+    /// Namespace of the app, for acting on a group of apps at once.
+    #[arg(long, help_heading = H_GENERAL)]
     pub(crate) namespace: Option<String>,
-    #[arg(long)]
+    /// Working directory of the app (default: the current one).
+    #[arg(long, help_heading = H_GENERAL)]
     pub(crate) cwd: Option<String>,
-    #[arg(long)]
+    /// The interpreter that runs the script (node, python3, bash, none...).
+    #[arg(long, help_heading = H_GENERAL)]
     pub(crate) interpreter: Option<String>,
-    #[arg(long = "node-args", alias = "interpreter-args", allow_hyphen_values = true)]
+    /// Arguments for the interpreter, e.g. "--max-old-space-size=512".
+    #[arg(long = "node-args", alias = "interpreter-args", allow_hyphen_values = true, help_heading = H_GENERAL)]
     pub(crate) node_args: Option<String>,
     /// Watch for file changes (optionally given paths).
-    #[arg(short = 'w', long, num_args = 0..)]
+    #[arg(short = 'w', long, num_args = 0.., help_heading = H_WATCH)]
     pub(crate) watch: Option<Vec<String>>,
-    #[arg(long = "ignore-watch", num_args = 1..)]
+    /// Paths or globs that watching ignores.
+    #[arg(long = "ignore-watch", num_args = 1.., help_heading = H_WATCH)]
     pub(crate) ignore_watch: Option<Vec<String>>,
-    #[arg(long = "watch-delay")]
+    /// Delay between a file change and the restart (seconds, or a number with ms).
+    #[arg(long = "watch-delay", help_heading = H_WATCH)]
     pub(crate) watch_delay: Option<String>,
-    #[arg(long = "max-memory-restart")]
+    /// Restart the app when its memory goes over this (e.g. 300M, 1G).
+    #[arg(long = "max-memory-restart", help_heading = H_RESTART)]
     pub(crate) max_memory_restart: Option<String>,
-    #[arg(short = 'k', long = "kill-timeout", allow_hyphen_values = true)]
+    /// Ms between the stop signal (SIGINT) and SIGKILL.
+    #[arg(short = 'k', long = "kill-timeout", allow_hyphen_values = true, help_heading = H_RESTART)]
     pub(crate) kill_timeout: Option<String>,
-    #[arg(long = "listen-timeout", allow_hyphen_values = true)]
+    /// Ms a cluster instance (or a --wait-ready app) has to listen or be ready.
+    #[arg(long = "listen-timeout", allow_hyphen_values = true, help_heading = H_CLUSTER)]
     pub(crate) listen_timeout: Option<String>,
-    #[arg(long = "restart-delay", allow_hyphen_values = true)]
+    /// Ms to wait before restarting a crashed app.
+    #[arg(long = "restart-delay", allow_hyphen_values = true, help_heading = H_RESTART)]
     pub(crate) restart_delay: Option<String>,
-    #[arg(long = "exp-backoff-restart-delay", allow_hyphen_values = true)]
+    /// Exponential back-off between crash restarts, starting at this many ms.
+    #[arg(long = "exp-backoff-restart-delay", allow_hyphen_values = true, help_heading = H_RESTART)]
     pub(crate) exp_backoff_restart_delay: Option<String>,
-    #[arg(long = "max-restarts", allow_hyphen_values = true)]
+    /// Unstable restarts allowed before the app is marked errored.
+    #[arg(long = "max-restarts", allow_hyphen_values = true, help_heading = H_RESTART)]
     pub(crate) max_restarts: Option<String>,
-    #[arg(long = "min-uptime", allow_hyphen_values = true)]
+    /// Uptime under which a restart counts as unstable (ms, or 5s, 1m...).
+    #[arg(long = "min-uptime", allow_hyphen_values = true, help_heading = H_RESTART)]
     pub(crate) min_uptime: Option<String>,
-    #[arg(long = "no-autorestart")]
+    /// Do not restart the app when it exits or crashes.
+    #[arg(long = "no-autorestart", help_heading = H_RESTART)]
     pub(crate) no_autorestart: bool,
-    #[arg(long = "no-autostart")]
+    /// Add the app to the list without starting it.
+    #[arg(long = "no-autostart", help_heading = H_GENERAL)]
     pub(crate) no_autostart: bool,
-    #[arg(long = "no-treekill")]
+    /// Stop only the app's own process, not its children.
+    #[arg(long = "no-treekill", help_heading = H_RESTART)]
     pub(crate) no_treekill: bool,
-    #[arg(long = "stop-exit-codes", num_args = 1..)]
+    /// Exit codes after which the app is not restarted.
+    #[arg(long = "stop-exit-codes", num_args = 1.., help_heading = H_RESTART)]
     pub(crate) stop_exit_codes: Option<Vec<String>>,
-    #[arg(long = "wait-ready")]
+    /// Count the app online only once it sends process.send('ready').
+    #[arg(long = "wait-ready", help_heading = H_CLUSTER)]
     pub(crate) wait_ready: bool,
-    #[arg(long = "shutdown-with-message")]
+    /// Stop the app with a `shutdown` message instead of SIGINT.
+    #[arg(long = "shutdown-with-message", help_heading = H_RESTART)]
     pub(crate) shutdown_with_message: bool,
-    #[arg(short = 'o', long = "output")]
+    /// The stdout log file.
+    #[arg(short = 'o', long = "output", help_heading = H_LOGS)]
     pub(crate) output: Option<String>,
-    #[arg(short = 'e', long = "error")]
+    /// The stderr log file.
+    #[arg(short = 'e', long = "error", help_heading = H_LOGS)]
     pub(crate) error: Option<String>,
-    #[arg(short = 'l', long = "log", num_args = 0..=1, default_missing_value = "")]
+    /// Also write stdout and stderr to one combined file (optionally its path).
+    #[arg(short = 'l', long = "log", num_args = 0..=1, default_missing_value = "", help_heading = H_LOGS)]
     pub(crate) log: Option<String>,
-    #[arg(short = 'p', long = "pid")]
+    /// The pid file.
+    #[arg(short = 'p', long = "pid", help_heading = H_GENERAL)]
     pub(crate) pid: Option<String>,
-    #[arg(short = 'm', long = "merge-logs")]
+    /// One log file for every instance of the app (no -<id> suffix).
+    #[arg(short = 'm', long = "merge-logs", help_heading = H_LOGS)]
     pub(crate) merge_logs: bool,
-    #[arg(long = "log-date-format")]
+    /// Prefix each log line with its time in this format (e.g. "YYYY-MM-DD HH:mm:ss").
+    #[arg(long = "log-date-format", help_heading = H_LOGS)]
     pub(crate) log_date_format: Option<String>,
     /// Prefix log lines with the time.
-    #[arg(long)]
+    #[arg(long, help_heading = H_LOGS)]
     pub(crate) time: bool,
-    #[arg(long = "log-type")]
+    /// `json` for one JSON object per log line.
+    #[arg(long = "log-type", help_heading = H_LOGS)]
     pub(crate) log_type: Option<String>,
-    #[arg(short = 'c', long = "cron-restart", alias = "cron")]
+    /// Restart the app on this cron pattern (e.g. "0 3 * * *").
+    #[arg(short = 'c', long = "cron-restart", alias = "cron", help_heading = H_RESTART)]
     pub(crate) cron_restart: Option<String>,
     /// Start even if an app of that name runs.
-    #[arg(short = 'f', long)]
+    #[arg(short = 'f', long, help_heading = H_GENERAL)]
     pub(crate) force: bool,
     /// Force fork mode.
-    #[arg(short = 'x', long = "execute-command")]
+    #[arg(short = 'x', long = "execute-command", help_heading = H_CLUSTER)]
     pub(crate) execute_command: bool,
     /// Environment name (env_<name>) of an ecosystem file.
-    #[arg(long)]
+    #[arg(long, help_heading = H_ECO)]
     pub(crate) env: Option<String>,
     /// Only these apps of an ecosystem file (comma-separated).
-    #[arg(long)]
+    #[arg(long, help_heading = H_ECO)]
     pub(crate) only: Option<String>,
-    #[arg(short = 'a', long = "update-env")]
+    /// Replace a restarted app's stored environment with the current one.
+    #[arg(short = 'a', long = "update-env", help_heading = H_GENERAL)]
     pub(crate) update_env: bool,
-    #[arg(long = "increment-var")]
+    /// An env variable incremented for each instance (e.g. PORT: 3000, 3001...).
+    #[arg(long = "increment-var", help_heading = H_CLUSTER)]
     pub(crate) increment_var: Option<String>,
-    #[arg(long = "instance-var")]
+    /// The env variable that holds the instance number (default NODE_APP_INSTANCE).
+    #[arg(long = "instance-var", help_heading = H_CLUSTER)]
     pub(crate) instance_var: Option<String>,
-    #[arg(long = "lb")]
+    /// How cluster connections are shared: round-robin or shared (the kernel's).
+    #[arg(long = "lb", help_heading = H_CLUSTER)]
     pub(crate) cluster_lb: Option<String>,
     /// Run in the foreground: the daemon, the apps' logs on this terminal, Ctrl-C stops every app
     /// (also RPM2_NO_DAEMON=1).
@@ -346,3 +437,41 @@ pub(crate) struct CompatFlags {
     pub(crate) source_map_support: bool,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument of every command (positionals included) says what it is for.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            if help.trim().is_empty() {
+                out.push(format!("{path} {}", a.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_has_help() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        undocumented(&cmd, "rpm2", &mut missing);
+        assert!(missing.is_empty(), "arguments without a description: {missing:?}");
+    }
+
+    #[test]
+    fn start_help_groups_and_examples() {
+        let mut cmd = Cli::command();
+        let start = cmd.find_subcommand_mut("start").map(|c| c.render_long_help().to_string()).unwrap_or_default();
+        assert!(start.contains("Examples:"), "{start}");
+        assert!(start.contains("Accepted for PM2 compatibility:"), "{start}");
+        assert!(start.contains("--no-pmx"), "{start}");
+        let main = Cli::command().render_long_help().to_string();
+        assert!(main.contains("Examples:"), "{main}");
+    }
+}
