@@ -128,3 +128,83 @@ describe('log lines for people', () => {
     assert.deepEqual(cli, [], `CLI lines with Debug text or null/undefined:\n${outputs.join('\n')}`);
   });
 });
+
+/** The JSON type of a value, telling arrays and null apart. */
+function jsonType(v) {
+  if (v === null) return 'null';
+  return Array.isArray(v) ? 'array' : typeof v;
+}
+
+/** Runs pm2 7 (the devDependency) with its own PM2_HOME; resolves {code, stdout, stderr}. */
+function pm2(args, pm2Home) {
+  const r = spawnSync(PM2, args, { cwd: h.ROOT, env: { ...process.env, PM2_HOME: pm2Home }, encoding: 'utf8', timeout: 60000 });
+  return { code: r.status, stdout: r.stdout || '', stderr: r.stderr || '' };
+}
+
+describe("PM2's jlist fields", () => {
+  test('every key pm2 7 puts in a jlist object and its pm2_env is in rpm2\'s, with the same JSON type', async (t) => {
+    if (!fs.existsSync(PM2)) {
+      t.skip(`pm2 is not installed (${PM2}): npm install to compare with it`);
+      return;
+    }
+    const pm2Home = fs.mkdtempSync(path.join(os.tmpdir(), 'rpm2-fc-pm2-'));
+    let theirs;
+    try {
+      const s = pm2(['start', IDLE, '--name', 'diff'], pm2Home);
+      assert.equal(s.code, 0, `pm2 start\n${s.stdout}${s.stderr}`);
+      theirs = await h.waitFor(() => {
+        const r = pm2(['jlist'], pm2Home);
+        const list = JSON.parse(r.stdout.slice(r.stdout.indexOf('[')));
+        const p = list.find((x) => x.name === 'diff');
+        return p && p.pm2_env.status === 'online' && p.pm2_env.node_version ? p : undefined;
+      }, { message: 'pm2 jlist shows the app online', timeout: 30000 });
+    } finally {
+      pm2(['kill'], pm2Home);
+      fs.rmSync(pm2Home, { recursive: true, force: true });
+    }
+    const { home } = h.useHome(t);
+    await ok(['start', IDLE, '--name', 'diff'], { home });
+    const ours = await h.waitForProc(home, 'diff', (p) => p.pm2_env.status === 'online');
+
+    const missing = [];
+    const compare = (a, b, where, skip = new Set()) => {
+      for (const k of Object.keys(a)) {
+        if (skip.has(k)) continue;
+        if (!(k in b)) missing.push(`${where}.${k} (${jsonType(a[k])})`);
+        else if (jsonType(a[k]) !== jsonType(b[k])) missing.push(`${where}.${k}: ${jsonType(a[k])} in pm2, ${jsonType(b[k])} in rpm2`);
+      }
+    };
+    compare(theirs, ours, 'jlist');
+    compare(theirs.monit, ours.monit, 'monit');
+    // pm2's own env (PM2_HOME, PM2_USAGE...) is not the app's; axm_actions is added with the commands.
+    const theirEnvKeys = new Set([...Object.keys(theirs.pm2_env.env), 'axm_actions']);
+    compare(theirs.pm2_env, ours.pm2_env, 'pm2_env', theirEnvKeys);
+    assert.deepEqual(missing, [], 'fields pm2 has and rpm2 lacks (or types that differ)');
+
+    // The app's env keys are at the top level of pm2_env too, hidden like the env block.
+    for (const [k, v] of Object.entries(ours.pm2_env.env)) {
+      assert.ok(k in ours.pm2_env, `pm2_env.${k} at the top level`);
+      if (!['name', 'status', 'env', 'version'].includes(k)) assert.equal(ours.pm2_env[k], v, `pm2_env.${k}`);
+    }
+    assert.equal(ours.pm2_env.PATH, '[hidden]');
+    const shown = (await h.jlistEnv(home)).find((p) => p.name === 'diff');
+    assert.equal(shown.pm2_env.RPM2_HOME, home);
+    // node_version is the interpreter's real version.
+    const node = spawnSync('node', ['--version'], { encoding: 'utf8' }).stdout.trim().replace(/^v/, '');
+    assert.equal(ours.pm2_env.node_version, node);
+    assert.equal(ours.pm2_env.vizion, true);
+    assert.deepEqual(ours.pm2_env.axm_monitor, {});
+  });
+
+  test('logs --json --nostream carries the timestamp each log line recorded', async (t) => {
+    const { home } = h.useHome(t);
+    await ok(['start', IDLE, '--name', 'stamped', '--time'], { home });
+    await h.waitLog(home, 'stamped', /stdout line/);
+    const r = await ok(['logs', 'stamped', '--json', '--nostream', '--lines', '5'], { home });
+    const lines = h.lines(r.stdout).map((l) => JSON.parse(l));
+    const out = lines.find((l) => l.type === 'out');
+    assert.ok(out, r.stdout);
+    assert.match(out.message, /^cli-idle stdout line/);
+    assert.match(String(out.timestamp), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/);
+  });
+});

@@ -183,7 +183,7 @@ pub(super) fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
             out.push('\n');
         }
         print!("{out}");
-        if let Some(m) = e["axm_monitor"].as_object() {
+        if let Some(m) = e["axm_monitor"].as_object().filter(|m| !m.is_empty()) {
             println!(" Code metrics value ");
             let rows: Vec<Vec<String>> = m
                 .iter()
