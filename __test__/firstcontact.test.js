@@ -208,3 +208,33 @@ describe("PM2's jlist fields", () => {
     assert.match(String(out.timestamp), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/);
   });
 });
+
+describe('progress of slow commands', () => {
+  /** A cluster app that takes `ms` to start listening on PORT. */
+  function slowApp(dir, ms) {
+    const file = path.join(dir, 'slow-app.js');
+    fs.writeFileSync(file, `setTimeout(() => require('http').createServer((q, s) => s.end('ok'))
+      .listen(Number(process.env.PORT)), ${ms});\n`);
+    return file;
+  }
+
+  test('off a terminal: one plain line per instance as it comes online, nothing that redraws; -s prints none', async (t) => {
+    const { home, dir } = h.useHome(t);
+    const port = await h.freePort();
+    const app = slowApp(dir, 600);
+    await ok(['start', app, '--name', 'slow', '-i', '3'], { home, env: { PORT: port } });
+    await h.waitFor(async () => (await h.jlist(home)).filter((p) => p.pm2_env.status === 'online').length === 3,
+      { message: '3 instances online' });
+    const r = await ok(['reload', 'slow'], { home });
+    const steps = h.lines(r.stderr).filter((l) => /^\[rpm2\] slow:\d+ online$/.test(l));
+    assert.equal(steps.length >= 2, true, `a line per instance on stderr\n${h.show(r)}`);
+    assert.ok(!/\r|\x1b\[/.test(r.stderr), `nothing redraws off a terminal\n${h.show(r)}`);
+    // stdout keeps its table only.
+    assert.ok(!/slow:\d+ online/.test(r.stdout), h.show(r));
+    const quiet = await ok(['reload', 'slow', '-s'], { home });
+    assert.equal(quiet.stderr, '', h.show(quiet));
+    assert.equal(quiet.stdout, '', h.show(quiet));
+    const del = await ok(['delete', 'all'], { home });
+    assert.ok(!/online/.test(del.stderr), h.show(del));
+  });
+});

@@ -11,6 +11,7 @@ mod list;
 mod logs;
 pub mod ops;
 mod process;
+mod progress;
 mod start;
 
 use crate::base::fmt::Paint;
@@ -164,7 +165,10 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Init { mode, force } => daemon_cmds::init(mode, force),
         Cmd::Save { force } => daemon_cmds::save(ui, force),
         Cmd::Cleardump => daemon_cmds::cleardump(ui),
-        Cmd::Resurrect => ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| ui.client()),
+        Cmd::Resurrect => {
+            let _progress = progress::Progress::begin(ui, "resurrect", progress::Steps::Up);
+            ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| ui.client())
+        }
         Cmd::ImportPm2 { path } => ops::import_pm2(path.as_deref(), &ui.paint, &|| ui.client()),
         Cmd::Startup { platform, user, home_path, print } => {
             ops::startup(&ui.home, platform.as_deref(), user, home_path, print)

@@ -4,6 +4,7 @@
 use super::args::{LogsArgs, RestartArgs, StartArgs};
 use super::foreground::{self, Foreground};
 use super::list::print_list;
+use super::progress::{Progress, Steps};
 use super::Ui;
 use crate::client::env::client_env;
 use crate::client::operate::{self, Method, OperateOptions, Target};
@@ -50,7 +51,10 @@ pub(super) fn start(ui: &Ui, a: StartArgs) -> Result<i32> {
     };
     let open = || ui.client();
     let mut conn = Conn::new(&open);
-    let out = flow::start(&mut conn, input, &o, &mut |n| show_note(ui, n))?;
+    let progress = Progress::begin(ui, "start", Steps::Up);
+    let out = flow::start(&mut conn, input, &o, &mut |n| show_note(ui, n));
+    drop(progress);
+    let out = out?;
     if out.restarted_by_name || !ui.silent {
         print_list(ui, conn.get()?)?;
     }
@@ -94,7 +98,15 @@ pub(super) fn operate(ui: &Ui, method: Method, targets: &[String], r: Option<Res
     let mut conn = Conn::new(&open);
     let declaration = matches!(method, Method::Restart | Method::Reload)
         && targets.first().is_some_and(|t| matches!(t, Target::Name(n) if flow::is_ecosystem(n)));
-    let res = operate::operate(&mut conn, method, &targets, &o, &mut |n| show_note(ui, n))?;
+    let steps = match method {
+        Method::Stop => Steps::Stopped,
+        Method::Delete => Steps::Deleted,
+        _ => Steps::Up,
+    };
+    let progress = (method != Method::Reset).then(|| Progress::begin(ui, method.as_str(), steps));
+    let res = operate::operate(&mut conn, method, &targets, &o, &mut |n| show_note(ui, n));
+    drop(progress);
+    let res = res?;
     if !declaration {
         for p in &res {
             ui.info(&format!("[{}]({}) {}", p["name"].as_str().unwrap_or(""), p["pm_id"], ui.paint.green("✓")));
