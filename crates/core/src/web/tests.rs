@@ -73,6 +73,14 @@ fn redacts_env() {
     redact(&mut l, true);
     assert_eq!(l[0]["pm2_env"]["env"]["A"], "1");
     assert_eq!(l[0]["pm2_env"]["env"][TOKEN_ENV], HIDDEN);
+    // The top-level copies of env keys are hidden with them; a field of the same name is left alone.
+    let mut l = json!([{"pm2_env": {"name": "api", "A": "1", TOKEN_ENV: "t", "env": {"A": "1", "name": "api", TOKEN_ENV: "t"}}}]);
+    redact(&mut l, true);
+    assert_eq!(l[0]["pm2_env"]["A"], "1");
+    assert_eq!(l[0]["pm2_env"][TOKEN_ENV], HIDDEN);
+    redact(&mut l, false);
+    assert_eq!(l[0]["pm2_env"]["A"], HIDDEN);
+    assert_eq!(l[0]["pm2_env"]["name"], "api");
 }
 
 #[test]
