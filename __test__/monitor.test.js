@@ -277,7 +277,7 @@ describe('rpm2 web', () => {
     const body = await h.waitFor(async () => {
       const j = await getJson(port);
       const alpha = j.processes.find((p) => p.name === 'alpha');
-      return alpha && alpha.pm2_env.axm_monitor ? j : undefined;
+      return alpha && alpha.pm2_env.axm_monitor && alpha.pm2_env.axm_monitor.Requests ? j : undefined;
     }, { message: 'payload with alpha custom metrics' });
     assert.deepEqual(Object.keys(body), ['system_info', 'monit', 'processes']);
     assert.equal(typeof body.system_info.hostname, 'string');

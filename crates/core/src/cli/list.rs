@@ -190,7 +190,7 @@ pub(super) fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
             print!("{}", crate::base::table::render(&["action".into()], &rows));
             println!(" Trigger via: rpm2 trigger {} <action_name>\n", proc_["name"].as_str().unwrap_or(""));
         }
-        if let Some(m) = e["axm_monitor"].as_object() {
+        if let Some(m) = e["axm_monitor"].as_object().filter(|m| !m.is_empty()) {
             println!(" Code metrics value ");
             let rows: Vec<Vec<String>> = m
                 .iter()

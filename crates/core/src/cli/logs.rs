@@ -45,8 +45,17 @@ struct LogPrinter<'a> {
 const LOG_COLOURS: [&str; 8] = ["36", "32", "35", "33", "34", "96", "92", "95"];
 
 impl LogPrinter<'_> {
-    /// The line as `rpm2 logs` prints it. `at` is the event time (ms) for streamed lines.
-    fn line(&mut self, id: u64, name: &str, is_err: bool, text: &str, at: Option<u64>) -> String {
+    /// The line as `rpm2 logs` prints it. `at` is the event time (ms) for streamed lines; `recorded`
+    /// the time prefix a log file line carries (see [`split_recorded`]).
+    fn line(
+        &mut self,
+        id: u64,
+        name: &str,
+        is_err: bool,
+        text: &str,
+        at: Option<u64>,
+        recorded: Option<&str>,
+    ) -> String {
         let kind = if is_err { "err" } else { "out" };
         if self.a.json || self.a.format {
             // A line of a `log_type: json` file is already an object: use its fields.
@@ -56,7 +65,10 @@ impl LogPrinter<'_> {
                     v["message"].as_str().unwrap_or("").trim_end_matches('\n').to_string(),
                     v.get("timestamp").cloned().unwrap_or(Value::Null),
                 ),
-                None => (text.to_string(), at.map(|t| json!(iso_utc(t))).unwrap_or(Value::Null)),
+                None => (
+                    text.to_string(),
+                    at.map(|t| json!(iso_utc(t))).or_else(|| recorded.map(|r| json!(r))).unwrap_or(Value::Null),
+                ),
             };
             if self.a.json {
                 return json!({"message": message, "timestamp": ts, "type": kind, "process_id": id, "app_name": name})
@@ -82,6 +94,16 @@ impl LogPrinter<'_> {
         } else {
             format!("{ts}{tag} | {text}")
         }
+    }
+}
+
+/// A log file line written with `log_date_format` (`<date>: <text>`) as (text, Some(date)); the line
+/// itself and None when it does not start with a date of that format.
+fn split_recorded<'a>(line: &'a str, format: &str) -> (&'a str, Option<&'a str>) {
+    let n = crate::base::fmt::format_date(0, format).len();
+    match (line.get(..n), line.get(n..).and_then(|r| r.strip_prefix(": "))) {
+        (Some(date), Some(text)) if !date.trim().is_empty() => (text, Some(date)),
+        _ => (line, None),
     }
 }
 
@@ -161,8 +183,13 @@ pub(super) fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
             if a.lines == 0 {
                 continue;
             }
+            let date_format = env["log_date_format"].as_str().filter(|_| a.json || a.format);
             for l in crate::logs::tail_lines(Path::new(path), a.lines).unwrap_or_default() {
-                let line = pr.line(id, name, is_err, &l, None);
+                let (text, recorded) = match date_format {
+                    Some(f) => split_recorded(&l, f),
+                    None => (l.as_str(), None),
+                };
+                let line = pr.line(id, name, is_err, text, None, recorded);
                 if writeln!(out, "{line}").is_err() {
                     return Ok(0);
                 }
@@ -194,7 +221,7 @@ fn stream(ui: &Ui, sub: Subscription, pr: &mut LogPrinter, out: &mut impl Write)
         let text = data["data"].as_str().unwrap_or("");
         for piece in text.split_inclusive('\n') {
             let piece = piece.strip_suffix('\n').unwrap_or(piece);
-            let line = pr.line(id, name, is_err, piece, Some(at));
+            let line = pr.line(id, name, is_err, piece, Some(at), None);
             if writeln!(out, "{line}").is_err() {
                 return;
             }
@@ -202,5 +229,23 @@ fn stream(ui: &Ui, sub: Subscription, pr: &mut LogPrinter, out: &mut impl Write)
         if out.flush().is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_recorded;
+
+    #[test]
+    fn recorded_dates_are_split_off() {
+        assert_eq!(
+            split_recorded("2026-01-02T03:04:05: hello", "YYYY-MM-DDTHH:mm:ss"),
+            ("hello", Some("2026-01-02T03:04:05"))
+        );
+        assert_eq!(split_recorded("hello", "YYYY-MM-DDTHH:mm:ss"), ("hello", None));
+        assert_eq!(
+            split_recorded("2026-01-02T03:04:05 no colon", "YYYY-MM-DDTHH:mm:ss"),
+            ("2026-01-02T03:04:05 no colon", None)
+        );
     }
 }

@@ -9,10 +9,12 @@ mod args;
 mod conf;
 mod daemon_cmds;
 mod extra;
+pub mod foreground;
 mod list;
 mod logs;
 pub mod ops;
 mod process;
+mod progress;
 mod start;
 mod stdin;
 
@@ -114,15 +116,20 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     match dispatch(&ui, cmd) {
         Ok(code) => code,
         Err(e) => {
-            if e.downcast_ref::<Shown>().is_none() {
-                let msg = match e.downcast_ref::<RpcError>() {
-                    Some(r) => r.message.clone(),
-                    None => format!("{e:#}"),
-                };
-                eprintln!("{} {msg}", ui.paint.red("[rpm2][ERROR]"));
-            }
+            report(&ui, &e);
             1
         }
+    }
+}
+
+/// Prints a command's error as one `[rpm2][ERROR]` line on stderr (nothing when already shown).
+pub(crate) fn report(ui: &Ui, e: &anyhow::Error) {
+    if e.downcast_ref::<Shown>().is_none() {
+        let msg = match e.downcast_ref::<RpcError>() {
+            Some(r) => r.message.clone(),
+            None => format!("{e:#}"),
+        };
+        eprintln!("{} {msg}", ui.paint.red("[rpm2][ERROR]"));
     }
 }
 
@@ -193,7 +200,10 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Init { mode, force } => daemon_cmds::init(mode, force),
         Cmd::Save { force } => daemon_cmds::save(ui, force),
         Cmd::Cleardump => daemon_cmds::cleardump(ui),
-        Cmd::Resurrect => ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| ui.client()),
+        Cmd::Resurrect => {
+            let _progress = progress::Progress::begin(ui, "resurrect", progress::Steps::Up);
+            ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| ui.client())
+        }
         Cmd::ImportPm2 { path } => ops::import_pm2(path.as_deref(), &ui.paint, &|| ui.client()),
         Cmd::Startup { platform, user, home_path, print } => {
             ops::startup(&ui.home, platform.as_deref(), user, home_path, print)

@@ -1,8 +1,10 @@
 //! `rpm2 start` and the commands that act on processes (stop, restart, reload, delete, reset): the
 //! CLI side of the core's start/operate flow, which decides; this file only prints.
 
-use super::args::{RestartArgs, StartArgs, StartFlags};
+use super::args::{LogsArgs, RestartArgs, StartArgs, StartFlags};
+use super::foreground::{self, Foreground};
 use super::list::print_list;
+use super::progress::{Progress, Steps};
 use super::Ui;
 use crate::client::env::client_env;
 use crate::client::operate::{self, Method, OperateOptions, Target};
@@ -27,8 +29,13 @@ fn show_note(ui: &Ui, n: Note) {
 /// `rpm2 start [scripts...]`, and `startOrRestart`/`startOrReload` (`existing` says what happens
 /// to the apps that already exist). Several scripts start one after the other, each with the
 /// options given; the first failure stops the rest (as PM2). `-` reads a JSON (or JS expression)
-/// declaration from stdin.
+/// declaration from stdin. `--no-daemon` runs it all in the foreground; `--attach` streams the logs.
 pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i32> {
+    let env_no_daemon = std::env::var("RPM2_NO_DAEMON").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    if (a.no_daemon || env_no_daemon) && !foreground::active() {
+        return start_foreground(ui, a, existing);
+    }
+    let attach = a.attach;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let app = flags_to_app(&a.opts, &a.args)?;
     let f = &a.opts;
@@ -54,13 +61,31 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
     };
     let open = || ui.client();
     let mut conn = Conn::new(&open);
+    let progress = Progress::begin(ui, "start", Steps::Up);
     let mut restarted = false;
+    let mut first_name = None;
     for input in inputs {
-        let out = flow::start(&mut conn, input, &o, &mut |n| show_note(ui, n))?;
+        let out = flow::start(&mut conn, input, &o, &mut |n| show_note(ui, n));
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                drop(progress);
+                return Err(e);
+            }
+        };
         restarted |= out.restarted_by_name;
+        if first_name.is_none() {
+            first_name = out.processes.first().and_then(|p| p["name"].as_str()).map(String::from);
+        }
     }
+    drop(progress);
     if restarted || !ui.silent {
         print_list(ui, conn.get()?)?;
+    }
+    if attach {
+        conn.close();
+        let name = first_name.unwrap_or_else(|| "all".to_string());
+        return super::logs::logs(ui, LogsArgs::stream_of(name));
     }
     Ok(0)
 }
@@ -71,6 +96,21 @@ fn stdin_json() -> Result<Value> {
     std::io::stdin().read_to_string(&mut text).context("cannot read the app declaration from stdin")?;
     crate::config::ecosystem::parse_json_or_js(&text)
         .map_err(|e| anyhow!("the declaration on stdin is not JSON nor a JS expression:{e}"))
+}
+
+/// `rpm2 start --no-daemon`: the foreground mode of `rpm2-runtime` (logs here, Ctrl-C stops every
+/// app, the exit code says how it ended).
+fn start_foreground(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i32> {
+    let fg = Foreground { json_logs: false, no_auto_exit: false, tag: "rpm2" };
+    let mut a = Some(a);
+    foreground::run(&ui.home, &fg, &mut || match a.take().map(|a| start(ui, a, existing)) {
+        Some(Ok(code)) => code,
+        Some(Err(e)) => {
+            super::report(ui, &e);
+            1
+        }
+        None => 1,
+    })
 }
 
 /// `rpm2 stop|restart|reload|delete|reset <targets...>`; restart/reload apply the start options
@@ -114,7 +154,15 @@ pub(super) fn operate(
             Target::Name(n) => flow::is_ecosystem(n),
             Target::App(_) => true,
         });
-    let res = operate::operate(&mut conn, method, &targets, &o, &mut |n| show_note(ui, n))?;
+    let steps = match method {
+        Method::Stop => Steps::Stopped,
+        Method::Delete => Steps::Deleted,
+        _ => Steps::Up,
+    };
+    let progress = (method != Method::Reset).then(|| Progress::begin(ui, method.as_str(), steps));
+    let res = operate::operate(&mut conn, method, &targets, &o, &mut |n| show_note(ui, n));
+    drop(progress);
+    let res = res?;
     if !declaration {
         for p in &res {
             ui.info(&format!("[{}]({}) {}", p["name"].as_str().unwrap_or(""), p["pm_id"], ui.paint.green("✓")));

@@ -105,7 +105,7 @@ impl ClusterApp {
         let data = q.get("data").cloned().unwrap_or(Value::Null);
         match bind(q) {
             Err(e) => {
-                dlog(format!("app {}: cannot listen for {key}: {e}", self.name));
+                dlog(format!("app {}: cannot listen on {}: {e}", self.name, key_display(key)));
                 let err = neg_errno(&e);
                 tx.send(json!({"cmd": "NODE_CLUSTER", "errno": err, "key": key, "ack": ack, "data": data, "seq": next_seq()}));
                 None
@@ -135,7 +135,7 @@ impl ClusterApp {
                 match watch_fd(l) {
                     Ok(t) => (sn, Listener::Tcp(t)),
                     Err(e) => {
-                        dlog(format!("app {}: cannot watch listener {key}: {e}", self.name));
+                        dlog(format!("app {}: cannot watch the listener on {}: {e}", self.name, key_display(key)));
                         return None;
                     }
                 }
@@ -147,14 +147,14 @@ impl ClusterApp {
                 match watch_fd(l) {
                     Ok(u) => (Value::Null, Listener::Unix(u)),
                     Err(e) => {
-                        dlog(format!("app {}: cannot watch listener {key}: {e}", self.name));
+                        dlog(format!("app {}: cannot watch the listener on {}: {e}", self.name, key_display(key)));
                         return None;
                     }
                 }
             }
             Bound::Udp(_) => return None,
         };
-        dlog(format!("app {}: listening on {key} (round-robin)", self.name));
+        dlog(format!("app {}: listening on {} (round-robin)", self.name, key_display(key)));
         let (stx, srx) = mpsc::unbounded_channel();
         tokio::spawn(round_robin(listener, key.to_string(), stx.clone(), srx, self.pending.clone()));
         pacer::start();
@@ -289,7 +289,7 @@ impl ClusterApp {
                 if !self.disown(&key) {
                     continue;
                 }
-                dlog(format!("app {}: closing {key}", self.name));
+                dlog(format!("app {}: closing {}", self.name, key_display(&key)));
                 if let Some(Server::RoundRobin { tx, .. }) = servers.remove(&key) {
                     let _ = tx.send(RrMsg::Close);
                 }
@@ -315,7 +315,7 @@ impl ClusterApp {
                 if !self.disown(&key) {
                     continue;
                 }
-                dlog(format!("app {}: no worker listens on {key} any more: closing it", self.name));
+                dlog(format!("app {}: no worker listens on {} any more: closing it", self.name, key_display(&key)));
                 if let Some(Server::RoundRobin { tx, .. }) = servers.remove(&key) {
                     let _ = tx.send(RrMsg::Close);
                 }

@@ -27,6 +27,34 @@ pub fn server_key(q: &Value) -> String {
     )
 }
 
+/// A server key as people read it in the daemon log: `0.0.0.0:9000`, `[::1]:80`, `udp4 0.0.0.0:53`,
+/// or a socket path; never `null`/`undefined` (an absent address is the wildcard one).
+pub(crate) fn key_display(key: &str) -> String {
+    // `${address}:${port}:${addressType}:${fd}:${index}`: the address may itself hold colons (IPv6).
+    let mut parts = key.rsplitn(5, ':');
+    let (_index, _fd, kind, port, address) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next());
+    let (Some(kind), Some(port), Some(address)) = (kind, port, address) else {
+        return key.to_string();
+    };
+    let known = |s: &str| !s.is_empty() && s != "null" && s != "undefined";
+    if kind == "-1" {
+        return if known(address) { address.to_string() } else { "a unix socket".into() };
+    }
+    let udp = kind == "udp4" || kind == "udp6";
+    let host = match (known(address), kind) {
+        (true, _) => address.to_string(),
+        (false, "6" | "udp6") => "::".to_string(),
+        _ => "0.0.0.0".to_string(),
+    };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let port = if known(port) { port } else { "0" };
+    if udp {
+        format!("{kind} {host}:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 pub(super) fn neg_errno(e: &std::io::Error) -> i64 {
     -(e.raw_os_error().unwrap_or(libc::EINVAL) as i64)
 }
@@ -80,5 +108,19 @@ pub(super) fn sockname(l: &std::net::TcpListener) -> Value {
             "port": a.port(),
         }),
         Err(_) => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::key_display;
+
+    #[test]
+    fn keys_read_as_addresses() {
+        assert_eq!(key_display("null:9000:4:undefined:0"), "0.0.0.0:9000");
+        assert_eq!(key_display("::1:80:6:undefined:0"), "[::1]:80");
+        assert_eq!(key_display("127.0.0.1:3000:4:undefined:2"), "127.0.0.1:3000");
+        assert_eq!(key_display("null:53:udp4:undefined:0"), "udp4 0.0.0.0:53");
+        assert_eq!(key_display("/tmp/app.sock:undefined:-1:undefined:0"), "/tmp/app.sock");
     }
 }

@@ -227,7 +227,7 @@ pub(super) async fn round_robin(
                 Ok(()) => pacer::accepted(st.queue.len() - before),
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    dlog(format!("accept on {key} failed: {e}"));
+                    dlog(format!("accept on {} failed: {e}", super::bind::key_display(&key)));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

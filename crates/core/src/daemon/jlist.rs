@@ -5,8 +5,10 @@ use super::sampler::{mark_look, sample, usage_of};
 use super::state::{handle_of, Daemon};
 use crate::protocol::{Monit, Pm2Env, Pm2Process};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
 /// The PM2 `jlist` object of process `id` (None when it is not registered). Env values read
 /// `[hidden]` unless `show_env`.
@@ -24,6 +26,7 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(if show_env { v.clone() } else { "[hidden]".into() })))
         .collect();
+    let top_env = env.clone();
     let log_path =
         |x: &Option<PathBuf>| x.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "/dev/null".into());
     let mut pm2_env = Pm2Env {
@@ -63,6 +66,17 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         username: username(),
         version: package_version(&spec.script),
         env,
+        filter_env: spec.extra.get("filter_env").cloned().unwrap_or_else(|| json!([])),
+        vizion: spec.extra.get("vizion").and_then(Value::as_bool).unwrap_or(true),
+        pmx: true,
+        automation: true,
+        windows_hide: true,
+        kill_retry_time: 100,
+        km_link: false,
+        vizion_running: false,
+        axm_monitor: st.axm_monitor.clone().unwrap_or_else(|| json!({})),
+        axm_options: json!({}),
+        axm_dynamic: json!({}),
         pm_log_path: paths.combined.clone(),
         exp_backoff_restart_delay: spec.exp_backoff_restart_delay,
         prev_restart_delay: spec.exp_backoff_restart_delay.map(|_| st.prev_restart_delay),
@@ -74,7 +88,7 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         exit_code: st.exit_code,
         restart_reason: st.restart_reason.clone(),
         watch_paused: d.triggers.paused(&spec.name),
-        axm_monitor: st.axm_monitor.clone(),
+        node_version: spec.interpreter.as_deref().and_then(|i| node_version(i, spec.env.get("PATH"))),
         extra: Map::new(),
     };
     pm2_env.add_extra(&spec.extra);
@@ -83,6 +97,8 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
     if let Some(on) = st.km_monitored {
         pm2_env.extra.insert("_km_monitored".into(), Value::Bool(on));
     }
+    // As PM2: each env key also at the top level of pm2_env (scripts read `pm2_env.PORT`).
+    pm2_env.add_extra(&top_env);
     Some(Pm2Process {
         pid: st.pid.unwrap_or(0),
         name: spec.name.clone(),
@@ -90,6 +106,55 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         monit: Monit { memory: usage.memory, cpu: usage.cpu },
         pm2_env,
     })
+}
+
+/// The version (`22.1.0`) of the Node.js interpreter `interp` as the app's `PATH` finds it; None
+/// when it is not Node or does not answer. Asked once per executable (and again after it changes);
+/// the answer is cached, and a hung interpreter holds the daemon for 2 s at most.
+fn node_version(interp: &str, path_env: Option<&String>) -> Option<String> {
+    type Cache = Mutex<HashMap<(PathBuf, Option<SystemTime>), Option<String>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let exe = find_executable(interp, path_env)?;
+    let name = exe.file_name()?.to_str()?;
+    if !name.starts_with("node") {
+        return None;
+    }
+    let key = (exe.clone(), std::fs::metadata(&exe).and_then(|m| m.modified()).ok());
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(v) = cache.lock().ok()?.get(&key) {
+        return v.clone();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let probe = exe.clone();
+    std::thread::spawn(move || {
+        let out = std::process::Command::new(&probe)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output();
+        let _ = tx.send(out);
+    });
+    let version = match rx.recv_timeout(Duration::from_secs(2)) {
+        Ok(Ok(o)) if o.status.success() => {
+            let v = String::from_utf8_lossy(&o.stdout).trim().trim_start_matches('v').to_string();
+            (!v.is_empty()).then_some(v)
+        }
+        _ => None,
+    };
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, version.clone());
+    }
+    version
+}
+
+/// `cmd` as an executable path: itself when it holds a `/`, else the first match on `path_env`
+/// (the daemon's PATH when None).
+fn find_executable(cmd: &str, path_env: Option<&String>) -> Option<PathBuf> {
+    if cmd.contains('/') {
+        return Some(PathBuf::from(cmd));
+    }
+    let path = path_env.cloned().or_else(|| std::env::var("PATH").ok())?;
+    std::env::split_paths(&path).map(|d| d.join(cmd)).find(|p| p.is_file())
 }
 
 /// The user the daemon runs as: `$USER`, else the name of the real uid, else empty.

@@ -129,9 +129,9 @@ pub(super) async fn drive(
             },
             () = linger, if deadline.is_some() => {
                 st.fault(format_args!(
-                    "closed with {} bytes still unsent after {:?}",
+                    "closed with {} bytes still unsent after {} ms",
                     st.shared.queued.load(Ordering::Acquire),
-                    CLOSE_LINGER
+                    CLOSE_LINGER.as_millis()
                 ));
                 return;
             },

@@ -21,7 +21,6 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Sparkline, Wrap};
 use ratatui::{Frame, Terminal, TerminalOptions, Viewport};
-use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -380,7 +379,7 @@ fn draw_list(f: &mut Frame, app: &mut App, list_area: Rect) {
 /// The selected process's custom metrics (`axm_monitor`).
 fn draw_metrics(f: &mut Frame, cur: Option<&Pm2Process>, metrics_area: Rect) {
     let mut lines = Vec::new();
-    if let Some(m) = cur.and_then(|p| p.pm2_env.axm_monitor.as_ref()).and_then(Value::as_object) {
+    if let Some(m) = cur.and_then(|p| p.pm2_env.axm_monitor.as_object()) {
         let kw = (metrics_area.width as usize).saturating_sub(4) / 2;
         for (k, v) in m {
             let val = v.get("value").unwrap_or(v);
@@ -511,7 +510,7 @@ mod tests {
         p.monit = crate::protocol::Monit { memory: 50_000_000, cpu: 12.5 };
         let e = &mut p.pm2_env;
         (e.status, e.restart_time, e.pm_uptime, e.pm_exec_path) = (status.into(), 1, now_ms(), "/srv/app.js".into());
-        e.axm_monitor = Some(json!({"Requests": {"value": 42, "unit": "req/min"}}));
+        e.axm_monitor = json!({"Requests": {"value": 42, "unit": "req/min"}});
         p
     }
 

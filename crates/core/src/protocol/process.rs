@@ -108,6 +108,29 @@ pub struct Pm2Env {
     pub version: String,
     /// The process env (values `[hidden]` unless asked for).
     pub env: Map<String, Value>,
+    /// PM2's `filter_env` (the app's, else `[]`; rpm2 keeps it without acting on it).
+    pub filter_env: Value,
+    /// PM2's git metadata switch: always `true` (the app's value when it sets one).
+    pub vizion: bool,
+    /// PM2's @pm2/io injection switch: always `true` (rpm2 injects nothing).
+    pub pmx: bool,
+    /// PM2.io automation switch: always `true` (no effect in rpm2).
+    pub automation: bool,
+    /// PM2's Windows console flag: always `true`.
+    #[serde(rename = "windowsHide")]
+    pub windows_hide: bool,
+    /// PM2's interval (ms) between kill retries: `100`.
+    pub kill_retry_time: u64,
+    /// Whether PM2.io is linked: always `false`.
+    pub km_link: bool,
+    /// Whether a git metadata refresh runs: always `false`.
+    pub vizion_running: bool,
+    /// Custom metrics the app reports (`@pm2/io`'s `axm:monitor`), `{}` until it does.
+    pub axm_monitor: Value,
+    /// @pm2/io options the app reported: `{}` (rpm2 injects no agent).
+    pub axm_options: Value,
+    /// @pm2/io dynamic data: `{}`.
+    pub axm_dynamic: Value,
     /// The combined log file, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pm_log_path: Option<PathBuf>,
@@ -141,9 +164,9 @@ pub struct Pm2Env {
     /// Why watching is paused (a restart loop), when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_paused: Option<String>,
-    /// Custom metrics the app reports (`@pm2/io`), when it does.
+    /// The version of the Node.js that runs the app (`20.11.1`), for Node apps; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub axm_monitor: Option<Value>,
+    pub node_version: Option<String>,
     /// The app's extra options, written last; a key that names a field above is never written.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -187,6 +210,17 @@ pub const PM2_ENV_KEYS: &[&str] = &[
     "username",
     "version",
     "env",
+    "filter_env",
+    "vizion",
+    "pmx",
+    "automation",
+    "windowsHide",
+    "kill_retry_time",
+    "km_link",
+    "vizion_running",
+    "axm_monitor",
+    "axm_options",
+    "axm_dynamic",
 ];
 
 impl Pm2Env {
@@ -208,7 +242,7 @@ impl Pm2Env {
             "exit_code" => self.exit_code.is_some(),
             "restart_reason" => self.restart_reason.is_some(),
             "watch_paused" => self.watch_paused.is_some(),
-            "axm_monitor" => self.axm_monitor.is_some(),
+            "node_version" => self.node_version.is_some(),
             _ => false,
         }
     }
@@ -274,6 +308,17 @@ pub(crate) mod tests {
                 username: "me".into(),
                 version: "1.2.3".into(),
                 env,
+                filter_env: json!([]),
+                vizion: true,
+                pmx: true,
+                automation: true,
+                windows_hide: true,
+                kill_retry_time: 100,
+                km_link: false,
+                vizion_running: false,
+                axm_monitor: json!({}),
+                axm_options: json!({}),
+                axm_dynamic: json!({}),
                 pm_log_path: None,
                 exp_backoff_restart_delay: Some(100),
                 prev_restart_delay: Some(0),
@@ -285,7 +330,7 @@ pub(crate) mod tests {
                 exit_code: Some(1),
                 restart_reason: None,
                 watch_paused: None,
-                axm_monitor: None,
+                node_version: Some("22.1.0".into()),
                 extra: Map::new(),
             },
         }
@@ -296,7 +341,8 @@ pub(crate) mod tests {
         let mut p = sample();
         let mut extra = std::collections::BTreeMap::new();
         extra.insert("exit_code".to_string(), json!(99)); // a field: ignored
-        extra.insert("vizion".to_string(), json!(false));
+        extra.insert("vizion".to_string(), json!(false)); // a field: ignored
+        extra.insert("vizion_x".to_string(), json!(false));
         extra.insert("cron_restart".to_string(), json!("* * * * *")); // absent field: kept as extra
         p.pm2_env.add_extra(&extra);
         let v = serde_json::to_value(&p).unwrap();
@@ -307,17 +353,28 @@ pub(crate) mod tests {
         let env = v["pm2_env"].as_object().unwrap();
         let keys: Vec<&str> = env.keys().map(|k| k.as_str()).collect();
         let mut want: Vec<&str> = PM2_ENV_KEYS.to_vec();
-        want.extend(["exp_backoff_restart_delay", "prev_restart_delay", "exit_code", "cron_restart", "vizion"]);
+        want.extend([
+            "exp_backoff_restart_delay",
+            "prev_restart_delay",
+            "exit_code",
+            "node_version",
+            "cron_restart",
+            "vizion_x",
+        ]);
         assert_eq!(keys, want);
         assert_eq!(env["NODE_APP_INSTANCE"], json!(0));
         assert_eq!(env["pm_exec_path"], json!("/srv/api/index.js"));
         assert_eq!(env["exit_code"], json!(1));
         assert_eq!(env["env"], json!({"NODE_ENV": "[hidden]"}));
         assert!(env.get("pm_log_path").is_none());
+        assert_eq!(env["windowsHide"], json!(true));
         // Typed reading gives back the same process.
         let back: Pm2Process = serde_json::from_value(v).unwrap();
         assert_eq!(back.pm2_env.cron_restart, Some("* * * * *".into()));
-        assert_eq!(back.pm2_env.extra.get("vizion"), Some(&json!(false)));
+        assert_eq!(back.pm2_env.extra.get("vizion_x"), Some(&json!(false)));
+        assert!(back.pm2_env.vizion);
+        assert!(back.pm2_env.windows_hide);
+        assert_eq!(back.pm2_env.axm_monitor, json!({}));
         assert_eq!(back.pm2_env.exit_code, Some(1));
     }
 }

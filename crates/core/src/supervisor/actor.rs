@@ -340,11 +340,11 @@ impl Actor {
                 Wait::Listening if want == Sig::Ready => {}
                 Wait::RetiredExited(code, signal) => {
                     self.retiring = None;
+                    let signal = signal.map(super::signal_name);
                     dlog(format!(
-                        "App {} previous process exited (code {:?}, signal {:?})",
+                        "App {} previous process {}",
                         self.label(),
-                        code,
-                        signal
+                        super::exit::how_it_ended(code, signal.as_deref())
                     ));
                 }
                 w => return w,

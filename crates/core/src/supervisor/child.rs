@@ -238,7 +238,8 @@ impl Actor {
                 }
                 Wait::Exited(code, signal) => {
                     self.pending_exit = Some((code, signal));
-                    return Err(format!("app {} exited while launching (code {:?})", self.label(), code));
+                    let how = super::exit::how_it_ended(code, signal.map(super::signal_name).as_deref());
+                    return Err(format!("app {} {how} while launching", self.label()));
                 }
                 Wait::Interrupted => {
                     // Still `launching`: the stop request queued behind this one stops it next.

@@ -23,12 +23,7 @@ impl Actor {
         self.st.pid = None;
         self.st.exit_code = code;
         self.st.exit_signal = signal.map(signal_name);
-        dlog(format!(
-            "App {} exited with code [{}] via signal [{}]",
-            self.label(),
-            code.map(|c| c.to_string()).unwrap_or_else(|| "null".into()),
-            self.st.exit_signal.clone().unwrap_or_else(|| "none".into())
-        ));
+        dlog(format!("App {} {}", self.label(), how_it_ended(code, self.st.exit_signal.as_deref())));
         self.event("exit", false);
         let now = now_ms();
         self.counters.unstable_restarts = self.st.unstable_restarts;
@@ -49,11 +44,7 @@ impl Actor {
                 self.event("errored", false);
             }
             Decision::Restart { delay_ms } => {
-                self.st.restart_reason = Some(match (code, &self.st.exit_signal) {
-                    (Some(c), _) => format!("exited with code {c}"),
-                    (None, Some(s)) => format!("killed by {s}"),
-                    _ => "exited".into(),
-                });
+                self.st.restart_reason = Some(how_it_ended(code, self.st.exit_signal.as_deref()));
                 if delay_ms == 0 {
                     self.st.restart_time = self.st.restart_time.saturating_add(1);
                     let _ = self.start_now(false).await;
@@ -139,7 +130,7 @@ impl Actor {
         let (code, signal) = exit.unwrap_or((None, None));
         self.st.exit_code = code;
         self.st.exit_signal = signal.map(signal_name);
-        dlog(format!("App {label} stopped (code {:?}, signal {:?})", code, self.st.exit_signal));
+        dlog(format!("App {label} stopped ({})", how_it_ended(code, self.st.exit_signal.as_deref())));
     }
 
     /// Waits for the retiring child's exit until the deadline. A current child that exits meanwhile
@@ -153,5 +144,14 @@ impl Actor {
                 Wait::Ready | Wait::Listening | Wait::Interrupted => {}
             }
         }
+    }
+}
+
+/// How a process ended, for people: `exited with code 1`, `killed by SIGINT`, or `exited`.
+pub(crate) fn how_it_ended(code: Option<i32>, signal: Option<&str>) -> String {
+    match (code, signal) {
+        (Some(c), _) => format!("exited with code {c}"),
+        (None, Some(s)) => format!("killed by {s}"),
+        _ => "exited".into(),
     }
 }

@@ -50,7 +50,10 @@ impl Actor {
         if !ok {
             // Roll back: kill the new worker, keep the old one serving.
             let reason = match outcome {
-                Wait::Exited(c, _) => format!("the new process exited (code {c:?}) before it was ready"),
+                Wait::Exited(c, s) => format!(
+                    "the new process {} before it was ready",
+                    super::exit::how_it_ended(c, s.map(super::signal_name).as_deref())
+                ),
                 Wait::Interrupted => "a stop or delete request came before the new process was ready".to_string(),
                 _ => format!(
                     "the new process was not {} within listen_timeout ({} ms)",

@@ -161,7 +161,7 @@ pub fn render_metrics(list: &[Pm2Process], daemon: &DaemonFigures) -> String {
         for s in STATUSES {
             status.add(&format!("{labels},status=\"{s}\""), if s == st { 1.0 } else { 0.0 });
         }
-        for (k, v) in env.axm_monitor.as_ref().and_then(Value::as_object).into_iter().flatten() {
+        for (k, v) in env.axm_monitor.as_object().into_iter().flatten() {
             let value = v.get("value").unwrap_or(v);
             let x = match value {
                 Value::Number(n) => n.as_f64(),

@@ -242,9 +242,18 @@ pub fn redact(list: &mut Value, show_env: bool) {
         let Some(env) = p.get_mut("pm2_env").and_then(|e| e.get_mut("env")).and_then(|e| e.as_object_mut()) else {
             continue;
         };
+        let mut hidden = Vec::new();
         for (k, v) in env.iter_mut() {
             if !show_env || k == TOKEN_ENV {
-                *v = Value::String(HIDDEN.into());
+                hidden.push((k.clone(), std::mem::replace(v, Value::String(HIDDEN.into()))));
+            }
+        }
+        // The env keys are also at the top level of pm2_env (as PM2 has them): hide those copies too.
+        if let Some(top) = p.get_mut("pm2_env").and_then(|e| e.as_object_mut()) {
+            for (k, was) in hidden {
+                if !crate::protocol::process::PM2_ENV_KEYS.contains(&k.as_str()) && top.get(&k) == Some(&was) {
+                    top.insert(k, Value::String(HIDDEN.into()));
+                }
             }
         }
     }

@@ -74,6 +74,14 @@ fn redacts_env() {
     redact(&mut l, true);
     assert_eq!(l[0]["pm2_env"]["env"]["A"], "1");
     assert_eq!(l[0]["pm2_env"]["env"][TOKEN_ENV], HIDDEN);
+    // The top-level copies of env keys are hidden with them; a field of the same name is left alone.
+    let mut l = json!([{"pm2_env": {"name": "api", "A": "1", TOKEN_ENV: "t", "env": {"A": "1", "name": "api", TOKEN_ENV: "t"}}}]);
+    redact(&mut l, true);
+    assert_eq!(l[0]["pm2_env"]["A"], "1");
+    assert_eq!(l[0]["pm2_env"][TOKEN_ENV], HIDDEN);
+    redact(&mut l, false);
+    assert_eq!(l[0]["pm2_env"]["A"], HIDDEN);
+    assert_eq!(l[0]["pm2_env"]["name"], "api");
 }
 
 #[test]
@@ -83,7 +91,7 @@ fn renders_metrics() {
     p.monit = crate::protocol::Monit { memory: 1000, cpu: 1.5 };
     (p.pm2_env.status, p.pm2_env.restart_time, p.pm2_env.unstable_restarts) = ("online".into(), 2, 0);
     p.pm2_env.pm_uptime = now_ms();
-    p.pm2_env.axm_monitor = Some(json!({"Heap Size": {"value": "5.73", "unit": "MiB"}, "txt": {"value": "n/a"}}));
+    p.pm2_env.axm_monitor = json!({"Heap Size": {"value": "5.73", "unit": "MiB"}, "txt": {"value": "n/a"}});
     let t = render_metrics(&[p], &DaemonFigures { pid: 1, version: "x".into(), ..Default::default() });
     assert!(t.contains("# TYPE rpm2_process_cpu_percent gauge\n"));
     assert!(t.contains(
