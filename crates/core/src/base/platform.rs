@@ -15,10 +15,8 @@
 //!
 //! Nothing here panics; every fallback returns an empty or default value rather than an error.
 
-use super::procinfo::Stat;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
-
 /// One process's figures, or None when it does not exist (or cannot be read).
 pub fn process(pid: u32) -> Option<Stat> {
     imp::process(pid)
@@ -170,7 +168,7 @@ mod imp {
 
     pub(super) fn process(pid: u32) -> Option<Stat> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        super::super::procinfo::parse_stat(&text, page_size())
+        super::parse_stat(&text, page_size())
     }
 
     pub(super) fn processes() -> Vec<Stat> {
@@ -181,7 +179,7 @@ mod imp {
         rd.filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_str().map(|s| s.bytes().all(|b| b.is_ascii_digit())).unwrap_or(false))
             .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-            .filter_map(|t| super::super::procinfo::parse_stat(&t, page))
+            .filter_map(|t| super::parse_stat(&t, page))
             .collect()
     }
 
@@ -328,4 +326,39 @@ mod tests {
         assert_eq!(s.start_time, again.start_time, "the start time identifies the process");
         assert!(parse_ps_line("PID PPID").is_none());
     }
+}
+
+/// One process's figures (from `/proc/<pid>/stat` on Linux).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// State letter (`R`, `S`, `Z`, ...).
+    pub state: char,
+    /// User + system CPU time, in clock ticks.
+    pub ticks: u64,
+    /// Resident set size, in bytes.
+    pub rss: u64,
+    /// Start time since boot, in clock ticks (identifies a pid across reuse).
+    pub start_time: u64,
+}
+
+/// Parses the text of `/proc/<pid>/stat`. Returns None on anything unexpected (never panics).
+pub fn parse_stat(text: &str, page: u64) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let rest: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
+    // rest[0] is field 3 (state).
+    let f = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
+    Some(Stat {
+        pid,
+        state: rest.first()?.chars().next()?,
+        ppid: f(4)? as u32,
+        ticks: f(14)?.saturating_add(f(15)?),
+        start_time: f(22)?,
+        rss: f(24)?.saturating_mul(page),
+    })
 }

@@ -4,22 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// One process's figures (from `/proc/<pid>/stat` on Linux).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stat {
-    /// Process id.
-    pub pid: u32,
-    /// Parent process id.
-    pub ppid: u32,
-    /// State letter (`R`, `S`, `Z`, ...).
-    pub state: char,
-    /// User + system CPU time, in clock ticks.
-    pub ticks: u64,
-    /// Resident set size, in bytes.
-    pub rss: u64,
-    /// Start time since boot, in clock ticks (identifies a pid across reuse).
-    pub start_time: u64,
-}
+pub use super::platform::{parse_stat, Stat};
 
 /// Clock ticks per second of [`Stat::ticks`] (`CLK_TCK`; 100 where the `ps` fallback's 1/100 s is used).
 fn clock_ticks() -> f64 {
@@ -30,24 +15,6 @@ fn clock_ticks() -> f64 {
         Ok(Some(v)) if v > 0 => v as f64,
         _ => 100.0,
     }
-}
-
-/// Parses the text of `/proc/<pid>/stat`. Returns None on anything unexpected (never panics).
-pub fn parse_stat(text: &str, page: u64) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let pid = text[..open].trim().parse().ok()?;
-    let rest: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
-    // rest[0] is field 3 (state).
-    let f = |n: usize| rest.get(n - 3).and_then(|s| s.parse::<u64>().ok());
-    Some(Stat {
-        pid,
-        state: rest.first()?.chars().next()?,
-        ppid: f(4)? as u32,
-        ticks: f(14)?.saturating_add(f(15)?),
-        start_time: f(22)?,
-        rss: f(24)?.saturating_mul(page),
-    })
 }
 
 /// Reads one process's stat; None when it does not exist (or cannot be read).

@@ -3,6 +3,7 @@
 //! daemon request. Restarting or reloading a declaration (a file or app objects) applies it through
 //! the start flow instead, as PM2 does.
 
+pub use super::shape::operate_shape;
 use crate::client::start::{self, Conn, FlowError, Note, StartInput, StartOptions};
 use crate::client::RpcError;
 use crate::config;
@@ -78,26 +79,6 @@ pub struct OperateOptions {
     /// Start options given with a restart/reload (`--node-args`, `--max-memory-restart`, `args`,
     /// ...) as a PM2 app object: applied to each target's declaration, as PM2 applies them.
     pub app: Map<String, Value>,
-}
-
-/// PM2's `_operate` result item: `{name, namespace, pm_id, status, restart_time, pid, pm2_env}`.
-pub fn operate_shape(p: &Value) -> Value {
-    let env = json!({
-        "name": p["name"],
-        "namespace": p["namespace"],
-        "pm_id": p["pm_id"],
-        "status": p["status"],
-        "restart_time": p["restart_time"],
-    });
-    json!({
-        "name": p["name"],
-        "namespace": p["namespace"],
-        "pm_id": p["pm_id"],
-        "status": p["status"],
-        "restart_time": p["restart_time"],
-        "pid": p["pid"],
-        "pm2_env": env,
-    })
 }
 
 /// The name an app declaration gets (as [`config::resolve_app`] names it), without resolving it:

@@ -117,7 +117,7 @@ pub struct StartOptions {
 }
 
 /// What a start did: for each app, the process objects the daemon answered (the `jlist` objects of
-/// started apps, [`operate_shape`](crate::client::operate::operate_shape) of restarted ones).
+/// started apps, [`operate_shape`](super::shape::operate_shape) of restarted ones).
 #[derive(Debug, Clone, Default)]
 pub struct StartOutcome {
     /// The processes started or restarted.
@@ -328,7 +328,7 @@ fn restart_known(conn: &mut Conn, script: &str, o: &StartOptions) -> Result<Opti
         params["watch"] = json!(true); // `start <app> --watch` enables watching, as PM2
     }
     let res = c.call("restart", params)?;
-    let processes = res.as_array().into_iter().flatten().map(crate::client::operate::operate_shape).collect();
+    let processes = res.as_array().into_iter().flatten().map(super::shape::operate_shape).collect();
     Ok(Some(StartOutcome { processes, restarted_by_name: true }))
 }
 
@@ -373,7 +373,7 @@ fn start_declared(conn: &mut Conn, d: Declared, o: &StartOptions, notes: &mut dy
                 // `reload <file>`: a zero-downtime rollout of the new declaration; else a restart.
                 let method = if o.reload { "reload" } else { "restart" };
                 let res = c.call(method, json!({"targets": [s.name], "spec": s}))?;
-                out.processes.extend(res.as_array().into_iter().flatten().map(crate::client::operate::operate_shape));
+                out.processes.extend(res.as_array().into_iter().flatten().map(super::shape::operate_shape));
                 continue;
             }
         }

@@ -1,34 +1,13 @@
 //! The cluster primaries of cluster-mode apps: created on first use, their listeners closed when
 //! no process of the app runs any more.
 
-use super::state::{handle_of, handles, Daemon};
+use super::state::{cluster_of, handle_of, handles, Daemon};
 use crate::cluster::ClusterApp;
-use crate::config::spec::{AppSpec, ExecMode};
+use crate::config::spec::ExecMode;
 use crate::supervisor::Status;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The cluster primary of an app (created on first use; one per app name). Every app's primary
-/// shares one server table, as Node's one primary does: two apps listening on the same address share
-/// its listener (round-robin over the workers of both), as under PM2.
-pub(crate) fn cluster_of(d: &Daemon, spec: &AppSpec) -> Arc<ClusterApp> {
-    let balance = spec.balance();
-    match d.clusters.lock() {
-        Ok(mut m) => {
-            if let Some(app) = m.get(&spec.name) {
-                return app.clone();
-            }
-            let app = match m.values().next() {
-                Some(other) => ClusterApp::sharing(&spec.name, balance, other),
-                None => ClusterApp::new(&spec.name, balance),
-            };
-            m.insert(spec.name.clone(), app.clone());
-            app
-        }
-        Err(_) => ClusterApp::new(&spec.name, balance),
-    }
-}
 
 /// Closes the listening sockets of cluster apps none of whose processes runs any more (after a stop
 /// or delete); forgets the primaries of apps that no longer exist.

@@ -9,6 +9,7 @@
 //! cluster primaries and automatic restarts.
 
 mod clusters;
+mod error;
 mod handlers;
 mod jlist;
 mod persist;

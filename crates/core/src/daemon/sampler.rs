@@ -1,22 +1,10 @@
 //! CPU/memory sampling of the running apps, and the memory-limit checks it feeds.
 
 use super::state::{handles, Daemon};
-use crate::base::procinfo::{Sampler, Usage};
+use crate::base::procinfo::Usage;
 use crate::supervisor::Status;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The latest usage sample of every running process (by OS pid) and when clients last looked.
-#[derive(Default)]
-pub(crate) struct Metrics {
-    sampler: Sampler,
-    last: Option<Instant>,
-    pub(crate) usage: HashMap<u32, Usage>,
-    /// When a client last read the list (`list`, `describe`, `monit`, the web API): while that is
-    /// recent the sampler runs every second, otherwise every [`SAMPLE_IDLE`].
-    last_look: Option<Instant>,
-}
 
 /// Sampling period while someone looks (a `list` within [`LOOK_WINDOW`]).
 const SAMPLE_BUSY: Duration = Duration::from_secs(1);

@@ -1,7 +1,8 @@
 //! The control socket: binding, the accept loop with the daemon's signals, one task per connection
 //! (the hello, then each request on its own task), and event subscriptions.
 
-use super::handlers::{self, HandlerError};
+use super::error::HandlerError;
+use super::handlers;
 use super::persist::{persister, restore, stop_all_keep};
 use super::sampler::sampler_task;
 use super::state::{handles, resolve_targets, Daemon};

@@ -13,10 +13,10 @@
 //!   `next_id` is kept above every registered id. An app's instances get the lowest
 //!   `NODE_APP_INSTANCE` numbers not used by another process of the same name.
 
-use super::handlers::{herr, HandlerError};
-use super::sampler::Metrics;
+use super::error::{herr, HandlerError};
 use crate::base::fmt::now_ms;
 use crate::base::paths::Home;
+use crate::base::procinfo::{Sampler, Usage};
 use crate::cluster::ClusterApp;
 use crate::config::spec::{AppSpec, ExecMode};
 use crate::protocol::ErrorCode;
@@ -25,6 +25,7 @@ use crate::supervisor::{self, BusEvent, Handle, ProcCtx, ProcState};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 /// One registered process: its instance number, the id shared by the instances started together,
@@ -137,7 +138,7 @@ pub(crate) fn register(
     spec: Arc<AppSpec>,
     state: ProcState,
 ) -> Handle {
-    let cluster = if spec.exec_mode == ExecMode::Cluster { Some(super::clusters::cluster_of(d, &spec)) } else { None };
+    let cluster = if spec.exec_mode == ExecMode::Cluster { Some(cluster_of(d, &spec)) } else { None };
     let ctx = ProcCtx {
         pm_id,
         instance,
@@ -267,6 +268,38 @@ pub(crate) fn resolve(all: &[Known], targets: &[String]) -> Result<Vec<u32>, Han
         }
     }
     Ok(out)
+}
+
+/// The latest usage sample of every running process (by OS pid) and when clients last looked.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    pub(super) sampler: Sampler,
+    pub(super) last: Option<Instant>,
+    pub(crate) usage: HashMap<u32, Usage>,
+    /// When a client last read the list (`list`, `describe`, `monit`, the web API): while that is
+    /// recent the sampler runs every second, otherwise every [`SAMPLE_IDLE`].
+    pub(super) last_look: Option<Instant>,
+}
+
+/// The cluster primary of an app (created on first use; one per app name). Every app's primary
+/// shares one server table, as Node's one primary does: two apps listening on the same address share
+/// its listener (round-robin over the workers of both), as under PM2.
+pub(crate) fn cluster_of(d: &Daemon, spec: &AppSpec) -> Arc<ClusterApp> {
+    let balance = spec.balance();
+    match d.clusters.lock() {
+        Ok(mut m) => {
+            if let Some(app) = m.get(&spec.name) {
+                return app.clone();
+            }
+            let app = match m.values().next() {
+                Some(other) => ClusterApp::sharing(&spec.name, balance, other),
+                None => ClusterApp::new(&spec.name, balance),
+            };
+            m.insert(spec.name.clone(), app.clone());
+            app
+        }
+        Err(_) => ClusterApp::new(&spec.name, balance),
+    }
 }
 
 #[cfg(test)]

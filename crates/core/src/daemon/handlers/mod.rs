@@ -19,23 +19,9 @@ use super::state::{handle_of, Daemon};
 use crate::protocol::{ErrorCode, Method};
 use crate::supervisor;
 use control::Op;
-use serde_json::Value;
 use std::sync::Arc;
 
-/// An error for the client: a stable code and a message for people.
-#[derive(Debug)]
-pub(crate) struct HandlerError {
-    pub(crate) code: ErrorCode,
-    pub(crate) message: String,
-}
-
-/// A [`HandlerError`].
-pub(crate) fn herr(code: ErrorCode, message: impl Into<String>) -> HandlerError {
-    HandlerError { code, message: message.into() }
-}
-
-/// What a handler answers: the result, or an error for the client.
-pub(crate) type HResult = Result<Value, HandlerError>;
+pub(crate) use super::error::{herr, HResult, HandlerError};
 
 /// Answers one request.
 pub(crate) async fn handle(d: &Arc<Daemon>, method: Method) -> HResult {
