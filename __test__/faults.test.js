@@ -1,0 +1,64 @@
+// Reliability under faults (issue 17): a frozen daemon never hangs a command or a Promise, `rpm2 kill`
+// stops a frozen daemon and its apps, a JS ecosystem file that never finishes is cut off, names with
+// control characters are refused, and a daemon SIGKILLed mid-operation comes back with every app once.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const h = require('./helpers');
+
+const IDLE = h.fixture('cli-idle.js');
+
+// A small query deadline so that the tests stay short; the message and the exit code are what count.
+const FAST = { RPM2_TIMEOUT_MS: '1500' };
+
+test('a SIGSTOPped daemon: list (CLI and API) fails with one line, kill stops it and its apps', async (t) => {
+  const { home } = h.useHome(t, 'rpm2-faults-');
+  await h.ok(['start', IDLE, '--name', 'frozen-a'], { home });
+  await h.ok(['start', IDLE, '--name', 'frozen-b'], { home });
+  const list = await h.jlist(home);
+  const appPids = list.map((p) => p.pid);
+  assert.equal(appPids.length, 2);
+  const dpid = h.daemonPid(home);
+  assert.ok(dpid > 0, 'the daemon wrote its pid file');
+  process.kill(dpid, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(dpid, 'SIGCONT');
+    } catch {
+      /* gone */
+    }
+  });
+
+  // The CLI: one line naming the pid and the home, non-zero, within a bound.
+  const began = Date.now();
+  const r = await h.rpm2(['list'], { home, env: FAST, timeout: 20000 });
+  assert.notEqual(r.code, 0, h.show(r));
+  assert.equal(r.signal, null, `the CLI hung until killed: ${h.show(r)}`);
+  assert.ok(Date.now() - began < 15000, 'the CLI gave up within its deadline');
+  assert.match(r.stderr, new RegExp(`the rpm2 daemon \\(pid ${dpid}, home ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) does not answer`), h.show(r));
+  assert.equal(h.lines(r.stderr).filter((l) => /does not answer/.test(l)).length, 1, h.show(r));
+
+  // The JS API: a rejected Promise with the same message.
+  process.env.RPM2_TIMEOUT_MS = FAST.RPM2_TIMEOUT_MS;
+  try {
+    const api = new (require('..').custom)({ home });
+    await assert.rejects(api.list(), (e) => {
+      assert.match(e.message, new RegExp(`the rpm2 daemon \\(pid ${dpid}, home .*\\) does not answer`));
+      return true;
+    });
+  } finally {
+    delete process.env.RPM2_TIMEOUT_MS;
+  }
+
+  // `rpm2 kill` still works: no daemon, no app left.
+  const k = await h.rpm2(['kill'], { home, env: FAST, timeout: 30000 });
+  assert.equal(k.code, 0, h.show(k));
+  await h.waitFor(() => !h.isAlive(dpid), { message: 'the frozen daemon is gone' });
+  for (const pid of appPids) await h.waitFor(() => !h.isAlive(pid), { message: `app pid ${pid} is gone` });
+  assert.deepEqual(h.daemonPids(home), []);
+  // The next command starts a fresh daemon with an empty table.
+  assert.deepEqual(await h.jlist(home), []);
+});
