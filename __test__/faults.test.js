@@ -62,3 +62,24 @@ test('a SIGSTOPped daemon: list (CLI and API) fails with one line, kill stops it
   // The next command starts a fresh daemon with an empty table.
   assert.deepEqual(await h.jlist(home), []);
 });
+
+test('a JS ecosystem file that never finishes is cut off at the limit: one line, nothing started', async (t) => {
+  const { dir, home } = h.useHome(t, 'rpm2-faults-');
+  const cases = {
+    'spin.config.js': `module.exports = { apps: [{ name: 'never', script: ${JSON.stringify(IDLE)} }] };\nwhile (true) {}\n`,
+    'wait.config.mjs': `await new Promise(() => setInterval(() => {}, 1000));\nexport default { apps: [{ name: 'never', script: ${JSON.stringify(IDLE)} }] };\n`,
+  };
+  for (const [file, body] of Object.entries(cases)) {
+    const p = path.join(dir, file);
+    fs.writeFileSync(p, body);
+    const r = await h.rpm2(['start', p], { home, env: { RPM2_CONFIG_TIMEOUT_MS: '1000' }, timeout: 20000 });
+    assert.notEqual(r.code, 0, h.show(r));
+    assert.equal(r.signal, null, `rpm2 start hung: ${h.show(r)}`);
+    const line = h.lines(r.stderr).find((l) => l.includes(p));
+    assert.ok(line && /1000 ms/.test(line), h.show(r));
+    // No Node left evaluating the file.
+    await h.waitFor(() => !fs.readdirSync('/proc').some((d) => /^\d+$/.test(d) && h.cmdline(Number(d)).includes(p)),
+      { message: `a node process still evaluates ${file}` });
+  }
+  if (fs.existsSync(path.join(home, 'rpc.sock'))) assert.deepEqual(await h.jlist(home), []);
+});
