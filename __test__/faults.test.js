@@ -83,3 +83,33 @@ test('a JS ecosystem file that never finishes is cut off at the limit: one line,
   }
   if (fs.existsSync(path.join(home, 'rpc.sock'))) assert.deepEqual(await h.jlist(home), []);
 });
+
+test('names with control characters and empty names are refused with one line (CLI, ecosystem, API)', async (t) => {
+  const { dir, home } = h.useHome(t, 'rpm2-faults-');
+  for (const name of ['two\nlines', 'tab\there', '\u001b[31mred', '']) {
+    const r = await h.rpm2(['start', IDLE, '--name', name], { home });
+    assert.notEqual(r.code, 0, h.show(r));
+    assert.equal(h.lines(r.stderr).length, 1, `one line expected: ${h.show(r)}`);
+    assert.match(r.stderr, /name/, h.show(r));
+  }
+  const eco = path.join(dir, 'bad-names.json');
+  fs.writeFileSync(eco, JSON.stringify({ apps: [{ name: 'bad\rname', script: IDLE }] }));
+  const r = await h.rpm2(['start', eco], { home });
+  assert.notEqual(r.code, 0, h.show(r));
+  assert.equal(h.lines(r.stderr).length, 1, h.show(r));
+
+  const api = new (require('..').custom)({ home });
+  await assert.rejects(api.start({ script: IDLE, name: 'new\nline' }), /cannot be used/);
+  // Numbers where a number is required.
+  const s = await h.rpm2(['scale', 'whatever', 'abc'], { home });
+  assert.notEqual(s.code, 0, h.show(s));
+  assert.match(s.stderr, /N, \+N or -N/, h.show(s));
+  const e = await h.rpm2(['env', 'abc'], { home });
+  assert.notEqual(e.code, 0, h.show(e));
+  assert.match(e.stderr, /must be a process id/, h.show(e));
+  // Nothing was started; a path-like name is still accepted.
+  if (fs.existsSync(path.join(home, 'rpc.sock'))) assert.deepEqual(await h.jlist(home), []);
+  await h.ok(['start', IDLE, '--name', 'svc/../odd'], { home });
+  assert.deepEqual((await h.jlist(home)).map((p) => p.name), ['svc/../odd']);
+  await api.disconnect();
+});

@@ -53,6 +53,9 @@ fn plan(
 ) -> Result<Vec<(AppSpec, Vec<u32>)>, HandlerError> {
     let mut plan = Vec::new();
     for spec in specs {
+        if let Some(why) = crate::config::names::name_problem(&spec.name) {
+            return Err(herr(ErrorCode::BadRequest, why));
+        }
         if skip_existing && handles(d).iter().any(|(_, h)| h.spec.borrow().0.name == spec.name) {
             continue;
         }
