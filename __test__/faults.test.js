@@ -113,3 +113,120 @@ test('names with control characters and empty names are refused with one line (C
   assert.deepEqual((await h.jlist(home)).map((p) => p.name), ['svc/../odd']);
   await api.disconnect();
 });
+
+/** RSS (kB) and open fds of a process, from /proc. */
+function figures(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return {
+    rss: Number((status.match(/^VmRSS:\s+(\d+)/m) || [])[1] || 0),
+    fds: fs.readdirSync(`/proc/${pid}/fd`).length,
+  };
+}
+
+/** Seconds of the crash-loop soak (the bench, bench/crash-soak.sh, runs 60). */
+const SOAK_SECONDS = Number(process.env.RPM2_SOAK_SECONDS || 20);
+
+test(`crash-loop soak (${SOAK_SECONDS} s): daemon RSS and fds bounded, log and table consistent`, { timeout: (SOAK_SECONDS + 90) * 1000 }, async (t) => {
+  const { home } = h.useHome(t, 'rpm2-faults-');
+  await h.ok(['start', h.fixture('cli-exit.js'), '--name', 'crashy', '--restart-delay', '0', '--max-restarts', '100000'], { home });
+  const dpid = h.daemonPid(home);
+  await h.waitForProc(home, 'crashy', (p) => p.pm2_env.restart_time >= 5);
+  const start = figures(dpid);
+  const samples = [];
+  const end = Date.now() + SOAK_SECONDS * 1000;
+  while (Date.now() < end) {
+    await h.sleep(1000);
+    samples.push(figures(dpid));
+  }
+  const peak = { rss: Math.max(...samples.map((s) => s.rss)), fds: Math.max(...samples.map((s) => s.fds)) };
+  await h.ok(['stop', 'crashy'], { home });
+  const list = await h.jlist(home);
+  assert.equal(list.length, 1, 'one entry, whatever the restarts');
+  const p = list[0];
+  assert.equal(p.pm2_env.status, 'stopped');
+  const restarts = p.pm2_env.restart_time;
+  // Every start printed one line; the log holds one per start (the last few may race the stop).
+  const log = fs.readFileSync(p.pm2_env.pm_out_log_path, 'utf8');
+  const starts = (log.match(/cli-exit: exiting/g) || []).length;
+  const line = `soak: ${restarts} restarts in ${SOAK_SECONDS}s; daemon RSS ${start.rss} -> peak ${peak.rss} kB, fds ${start.fds} -> peak ${peak.fds}; ${starts} start lines in the log`;
+  t.diagnostic(line);
+  console.log(line);
+  assert.ok(restarts > SOAK_SECONDS, `it kept restarting: ${line}`);
+  assert.ok(Math.abs(starts - (restarts + 1)) <= 3, `log and table agree: ${line}`);
+  assert.ok(peak.fds <= start.fds + 8, `fds bounded: ${line}`);
+  assert.ok(peak.rss <= start.rss + 16 * 1024, `RSS bounded: ${line}`);
+  // No process left over from the loop.
+  assert.deepEqual(h.pidsOfHome(home).filter((pid) => pid !== dpid), []);
+});
+
+/** Waits until the list has settled (no launching/stopping) and returns it. */
+function settled(home, pred = () => true) {
+  return h.waitFor(async () => {
+    const list = await h.jlist(home);
+    if (list.some((p) => !['online', 'stopped', 'errored'].includes(p.pm2_env.status))) return false;
+    if (list.some((p) => p.pm2_env.status === 'online' && !h.isAlive(p.pid))) return false;
+    return pred(list) ? list : false;
+  }, { timeout: 60000, interval: 250, message: 'the list settles' });
+}
+
+/** Every app process of `home` (cli-idle), with the jlist's pids: no orphan, none twice. */
+function assertNoStray(home, list) {
+  const pids = list.filter((p) => p.pid).map((p) => p.pid);
+  assert.equal(new Set(pids).size, pids.length, `a pid shows twice: ${pids}`);
+  const known = new Set(pids);
+  const alive = h.pidsOfHome(home).filter((pid) => h.cmdline(pid).includes(IDLE));
+  const strays = alive.filter((pid) => !known.has(pid));
+  assert.deepEqual(strays, [], `processes not in the list: ${strays.map((p) => h.cmdline(p).join(' '))}`);
+}
+
+test('daemon SIGKILLed during a start of 50 apps: each app comes back once, none twice, none lost', { timeout: 240000 }, async (t) => {
+  const { dir, home } = h.useHome(t, 'rpm2-faults-');
+  const N = 50;
+  const eco = path.join(dir, 'fifty.json');
+  fs.writeFileSync(eco, JSON.stringify({ apps: Array.from({ length: N }, (_, i) => ({ name: `f${i}`, script: IDLE })) }));
+  await h.ok(['ping'], { home });
+  const dpid = h.daemonPid(home);
+  const starting = h.rpm2(['start', eco], { home, timeout: 120000 });
+  // Kill once part of the apps run.
+  await h.waitFor(() => h.pidsOfHome(home).filter((pid) => h.cmdline(pid).includes(IDLE)).length >= 5,
+    { interval: 20, message: 'some apps started' });
+  process.kill(dpid, 'SIGKILL');
+  const r = await starting;
+  assert.notEqual(r.signal, 'SIGKILL', `the start command hung: ${h.show(r)}`);
+  // The next command starts a new daemon, which restores what the table holds.
+  await h.waitFor(() => !h.isAlive(dpid), { message: 'the old daemon is gone' });
+  const restored = await settled(home);
+  assert.notEqual(h.daemonPid(home), dpid);
+  const names = restored.map((p) => p.name);
+  assert.equal(new Set(names).size, names.length, `an app came back twice: ${names}`);
+  assertNoStray(home, restored);
+  // The table was saved before the first child ran: every app comes back without starting it again.
+  assert.equal(restored.length, N, `lost apps: ${names}`);
+  // Starting the file again completes it: every app once.
+  await h.ok(['start', eco], { home, timeout: 120000 });
+  const list = await settled(home, (l) => l.length === N && l.every((p) => p.pm2_env.status === 'online'));
+  assert.deepEqual(list.map((p) => p.name).sort(), Array.from({ length: N }, (_, i) => `f${i}`).sort());
+  assertNoStray(home, list);
+  t.diagnostic(`restored ${restored.length} of ${N} apps after the kill`);
+});
+
+test('daemon SIGKILLed during a reload: every app comes back once, none twice, none lost', { timeout: 240000 }, async (t) => {
+  const { home } = h.useHome(t, 'rpm2-faults-');
+  const apps = ['r0', 'r1', 'r2', 'r3'];
+  for (const name of apps) await h.ok(['start', IDLE, '--name', name, '-i', '2'], { home });
+  await h.ok(['start', IDLE, '--name', 'rf'], { home });
+  await settled(home, (l) => l.length === 9 && l.every((p) => p.pm2_env.status === 'online'));
+  const dpid = h.daemonPid(home);
+  const reloading = h.rpm2(['reload', 'all'], { home, timeout: 120000 });
+  await h.sleep(400);
+  process.kill(dpid, 'SIGKILL');
+  await reloading;
+  await h.waitFor(() => !h.isAlive(dpid), { message: 'the old daemon is gone' });
+  const list = await settled(home, (l) => l.length === 9 && l.every((p) => p.pm2_env.status === 'online'));
+  const byName = {};
+  for (const p of list) byName[p.name] = (byName[p.name] || 0) + 1;
+  assert.deepEqual(byName, { r0: 2, r1: 2, r2: 2, r3: 2, rf: 1 });
+  const ids = list.map((p) => p.pm_id);
+  assert.equal(new Set(ids).size, ids.length);
+  assertNoStray(home, list);
+});
