@@ -93,22 +93,27 @@ async function runOne(api, home, rand, counts) {
 // The list and the machine agree: every online entry has a live pid, no pid or pm_id twice, and every
 // process that says it belongs to this home (other than the daemon) is in the list.
 async function checkConsistent(home, dpid) {
-  return h.waitFor(async () => {
+  let why = '';
+  const deadline = Date.now() + 30000;
+  for (;;) {
     const list = await h.jlist(home);
-    if (list.some((p) => ['launching', 'stopping', 'waiting restart'].includes(p.pm2_env.status))) return false;
     const ids = list.map((p) => p.pm_id);
     assert.equal(new Set(ids).size, ids.length, `duplicate pm_id: ${ids}`);
     const pids = list.filter((p) => p.pid).map((p) => p.pid);
     assert.equal(new Set(pids).size, pids.length, `duplicate pid: ${pids}`);
-    for (const p of list) {
-      if (p.pm2_env.status === 'online' && !h.isAlive(p.pid)) return false; // not settled yet
-    }
+    const busy = list.filter((p) => ['launching', 'stopping', 'waiting restart'].includes(p.pm2_env.status));
+    const dead = list.filter((p) => p.pm2_env.status === 'online' && !h.isAlive(p.pid));
     const known = new Set(pids);
-    const strays = h.pidsOfHome(home).filter((pid) => pid !== dpid && !known.has(pid)
-      && h.cmdline(pid).includes(IDLE));
-    if (strays.length) return false;
-    return list;
-  }, { timeout: 30000, interval: 250, message: 'the list matches the processes that exist' });
+    const strays = h.pidsOfHome(home).filter((pid) => pid !== dpid && !known.has(pid) && h.cmdline(pid).includes(IDLE));
+    why = [
+      busy.length ? `not settled: ${busy.map((p) => `${p.name}:${p.pm_id}:${p.pm2_env.status}`)}` : '',
+      dead.length ? `online with a dead pid: ${dead.map((p) => `${p.name}:${p.pm_id}:${p.pid}`)}` : '',
+      strays.length ? `processes not in the list: ${strays.map((pid) => `${pid} ${JSON.stringify(h.procEnv(pid).name)} pm_id=${h.procEnv(pid).pm_id}`)}` : '',
+    ].filter(Boolean).join('; ');
+    if (!why) return list;
+    if (Date.now() > deadline) assert.fail(`the list does not match the processes: ${why}\n${JSON.stringify(list.map((p) => [p.name, p.pm_id, p.pm2_env.status, p.pid]))}`);
+    await h.sleep(250);
+  }
 }
 
 test(`stress: ${COMMANDS} random commands from ${CLIENTS} clients on ${APPS} apps`, { timeout: 15 * 60 * 1000 }, async (t) => {
