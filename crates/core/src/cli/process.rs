@@ -3,7 +3,7 @@
 
 use super::list::print_list;
 use super::Ui;
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use serde_json::json;
 
 /// `rpm2 sendSignal <signal> <target>`.
@@ -39,6 +39,7 @@ pub(super) fn id(ui: &Ui, name: String) -> Result<i32> {
 
 /// `rpm2 env <id>`.
 pub(super) fn env(ui: &Ui, id: String) -> Result<i32> {
+    crate::config::names::parse_id(&id, "`rpm2 env <id>`: the id").map_err(|e| anyhow!(e))?;
     let mut c = ui.client()?;
     let list = c.call("describe", json!({"targets": [id], "env": true}))?;
     for p in list.as_array().into_iter().flatten() {
@@ -53,6 +54,7 @@ pub(super) fn env(ui: &Ui, id: String) -> Result<i32> {
 
 /// `rpm2 scale <name> <N|+N|-N>`.
 pub(super) fn scale(ui: &Ui, name: String, number: String) -> Result<i32> {
+    crate::config::names::parse_scale(&number).map_err(|e| anyhow!(e))?;
     let mut c = ui.client()?;
     let up = number.starts_with('+') || number.parse::<i64>().map(|_| true).unwrap_or(false);
     c.call("scale", json!({"name": name, "number": number}))?;

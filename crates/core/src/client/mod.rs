@@ -3,6 +3,7 @@
 //! not running.
 
 pub mod conf;
+pub mod deadline;
 pub mod env;
 pub mod operate;
 mod processes;
@@ -16,8 +17,8 @@ use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// An error the daemon returned: its stable code and its message for people.
 #[derive(Debug, Clone)]
@@ -35,11 +36,19 @@ impl std::fmt::Display for RpcError {
 }
 impl std::error::Error for RpcError {}
 
-/// A connection to the daemon that has completed the hello.
+/// A connection to the daemon that has completed the hello. Every [`Client::call`] has a deadline
+/// (see [`deadline`]): a daemon that does not answer is an error, never a hang.
 pub struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     next_id: u64,
+    /// The home's root (for the pid in the "does not answer" message) and its socket (liveness checks).
+    home_root: PathBuf,
+    socket: PathBuf,
+    /// A partial reply line kept across read timeouts.
+    pending: Vec<u8>,
+    /// The caller's timeout ([`Client::set_timeout`]), which replaces the per-method deadlines.
+    timeout: std::cell::Cell<Option<Option<Duration>>>,
     /// The daemon's version (from the hello).
     pub daemon_version: String,
     /// Whether this connection started the daemon.
@@ -51,19 +60,19 @@ impl Client {
     pub fn connect(home: &Home) -> Result<Client> {
         let stream = UnixStream::connect(home.socket())
             .with_context(|| format!("the rpm2 daemon is not running (no answer on {})", home.socket().display()))?;
-        Client::handshake(stream, false)
+        Client::handshake(home, stream, false)
     }
 
     /// Connects, starting the daemon with `daemon_exe --daemon` when none is running.
     pub fn connect_or_start(home: &Home, daemon_exe: &Path) -> Result<Client> {
         if let Ok(s) = UnixStream::connect(home.socket()) {
-            return Client::handshake(s, false);
+            return Client::handshake(home, s, false);
         }
         let started = start_daemon(home, daemon_exe)?;
         let mut last = None;
         for _ in 0..200 {
             match UnixStream::connect(home.socket()) {
-                Ok(s) => return Client::handshake(s, started),
+                Ok(s) => return Client::handshake(home, s, started),
                 Err(e) => last = Some(e),
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -76,12 +85,17 @@ impl Client {
         ))
     }
 
-    fn handshake(stream: UnixStream, started: bool) -> Result<Client> {
+    fn handshake(home: &Home, stream: UnixStream, started: bool) -> Result<Client> {
         let writer = stream.try_clone().context("cannot clone the socket")?;
+        let _ = writer.set_write_timeout(Some(deadline::query_timeout()));
         let mut c = Client {
             reader: BufReader::new(stream),
             writer,
             next_id: 1,
+            home_root: home.root().to_path_buf(),
+            socket: home.socket(),
+            pending: Vec::new(),
+            timeout: std::cell::Cell::new(None),
             daemon_version: String::new(),
             started_daemon: started,
         };
@@ -95,43 +109,95 @@ impl Client {
         self.next_id += 1;
         let mut line = serde_json::to_vec(&Request { id, method: method.into(), params })?;
         line.push(b'\n');
-        self.writer.write_all(&line).context("lost the connection to the rpm2 daemon")?;
+        if let Err(e) = self.writer.write_all(&line) {
+            if is_timeout(&e) {
+                return Err(deadline::not_answering(&self.home_root, method, deadline::query_timeout()).into());
+            }
+            return Err(anyhow::Error::new(e).context("lost the connection to the rpm2 daemon"));
+        }
         Ok(id)
     }
 
-    fn read(&mut self) -> Result<Response> {
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line).context("lost the connection to the rpm2 daemon")?;
-        if n == 0 {
-            return Err(anyhow!("the rpm2 daemon closed the connection (see its log for why)"));
+    /// Reads one reply or event line. A read timeout (set on the socket) is an `io::Error` of kind
+    /// `WouldBlock`/`TimedOut`; the partial line is kept for the next read.
+    fn read_line(&mut self) -> std::io::Result<Option<Response>> {
+        let n = self.reader.read_until(b'\n', &mut self.pending)?;
+        let line = std::mem::take(&mut self.pending);
+        if n == 0 && line.is_empty() {
+            return Ok(None);
         }
-        serde_json::from_str(&line).with_context(|| format!("the daemon sent an unreadable reply: {}", line.trim()))
+        let text = String::from_utf8_lossy(&line);
+        serde_json::from_str(&text).map(Some).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the daemon sent an unreadable reply: {}", text.trim()),
+            )
+        })
     }
 
-    /// Calls `method` and waits for its result. A daemon error becomes an [`RpcError`].
+    fn read(&mut self) -> Result<Response> {
+        match self.read_line() {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(anyhow!("the rpm2 daemon closed the connection (see its log for why)")),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(anyhow!("{e}")),
+            Err(e) => Err(anyhow::Error::new(e).context("lost the connection to the rpm2 daemon")),
+        }
+    }
+
+    /// Waits for the reply `id` to `method` within its deadline: the caller's timeout when set, else
+    /// [`deadline::query_timeout`] for a query, else as long as the daemon answers liveness checks
+    /// (up to [`deadline::operation_timeout`]).
+    fn read_reply(&mut self, id: u64, method: &str) -> Result<Response> {
+        let slice = deadline::query_timeout();
+        let (slice, cap, probe) = match self.timeout.get() {
+            Some(t) => (t, t, false),
+            None if deadline::is_query(method) => (Some(slice), Some(slice), false),
+            None => (Some(slice), deadline::operation_timeout(), true),
+        };
+        let began = Instant::now();
+        let _ = self.reader.get_ref().set_read_timeout(slice);
+        loop {
+            match self.read_line() {
+                Ok(Some(r)) if r.id == id || r.id == 0 && r.event.is_none() => return Ok(r),
+                Ok(Some(_)) => continue,
+                Ok(None) => return Err(anyhow!("the rpm2 daemon closed the connection (see its log for why)")),
+                Err(e) if is_timeout(&e) => {
+                    let waited = began.elapsed();
+                    let over = cap.is_some_and(|c| waited >= c);
+                    if over || !probe || !deadline::answers(&self.socket, deadline::query_timeout()) {
+                        return Err(deadline::not_answering(&self.home_root, method, waited).into());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(anyhow!("{e}")),
+                Err(e) => return Err(anyhow::Error::new(e).context("lost the connection to the rpm2 daemon")),
+            }
+        }
+    }
+
+    /// Calls `method` and waits for its result, within its deadline (see [`deadline`]). A daemon
+    /// error becomes an [`RpcError`]; no answer in time a [`deadline::NotAnswering`].
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value> {
         let id = self.send(method, params)?;
-        loop {
-            let r = self.read()?;
-            if r.id != id && r.id != 0 {
-                continue;
-            }
-            if let Some(e) = r.error {
-                return Err(RpcError { code: e.code, message: e.message }.into());
-            }
-            return Ok(r.result.unwrap_or(Value::Null));
+        let r = self.read_reply(id, method)?;
+        if let Some(e) = r.error {
+            return Err(RpcError { code: e.code, message: e.message }.into());
         }
+        Ok(r.result.unwrap_or(Value::Null))
     }
 
     /// Subscribes to bus events (`topics`, empty for all; `targets` limits to some processes).
     /// Returns an iterator that yields `(topic, data)` until the daemon goes away.
+    /// The subscription has no deadline unless [`Client::set_timeout`] set one.
     pub fn subscribe(mut self, topics: &[&str], targets: &[String]) -> Result<Subscription> {
         self.call("subscribe", json!({"topics": topics, "targets": targets}))?;
+        let _ = self.writer.set_read_timeout(self.timeout.get().flatten());
         Ok(Subscription { client: self })
     }
 
-    /// Sets a read timeout (None for none) on the connection.
+    /// Sets the read timeout (None for none) of every later call and of a subscription, in place of
+    /// the per-method deadlines.
     pub fn set_timeout(&self, t: Option<Duration>) {
+        self.timeout.set(Some(t));
         let _ = self.writer.set_read_timeout(t);
     }
 
@@ -203,13 +269,28 @@ pub fn is_running(home: &Home) -> bool {
 /// Stops every app and the daemon of `home`, then waits (up to 5 s) until the daemon's process and
 /// socket are gone, so that the next client starts a fresh one. Returns how many processes were
 /// stopped, or None when no daemon was running. A daemon error is an [`RpcError`].
+///
+/// A daemon that does not answer (frozen, SIGSTOPped) is stopped by signals instead
+/// ([`deadline::force_kill`]): SIGCONT, SIGTERM, SIGKILL, then its apps from the app table.
 pub fn kill_daemon(home: &Home) -> Result<Option<u64>> {
     if !is_running(home) {
         return Ok(None);
     }
-    let mut c = Client::connect(home)?;
-    let pid = c.call("info", json!({}))?.get("pid").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-    let r = c.call("kill", json!({}))?;
+    let asked = Client::connect(home).and_then(|mut c| {
+        let pid = c.call("info", json!({}))?.get("pid").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        let r = c.call("kill", json!({}))?;
+        Ok((pid, r))
+    });
+    let (pid, r) = match asked {
+        Ok(x) => x,
+        Err(e) => match e.downcast_ref::<deadline::NotAnswering>() {
+            Some(na) => {
+                let pid = if na.pid > 0 { na.pid } else { deadline::daemon_pid(home.root()).unwrap_or(0) };
+                return Ok(Some(deadline::force_kill(home, pid)));
+            }
+            None => return Err(e),
+        },
+    };
     let n = r.get("stopped").and_then(|v| v.as_u64()).unwrap_or(0);
     for _ in 0..500 {
         if (pid == 0 || !crate::base::procinfo::is_alive(pid)) && !home.socket().exists() {
@@ -218,4 +299,8 @@ pub fn kill_daemon(home: &Home) -> Result<Option<u64>> {
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(Some(n))
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }

@@ -7,6 +7,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// The kinds of ecosystem file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,20 +133,84 @@ fn node_error(stderr: &str, path: &Path) -> String {
     format!("{file}: {message}")
 }
 
-/// Loads an ecosystem file of any supported kind.
+/// The default limit on evaluating a JS ecosystem file, in ms (`RPM2_CONFIG_TIMEOUT_MS` overrides it).
+pub const DEFAULT_CONFIG_TIMEOUT_MS: u64 = 10_000;
+
+/// How long Node may take to evaluate a JS ecosystem file (`RPM2_CONFIG_TIMEOUT_MS`, default 10 s,
+/// at least 1 ms).
+pub fn config_timeout() -> Duration {
+    let ms = std::env::var("RPM2_CONFIG_TIMEOUT_MS").ok().and_then(|v| v.trim().parse::<u64>().ok());
+    Duration::from_millis(ms.unwrap_or(DEFAULT_CONFIG_TIMEOUT_MS).max(1))
+}
+
+/// Runs the loader on `path` in its own process group and collects its output; past `limit` the
+/// whole group is killed and the error names the file and the limit.
+fn run_node(path: &Path, limit: Duration) -> Result<std::process::Output> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new("node")
+        .arg("-e")
+        .arg(NODE_LOADER)
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .context("cannot run node to read the ecosystem file (is Node.js installed?)")?;
+    // Drain both pipes on threads, so a chatty file cannot block on a full pipe.
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out_t = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let err_t = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let began = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().context("cannot wait for node")? {
+            break st;
+        }
+        if began.elapsed() >= limit {
+            let pg = nix::unistd::Pid::from_raw(-(child.id() as i32));
+            let _ = nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{}: Node did not finish evaluating it within {} ms (the limit, RPM2_CONFIG_TIMEOUT_MS): nothing started",
+                path.display(),
+                limit.as_millis()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Grandchildren may hold the pipes open: stop the group before collecting the output.
+    let pg = nix::unistd::Pid::from_raw(-(child.id() as i32));
+    let _ = nix::sys::signal::kill(pg, nix::sys::signal::Signal::SIGKILL);
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    Ok(std::process::Output { status, stdout, stderr })
+}
+
+/// Loads an ecosystem file of any supported kind. Evaluating a JS file is bounded by
+/// [`config_timeout`].
 pub fn load(path: &Path) -> Result<Ecosystem> {
     let name = path.to_string_lossy();
     let kind = kind_of(&name).unwrap_or(Kind::Json5);
     let v = match kind {
         Kind::Js => {
-            let out = std::process::Command::new("node")
-                .arg("-e")
-                .arg(NODE_LOADER)
-                .arg(path)
-                .output()
-                .context("cannot run node to read the ecosystem file (is Node.js installed?)")?;
+            let out = run_node(path, config_timeout())?;
             if !out.status.success() {
                 bail!("cannot load {}", node_error(&String::from_utf8_lossy(&out.stderr), path));
+            }
+            if out.stdout.is_empty() {
+                // Node ran out of work before the module settled (an await on a promise nothing resolves).
+                bail!("{}: its evaluation never finished (a top-level await that never resolves?)", path.display());
             }
             serde_json::from_slice(&out.stdout).map_err(|_| anyhow!("{} did not export an object", path.display()))?
         }
@@ -273,6 +338,37 @@ mod tests {
         assert!(err.starts_with("2:"), "line:column expected: {err}");
         let err = parse_text("apps:\n  - script: [a\n", Kind::Yaml).unwrap_err();
         assert!(err.contains("line"), "{err}");
+    }
+
+    /// A file that never finishes is cut off at the limit, with one line naming the file and the
+    /// limit, and Node is gone (needs `node` on PATH, as JS ecosystem files do).
+    #[test]
+    fn js_evaluation_is_bounded() {
+        if crate::config::which("node").is_none() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("rpm2-eco-limit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, body) in [
+            ("spin.config.js", "while (true) {}\n"),
+            ("await.config.mjs", "await new Promise(() => setInterval(() => {}, 1000));\nexport default {apps: []};\n"),
+        ] {
+            let p = dir.join(file);
+            std::fs::write(&p, body).unwrap();
+            let began = Instant::now();
+            let err = run_node(&p, Duration::from_millis(400)).map(|_| ()).unwrap_err().to_string();
+            assert!(began.elapsed() < Duration::from_secs(5), "{file}: not cut off in time");
+            assert!(err.contains(&p.display().to_string()) && err.contains("400 ms"), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let idle = dir.join("idle.config.mjs");
+        std::fs::write(&idle, "await new Promise(() => {});\nexport default {apps: []};\n").unwrap();
+        let err = load(&idle).unwrap_err().to_string();
+        assert!(err.contains("never finished"), "{err}");
+        let ok = dir.join("ok.config.js");
+        std::fs::write(&ok, "module.exports = {apps: [{script: 'a.js'}]};\n").unwrap();
+        assert_eq!(load(&ok).unwrap().apps.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

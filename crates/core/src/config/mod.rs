@@ -6,6 +6,7 @@
 pub mod cron;
 pub mod ecosystem;
 pub mod log_options;
+pub mod names;
 mod options;
 mod resolve;
 pub mod spec;
@@ -178,7 +179,7 @@ pub fn resolve_app(raw: &Value, ctx: &ResolveCtx) -> Result<Resolved> {
         },
     };
     let app_label = match o.get("name") {
-        Some(Value::String(n)) if !n.is_empty() => n.clone(),
+        Some(Value::String(n)) if names::name_problem(n).is_none() => n.clone(),
         // The name the app would get (the script's file name without extension), as `list` shows it.
         _ => default_name(Path::new(&script_raw)),
     };
@@ -524,6 +525,27 @@ mod tests {
         assert!(r.spec.instances >= 1);
         assert_eq!(r.spec.node_args, vec!["--max-old-space-size=100"]);
         assert!(!r.spec.merge_logs);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    /// Names with control characters (and empty ones) are refused with one line, from the name or
+    /// the name_prefix; path-like names are kept (their log files are sanitized).
+    #[test]
+    fn strict_names() {
+        let d = tmpdir("names");
+        for raw in [
+            json!({"script": "app.js", "name": "two\nlines"}),
+            json!({"script": "app.js", "name": "tab\there"}),
+            json!({"script": "app.js", "name": "\u{1b}[31mred"}),
+            json!({"script": "app.js", "name": ""}),
+            json!({"script": "app.js", "name": "ok", "name_prefix": "bad\r"}),
+        ] {
+            let e = format!("{:#}", resolve_app(&raw, &ctx(&d)).unwrap_err());
+            assert!(!e.contains('\n') && !e.contains('\t') && !e.contains('\u{1b}') && !e.contains('\r'), "{e}");
+            assert!(e.contains("name"), "{e}");
+        }
+        let r = resolve_app(&json!({"script": "app.js", "name": "../a/b"}), &ctx(&d)).unwrap();
+        assert_eq!(r.spec.name, "../a/b");
         std::fs::remove_dir_all(d).unwrap();
     }
 

@@ -168,7 +168,9 @@ fn resolve_launch(o: &Map<String, Value>, script_raw: &str, cwd: &Path) -> Resul
 /// `name` (default: the command line, or the script's file name) with its `name_prefix`.
 fn resolve_name(o: &Map<String, Value>, name_default: Option<String>, script: &Path) -> Result<String> {
     let name = match o.get("name") {
-        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
+        Some(Value::String(n)) if !n.trim().is_empty() => {
+            super::names::check_name(n).map_err(|e| anyhow!(e))?.to_string()
+        }
         None | Some(Value::Null) => name_default.unwrap_or_else(|| default_name(script)),
         Some(v) => bail!("field 'name' must be a non-empty string, got {}", short(v)),
     };
@@ -176,6 +178,9 @@ fn resolve_name(o: &Map<String, Value>, name_default: Option<String>, script: &P
         Some(Value::String(p)) if !p.is_empty() => format!("{p}:{name}"),
         _ => name,
     };
+    if let Some(p) = super::names::name_problem(&name) {
+        bail!(p);
+    }
     if name == "all" || name.parse::<i64>().is_ok() {
         bail!("name '{name}' cannot be used: it would be confused with a target (all or an id)");
     }

@@ -83,6 +83,7 @@ pub(crate) fn persist(d: &Daemon) -> Result<()> {
 /// process left over from the previous daemon is stopped first, so nothing runs twice); stopped apps
 /// stay stopped.
 pub(crate) async fn restore(d: &Arc<Daemon>) {
+    stop_untracked(d).await;
     let path = d.home.state_file();
     let Ok(data) = std::fs::read(&path) else {
         return;
@@ -121,6 +122,13 @@ pub(crate) async fn restore(d: &Arc<Daemon>) {
             starts.push(h);
         }
     }
+    // Processes the previous daemon started but had not saved yet (it died within the save delay).
+    for pid in untracked_apps(&d.home) {
+        dlog(format!(
+            "A process left running by the previous daemon and missing from its table (pid {pid}); stopping it"
+        ));
+        stop_orphan(pid, 1600).await;
+    }
     if let Ok(mut r) = d.registry.lock() {
         r.next_id = r.next_id.max(table.next_id);
     }
@@ -130,15 +138,17 @@ pub(crate) async fn restore(d: &Arc<Daemon>) {
 }
 
 /// Without a daemon (it died): stops every process the persisted table says is still running (the
-/// same process: pid and start time match), then empties the table. Returns how many were stopped.
+/// same process: pid and start time match) and every app process of the home it had not saved yet,
+/// then empties the table. Returns how many were stopped.
 pub fn kill_orphans(home: &Home) -> usize {
-    let Ok(data) = std::fs::read(home.state_file()) else { return 0 };
-    let Ok(table) = serde_json::from_slice::<SavedTable>(&data) else { return 0 };
+    let data = std::fs::read(home.state_file()).ok();
+    let table = data.as_deref().and_then(|d| serde_json::from_slice::<SavedTable>(d).ok());
+    let apps = table.map(|t| t.apps).unwrap_or_default();
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return 0 };
     let mut n = 0;
     rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
-        for p in &table.apps {
+        for p in &apps {
             if let (Some(pid), Some(st)) = (p.state.pid, p.pid_start) {
                 if procinfo::stat(pid).map(|s| s.start_time) == Some(st) {
                     n += 1;
@@ -146,13 +156,72 @@ pub fn kill_orphans(home: &Home) -> usize {
                 }
             }
         }
+        let listed: Vec<u32> = apps.iter().filter_map(|p| p.state.pid).collect();
+        for pid in untracked_apps(home).into_iter().filter(|p| !listed.contains(p)) {
+            n += 1;
+            set.spawn(stop_orphan(pid, 1600));
+        }
         while set.join_next().await.is_some() {}
     });
-    let empty = SavedTable { version: 1, next_id: 0, apps: vec![] };
-    if let Ok(bytes) = serde_json::to_vec_pretty(&empty) {
-        let _ = write_atomic(&home.state_file(), &bytes, 0o600);
+    if data.is_some() {
+        let empty = SavedTable { version: 1, next_id: 0, apps: vec![] };
+        if let Ok(bytes) = serde_json::to_vec_pretty(&empty) {
+            let _ = write_atomic(&home.state_file(), &bytes, 0o600);
+        }
     }
     n
+}
+
+/// Stops the app processes a previous daemon left running that its table does not list (it died
+/// before saving them, or before saving at all), so that restoring starts nothing twice. Those the
+/// table lists are stopped by [`restore`] with their own `kill_timeout`.
+async fn stop_untracked(d: &Arc<Daemon>) {
+    let listed: Vec<u32> = std::fs::read(d.home.state_file())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SavedTable>(&b).ok())
+        .map(|t| t.apps.iter().filter_map(|p| p.state.pid).collect())
+        .unwrap_or_default();
+    let mut set = tokio::task::JoinSet::new();
+    for pid in untracked_apps(&d.home).into_iter().filter(|p| !listed.contains(p)) {
+        dlog(format!("A process left running by the previous daemon, missing from its table (pid {pid}); stopping it"));
+        set.spawn(stop_orphan(pid, 1600));
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// App processes of `home` that no daemon owns: process-group leaders (each app runs in its own
+/// group) whose environment, as the daemon gave it, names this home and carries the `pm_id` and
+/// `unique_id` every app gets, and that are neither this process nor one of its ancestors. Called
+/// when no other daemon of the home runs (at start-up, under its lock, or without a daemon), so
+/// such a process was left by a daemon that died before it saved it in the table.
+fn untracked_apps(home: &Home) -> Vec<u32> {
+    let me = std::process::id();
+    let mut ancestors = vec![me];
+    let mut cur = me;
+    while let Some(st) = procinfo::stat(cur) {
+        if st.ppid <= 1 || ancestors.contains(&st.ppid) {
+            break;
+        }
+        ancestors.push(st.ppid);
+        cur = st.ppid;
+    }
+    let home_var = format!("RPM2_HOME={}", home.root().display());
+    procinfo::all()
+        .into_iter()
+        .filter(|st| !ancestors.contains(&st.pid) && st.state != 'Z')
+        .filter(|st| {
+            nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(st.pid as i32))).ok().map(|g| g.as_raw() as u32)
+                == Some(st.pid)
+        })
+        .filter(|st| {
+            let Ok(env) = std::fs::read(format!("/proc/{}/environ", st.pid)) else { return false };
+            let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+            vars.contains(&home_var.as_bytes())
+                && vars.iter().any(|v| v.starts_with(b"pm_id="))
+                && vars.iter().any(|v| v.starts_with(b"unique_id="))
+        })
+        .map(|st| st.pid)
+        .collect()
 }
 
 /// Stops a process group left behind: SIGINT, then SIGKILL after `kill_timeout` ms.

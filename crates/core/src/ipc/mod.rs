@@ -50,6 +50,24 @@ use self::wire::*;
 #[cfg(test)]
 mod tests;
 
+/// Feeds `chunks` to a channel's incoming side as if a child had written them (no fds) and returns
+/// the events it produced (messages and faults). Used by the fuzz target (`fuzz/`) and tests: whatever
+/// the bytes, it never panics and buffers at most [`MAX_LINE`] plus one chunk; a too long line ends
+/// the channel (later chunks are ignored).
+pub fn decode_child_bytes(chunks: &[&[u8]]) -> Vec<ChannelEvent> {
+    let mut task = Task::new("fuzz".into(), std::sync::Arc::new(Shared::default()));
+    for c in chunks {
+        if task.done {
+            break;
+        }
+        task.ingest(c, Vec::new(), false);
+    }
+    if !task.done {
+        task.on_eof();
+    }
+    task.events.drain(..).collect()
+}
+
 /// The fd number children receive the channel on (3, as Node's own `fork()`).
 pub const CHILD_CHANNEL_FD: i32 = 3;
 
@@ -100,3 +118,22 @@ const CMD_HANDLE: &str = "NODE_HANDLE";
 const HANDLE_PREFIX: &[u8] = b"{\"cmd\":\"NODE_HANDLE";
 const CMD_ACK: &str = "NODE_HANDLE_ACK";
 const CMD_NACK: &str = "NODE_HANDLE_NACK";
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+
+    /// What the fuzz target feeds: garbage, invalid UTF-8, a handle line without an fd, a line split
+    /// across reads, and a line over [`MAX_LINE`] (which ends the channel with one fault).
+    #[test]
+    fn decoding_child_bytes_never_panics_and_stays_bounded() {
+        let ev = decode_child_bytes(&[b"{\"a\":", b"1}\n\xff\xfe\nnot json\n{\"cmd\":\"NODE_HANDLE\",\"msg\":{}}\n"]);
+        let messages = ev.iter().filter(|e| matches!(e, ChannelEvent::Message(_))).count();
+        let faults = ev.iter().filter(|e| matches!(e, ChannelEvent::Fault(_))).count();
+        assert_eq!(messages, 1);
+        assert_eq!(faults, 3, "{ev:?}");
+        let big = vec![b'x'; MAX_LINE + 2];
+        let ev = decode_child_bytes(&[&big, b"\n{\"late\":1}\n"]);
+        assert!(matches!(ev.as_slice(), [ChannelEvent::Fault(f)] if f.contains("longer than")), "{ev:?}");
+    }
+}

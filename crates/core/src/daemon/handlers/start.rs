@@ -31,6 +31,13 @@ pub(super) async fn handle(d: &Arc<Daemon>, p: StartParams) -> HResult {
             restart_stopped(d, spec, existing, &mut started, &mut set);
         }
     }
+    // Save the table before any child runs (they spawn once this handler yields): a daemon killed
+    // during the start is then replaced by one that knows every app, so none is lost.
+    if d.persisting() {
+        if let Err(e) = crate::daemon::persist::persist(d) {
+            crate::base::dlog(format!("cannot save the app table: {e:#}"));
+        }
+    }
     let mut errors = Vec::new();
     while let Some(r) = set.join_next().await {
         if let Ok(Err(e)) = r {
@@ -53,6 +60,9 @@ fn plan(
 ) -> Result<Vec<(AppSpec, Vec<u32>)>, HandlerError> {
     let mut plan = Vec::new();
     for spec in specs {
+        if let Some(why) = crate::config::names::name_problem(&spec.name) {
+            return Err(herr(ErrorCode::BadRequest, why));
+        }
         if skip_existing && handles(d).iter().any(|(_, h)| h.spec.borrow().0.name == spec.name) {
             continue;
         }

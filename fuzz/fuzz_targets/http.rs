@@ -1,0 +1,10 @@
+//! The web server's request head parser.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = rpm2_core::web::parse_head(data);
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = rpm2_core::web::authorized(Some(s), "token");
+    }
+});
