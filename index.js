@@ -202,7 +202,7 @@ class RPM2 {
   async _operate(method, target, opts = {}) {
     const targets = JSON.stringify(await this._targets(target));
     const o = JSON.stringify({ cwd: this.cwd, env: process.env, options: opts });
-    return unwrap(await native[method](targets, o, this.home, this._daemonExe)).result;
+    return unwrap(await native.operate(method, targets, o, this.home, this._daemonExe)).result;
   }
 
   // ---- reading ----------------------------------------------------------------------------------------
