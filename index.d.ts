@@ -14,12 +14,12 @@ declare namespace rpm2 {
    * `already_running` use restart or `-f`, `start_failed` nothing could be spawned, `nothing_to_do`,
    * `empty` dump would erase a saved list, `io` a file could not be written, `not_running` no daemon,
    * `connection` the connection failed, `bad_config` an invalid declaration or file, `closed` a
-   * subscription ended.
+   * subscription ended, `timeout` processes did not answer a `trigger` in time.
    */
   type ErrorCode =
     | 'not_found' | 'bad_request' | 'version_mismatch' | 'internal' | 'failed' | 'reload_failed'
     | 'already_running' | 'start_failed' | 'nothing_to_do' | 'empty' | 'io' | 'not_running'
-    | 'connection' | 'bad_config' | 'closed';
+    | 'connection' | 'bad_config' | 'closed' | 'timeout';
 
   /** Errors carry a stable `code` besides their one-line message. */
   interface RPM2Error extends Error {

@@ -13,7 +13,6 @@
 // event loop, until bus.close() or disconnect().
 'use strict';
 
-const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { EventEmitter } = require('events');
@@ -253,17 +252,8 @@ class RPM2 {
   flush(target, cb) {
     if (typeof target === 'function') [target, cb] = [undefined, target];
     const all = target === undefined || target === null || target === 'all';
-    const p = (all ? Promise.resolve([]) : this._targets(target)).then(async (targets) => {
-      const list = await this._onTargets('flush', { targets }, target);
-      if (all) {
-        try {
-          fs.truncateSync(path.join(this.home, 'rpm2.log'), 0); // the daemon's log too, as the CLI
-        } catch {
-          /* no daemon log yet */
-        }
-      }
-      return list;
-    });
+    const p = (all ? Promise.resolve([]) : this._targets(target)).then((targets) =>
+      this._onTargets('flush', { targets }, target));
     return settle(p, cb);
   }
 
@@ -317,14 +307,8 @@ class RPM2 {
    */
   trigger(target, action, params, cb) {
     if (typeof params === 'function') [params, cb] = [undefined, params];
-    const p = this._call('trigger', { target: String(target), action, params: params === undefined ? null : params })
-      .then((r) => {
-        if (r.missing && r.missing.length) {
-          throw rpm2Error(`no reply to '${action}' from process(es) ${r.missing.join(', ')} within 10 s`, 'timeout');
-        }
-        return r.replies;
-      });
-    return settle(p, cb);
+    const args = { target: String(target), action, params: params === undefined ? null : params };
+    return settle(this._local('trigger', args), cb);
   }
 
   /** monitorState('monitor' | 'unmonitor', target, [cb]): PM2's `_km_monitored` flag → summaries. */

@@ -130,6 +130,17 @@ impl LocalTask {
                 Some(k) => conf::get(&home, &k).map_err(|e| error_body(&e, "not_found")),
                 None => Ok(Value::Object(conf::load(&home))),
             },
+            "trigger" => {
+                let target = arg_str(&args, "target").unwrap_or_default();
+                let action = arg_str(&args, "action").unwrap_or_default();
+                let mut c = connect(&home, None)?;
+                let r = rpm2_core::client::actions::trigger(&mut c, &target, &action, args["params"].clone())
+                    .map_err(|e| error_body(&e, "failed"))?;
+                match r.missing_error(&action) {
+                    Some(m) => Err(plain_error("timeout", m)),
+                    None => Ok(Value::Array(r.replies)),
+                }
+            }
             "report" => {
                 let mut c = if rpm2_core::client::is_running(&home) { connect(&home, None).ok() } else { None };
                 Ok(rpm2_core::client::report::build(&home, c.as_mut()))

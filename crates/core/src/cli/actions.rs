@@ -13,10 +13,9 @@ pub(super) fn trigger(ui: &Ui, target: &str, action: &str, param: Option<&str>) 
     // The daemon waits up to 10 s for the replies: give the call some more.
     c.set_timeout(Some(std::time::Duration::from_secs(20)));
     let params = param.map(|p| Value::String(p.to_string())).unwrap_or(Value::Null);
-    let r = c.call("trigger", json!({"target": target, "action": action, "params": params}))?;
-    let count = r["process_count"].as_u64().unwrap_or(0);
-    println!("{}", ui.paint.bold(&format!("{count} processes have received command {action}")));
-    for rep in r["replies"].as_array().into_iter().flatten() {
+    let r = crate::client::actions::trigger(&mut c, target, action, params)?;
+    println!("{}", ui.paint.bold(&format!("{} processes have received command {action}", r.count)));
+    for rep in &r.replies {
         let p = &rep["process"];
         println!(
             "[{}:{}:{}]={}",
@@ -26,9 +25,8 @@ pub(super) fn trigger(ui: &Ui, target: &str, action: &str, param: Option<&str>) 
             rep["data"]["return"]
         );
     }
-    let missing: Vec<String> = r["missing"].as_array().into_iter().flatten().map(|v| v.to_string()).collect();
-    if !missing.is_empty() {
-        bail!("no reply to '{action}' from process(es) {} within 10 s", missing.join(", "));
+    if let Some(e) = r.missing_error(action) {
+        bail!(e);
     }
     Ok(0)
 }

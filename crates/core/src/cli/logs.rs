@@ -18,9 +18,6 @@ pub(super) fn flush(ui: &Ui, targets: Vec<String>) -> Result<i32> {
     for f in files.as_array().into_iter().flatten() {
         ui.info(f.as_str().unwrap_or(""));
     }
-    if targets.is_empty() {
-        let _ = std::fs::OpenOptions::new().write(true).truncate(true).open(ui.home.daemon_log());
-    }
     ui.info("Logs flushed");
     Ok(0)
 }

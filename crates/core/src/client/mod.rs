@@ -2,6 +2,7 @@
 //! milliseconds and the napi addon can run calls on libuv's thread pool. Starts the daemon when it is
 //! not running.
 
+pub mod actions;
 pub mod conf;
 pub mod deadline;
 pub mod env;

@@ -50,6 +50,9 @@ pub enum ErrorCode {
     /// `closed`: a subscription (`launchBus`, logs) ended because the daemon went away (made by
     /// clients).
     Closed,
+    /// `timeout`: processes did not answer in time (a `trigger` action with no `axm:reply` within
+    /// 10 s); the message names them. Check that the app answers its action.
+    Timeout,
     /// Any code this build does not know (a newer daemon): read the message.
     #[serde(other)]
     Other,
@@ -59,7 +62,7 @@ impl ErrorCode {
     /// Every known code, in declaration order ([`ErrorCode::Other`] excluded): the list `index.d.ts`
     /// types as `ErrorCode` (a unit test keeps the two equal).
     #[cfg(test)]
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::NotFound,
         ErrorCode::BadRequest,
         ErrorCode::VersionMismatch,
@@ -75,6 +78,7 @@ impl ErrorCode {
         ErrorCode::Connection,
         ErrorCode::BadConfig,
         ErrorCode::Closed,
+        ErrorCode::Timeout,
     ];
 
     /// The code as it goes on the wire, e.g. `not_found`.
@@ -95,6 +99,7 @@ impl ErrorCode {
             ErrorCode::Connection => "connection",
             ErrorCode::BadConfig => "bad_config",
             ErrorCode::Closed => "closed",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::Other => "other",
         }
     }

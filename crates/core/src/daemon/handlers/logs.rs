@@ -5,8 +5,8 @@ use crate::daemon::state::{all_ids, handle_of, handles, resolve_targets, Daemon}
 use crate::protocol::request::FlushParams;
 use serde_json::{json, Value};
 
-/// `flush {targets}`: empties the log files of the targets (all processes when none); answers the
-/// files emptied.
+/// `flush {targets}`: empties the log files of the targets (all processes, and the daemon's own log,
+/// when none); answers the app files emptied.
 pub(super) fn flush(d: &Daemon, p: FlushParams) -> HResult {
     let ids = if p.targets.is_empty() { all_ids(d) } else { resolve_targets(d, &p.targets)? };
     let mut files = Vec::new();
@@ -19,6 +19,10 @@ pub(super) fn flush(d: &Daemon, p: FlushParams) -> HResult {
                 }
             }
         }
+    }
+    if p.targets.is_empty() {
+        // Every app's logs: the daemon's own log too (for the CLI and the API alike).
+        let _ = std::fs::OpenOptions::new().write(true).truncate(true).open(d.home.daemon_log());
     }
     Ok(json!(files))
 }
