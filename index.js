@@ -1,16 +1,13 @@
 // rpm2's programmatic API: `require('rpm2')`, with PM2's method names, arguments and result shapes.
-//
 // Every method returns a Promise when no callback is given, and calls `cb(err, result)` when one is
 // (then it returns undefined, as PM2 does). Errors are `Error`s with a one-line `message` and a
 // stable `code` (`not_found`, `bad_request`, `already_running`, `not_running`, `connection`, ...).
 //
-// The work is done by the native addon (found by ./loader.js: a local build, or the platform
-// package) over rpm2's Rust core.
-// start/stop/restart/reload/delete/reset run the core's start/operate flow, the code behind the CLI's
-// `rpm2 start|stop|...`: this file only shapes PM2's arguments and wraps Promises and callbacks.
-// Each call opens a short connection to the daemon (starting it with the package's `rpm2d` when it
-// is not running), so nothing stays open between calls; only a bus from launchBus() holds the
-// event loop, until bus.close() or disconnect().
+// The work is done by the native addon (found by ./loader.js) over rpm2's Rust core: the start/operate
+// flow and every request on targets are the code behind the CLI's commands; this file only shapes
+// PM2's arguments and wraps Promises and callbacks. Each call opens a short connection to the daemon
+// (starting it with the package's `rpm2d` when needed), so nothing stays open between calls; only a
+// bus from launchBus() holds the event loop, until bus.close() or disconnect().
 'use strict';
 
 const os = require('os');
@@ -18,7 +15,6 @@ const path = require('path');
 const { EventEmitter } = require('events');
 const { native, daemonExe: DAEMON_EXE } = require('./loader.js').load();
 
-const CONFIG_FILE = /\.(json5?|ya?ml|config\.(c|m)?js)$/i;
 const RESERVED_TOPICS = new Set(['error', 'newListener', 'removeListener']);
 
 function rpm2Error(message, code, extra) {
@@ -117,25 +113,9 @@ class RPM2 {
   }
 
   // One daemon call. Starts the daemon unless `start` is false.
-  async _call(method, params = {}, { start = true, full = false } = {}) {
-    const env = unwrap(await native.call(method, JSON.stringify(params), this.home, start ? this._daemonExe : null));
-    return full ? env : env.result;
+  async _call(method, params = {}, { start = true } = {}) {
+    return unwrap(await native.call(method, JSON.stringify(params), this.home, start ? this._daemonExe : null)).result;
   }
-
-  // Targets for the daemon: strings (ids, names, namespaces, 'all', '/regex/', script and ecosystem
-  // files: the core resolves them) and app objects (the core acts on their names).
-  async _targets(target) {
-    const out = [];
-    for (const t of Array.isArray(target) ? target : [target]) {
-      if (t === undefined || t === null || t === '') {
-        throw rpm2Error('a target is needed: an id, a name, a namespace, "all" or an ecosystem file', 'bad_request');
-      }
-      out.push(typeof t === 'object' ? t : String(t));
-    }
-    return out;
-  }
-
-  // ---- connection ---------------------------------------------------------------------------------
 
   /**
    * connect([noDaemonMode], [cb]) or connect({home}, [cb]). rpm2 always runs a separate daemon
@@ -148,12 +128,7 @@ class RPM2 {
       if (first.home || first.pm2_home) this._home = first.home || first.pm2_home;
       if (first.daemonExe) this._daemonExe = first.daemonExe;
     }
-    const p = this._call('info', {}, { full: true }).then(({ started_daemon: started, result: r }) => {
-      const [home, sock] = [this.home, path.join(this.home, 'rpc.sock')];
-      return { daemon_mode: true, new_pm2_instance: !!started, rpc_socket_file: sock, pub_socket_file: sock,
-        pm2_home: home, rpm2_home: home, daemon_pid: r && r.pid, version: r && r.version };
-    });
-    return settle(p, cb);
+    return settle(this._local('connect', {}, { start: true }), cb);
   }
 
   /** Closes every bus opened by this instance. Nothing else stays open between calls. */
@@ -163,48 +138,25 @@ class RPM2 {
     return settle(Promise.resolve(), cb);
   }
 
-  // ---- the start/operate flow -------------------------------------------------------------------------
-
-  /** start(script | app | apps[] | 'ecosystem.config.js', [opts], [cb]) */
-  start(cmd, opts, cb) {
-    [opts, cb] = optsAndCb(opts, cb);
-    return settle(this._start(cmd, opts, false), cb);
-  }
-
-  // `reload`: existing declared apps are reloaded rather than restarted; `orRestart` (startOrRestart,
+  // start(script | app | apps[] | 'ecosystem.config.js', [opts], [cb]), startOrRestart and
+  // startOrReload (below) run this. `reload`: existing declared apps are reloaded rather than restarted; `orRestart` (startOrRestart,
   // startOrReload): a script whose app exists is restarted/reloaded rather than refused.
-  async _start(cmd, opts, reload, orRestart = false) {
+  async _start(cmd, opts, reload, orRestart) {
     if (typeof cmd === 'number') return this._operate('restart', cmd, opts);
-    const decl = cmd !== null && typeof cmd === 'object';
-    // A declaration's `cwd` option is where its relative paths resolve; a script's is the app's cwd.
-    const file = typeof cmd === 'string' && CONFIG_FILE.test(cmd);
-    const cwd = opts.cwd && (decl || file) ? path.resolve(this.cwd, opts.cwd) : this.cwd;
-    const input = decl ? { apps: cmd } : { script: typeof cmd === 'string' ? cmd : '' };
-    const o = JSON.stringify({ cwd, env: process.env, reload, orRestart, options: opts });
+    const input = cmd !== null && typeof cmd === 'object' ? { apps: cmd } : { script: typeof cmd === 'string' ? cmd : '' };
+    const o = JSON.stringify({ cwd: this.cwd, env: process.env, reload, orRestart, options: opts });
     return unwrap(await native.start(JSON.stringify(input), o, this.home, this._daemonExe)).result;
-  }
-
-  /** startOrRestart(file | script | apps, [opts], [cb]): starts what is not running, restarts the rest. */
-  startOrRestart(cmd, opts, cb) {
-    [opts, cb] = optsAndCb(opts, cb);
-    return settle(this._start(cmd, opts, false, true), cb);
-  }
-
-  /** startOrReload(file | script | apps, [opts], [cb]): starts what is not running, reloads the rest. */
-  startOrReload(cmd, opts, cb) {
-    [opts, cb] = optsAndCb(opts, cb);
-    return settle(this._start(cmd, opts, true, true), cb);
   }
 
   // stop/restart/reload/delete/reset. Restarting or reloading a declaration (app objects or an
   // ecosystem file) applies it; opts.updateEnv takes process.env, opts.env (an object) sets values.
+  // Targets are strings (ids, names, namespaces, 'all', '/regex/', script and ecosystem files) or app
+  // objects; the core resolves them and refuses a missing one.
   async _operate(method, target, opts = {}) {
-    const targets = JSON.stringify(await this._targets(target));
+    const targets = JSON.stringify([].concat(target).map((t) => (t && typeof t === 'object' ? t : String(t ?? ''))));
     const o = JSON.stringify({ cwd: this.cwd, env: process.env, options: opts });
     return unwrap(await native.operate(method, targets, o, this.home, this._daemonExe)).result;
   }
-
-  // ---- reading ----------------------------------------------------------------------------------------
 
   /** list([opts], [cb]): PM2's `jlist` objects. Environment values are hidden unless opts.env. */
   list(opts, cb) {
@@ -215,9 +167,8 @@ class RPM2 {
   /** describe(target, [cb]): the list objects of the matching processes; unknown target → []. */
   describe(target, opts, cb) {
     [opts, cb] = optsAndCb(opts, cb);
-    const env = !!opts.env;
     const none = (e) => (e.code === 'not_found' ? [] : Promise.reject(e)); // unknown target → []
-    const p = this._call('describe', { targets: [String(target)], env }).catch(none);
+    const p = this._call('describe', { targets: [String(target)], env: !!opts.env }).catch(none);
     return settle(p, cb);
   }
 
@@ -228,47 +179,21 @@ class RPM2 {
     return settle(p, cb);
   }
 
-  /** ping([cb]) → {msg: 'pong'} */
-  ping(cb) {
-    return settle(this._call('ping'), cb);
+  // A request on targets of the core (flush, signal, monitor, inspect, sendData), as the CLI runs it.
+  _onTargets(op, target, args = {}) {
+    const targets = target === undefined || target === null ? [] : [].concat(target).map(String);
+    return this._local(op, { ...args, targets, cwd: this.cwd }, { start: true });
   }
 
-  /** getVersion([cb]) → the daemon's version. */
-  getVersion(cb) {
-    return settle(this._call('version'), cb);
-  }
-
-  // ---- logs, signals and messages ---------------------------------------------------------------------
-
-  // A daemon call on targets whose not_found error says PM2's words; resolves to the process list.
-  async _onTargets(method, params, target) {
-    await this._call(method, params).catch((e) => {
-      throw e.code === 'not_found' ? rpm2Error(`process or namespace not found: ${target}`, 'not_found') : e;
-    });
-    return this._call('list');
-  }
-
-  /** flush([target], [cb]): empties log files (all, and the daemon's log, when no target). */
+  /** flush([target], [cb]): empties log files (all, and the daemon's log, when no target) → the list. */
   flush(target, cb) {
     if (typeof target === 'function') [target, cb] = [undefined, target];
-    const all = target === undefined || target === null || target === 'all';
-    const p = (all ? Promise.resolve([]) : this._targets(target)).then((targets) =>
-      this._onTargets('flush', { targets }, target));
-    return settle(p, cb);
-  }
-
-  /** reloadLogs([cb]): reopens every log file → {} */
-  reloadLogs(cb) {
-    return settle(this._call('reloadLogs'), cb);
-  }
-
-  async _signal(signal, target) {
-    return this._onTargets('signal', { signal: String(signal), targets: await this._targets(target) }, target);
+    return settle(this._onTargets('flush', target), cb);
   }
 
   /** sendSignalToProcessName(signal, name, [cb]) → the process list (sendSignalToProcessId too) */
   sendSignalToProcessName(signal, name, cb) {
-    return settle(this._signal(signal, name), cb);
+    return settle(this._onTargets('signal', name, { signal: String(signal) }), cb);
   }
 
   /**
@@ -282,12 +207,7 @@ class RPM2 {
     } else if (packet && typeof packet === 'object') {
       packet = Object.assign({}, packet, { id });
     }
-    const ok = packet && typeof packet === 'object' && packet.id !== undefined && packet.data !== undefined &&
-      packet.topic;
-    const p = ok
-      ? this._call('send', { id: packet.id, packet })
-      : Promise.reject(rpm2Error('ID, DATA or TOPIC field is missing', 'bad_request'));
-    return settle(p, cb);
+    return settle(this._local('sendData', { packet: packet === undefined ? null : packet }, { start: true }), cb);
   }
 
   /**
@@ -313,24 +233,12 @@ class RPM2 {
 
   /** monitorState('monitor' | 'unmonitor', target, [cb]): PM2's `_km_monitored` flag → summaries. */
   monitorState(state, target, cb) {
-    const p = target === undefined || target === null || target === ''
-      ? Promise.reject(rpm2Error('Please specify an <app_name|pm_id>', 'bad_request'))
-      : this._call('monitor', { targets: [String(target)], on: state === 'monitor' });
-    return settle(p, cb);
-  }
-
-  /** monitor(target, [cb]) / unmonitor(target, [cb]): see monitorState. */
-  monitor(target, cb) {
-    return this.monitorState('monitor', target, cb);
-  }
-
-  unmonitor(target, cb) {
-    return this.monitorState('unmonitor', target, cb);
+    return settle(this._onTargets('monitor', target, { on: state === 'monitor' }), cb);
   }
 
   /** inspect(target, [cb]): restarts the app's processes with Node's inspector on → summaries. */
   inspect(target, cb) {
-    return settle(this._call('inspect', { targets: [String(target)] }), cb);
+    return settle(this._onTargets('inspect', target), cb);
   }
 
   async _local(op, args, { start = false } = {}) {
@@ -347,7 +255,7 @@ class RPM2 {
     if (typeof dir === 'function') [dir, port, opts, cb] = [undefined, undefined, undefined, dir];
     if (typeof port === 'function') [port, opts, cb] = [undefined, undefined, port];
     [opts, cb] = optsAndCb(opts, cb);
-    const args = Object.assign({}, opts, { path: dir === undefined ? this.cwd : path.resolve(this.cwd, dir) });
+    const args = Object.assign({}, opts, { path: dir === undefined ? '.' : String(dir), cwd: this.cwd });
     if (port !== undefined && port !== null) args.port = String(port);
     return settle(this._local('serve', args, { start: true }), cb);
   }
@@ -362,16 +270,6 @@ class RPM2 {
     return settle(this._local('conf.set', { key, value: value === undefined ? '' : String(value) }), cb);
   }
 
-  /** multiset("k1 v1 k2 v2", [cb]) → {success} */
-  multiset(serial, cb) {
-    return settle(this._local('conf.multiset', { serial }), cb);
-  }
-
-  /** unset(key, [cb]) → {success} */
-  unset(key, cb) {
-    return settle(this._local('conf.unset', { key }), cb);
-  }
-
   /** get([key], [cb]): a value (or a module's object); the whole store without a key. */
   get(key, cb) {
     if (typeof key === 'function') [key, cb] = [undefined, key];
@@ -384,20 +282,13 @@ class RPM2 {
     return value === undefined || value === null ? this.get(key, cb) : this.set(key, value, cb);
   }
 
-  // ---- bus ----------------------------------------------------------------------------------------------------
-
   /** launchBus([cb]) → the Bus, once it receives events. */
   launchBus(cb) {
     const bus = new Bus();
     const p = new Promise((resolve, reject) => {
       let ready = false;
       const onMsg = (raw) => {
-        let m;
-        try {
-          m = JSON.parse(raw);
-        } catch {
-          return;
-        }
+        const m = JSON.parse(raw); // the addon's own JSON: {kind: event | ready | error | end, ...}
         if (m.kind === 'event') {
           if (!bus.closed) bus._dispatch(m.topic, m.data);
         } else if (m.kind === 'ready') {
@@ -426,8 +317,6 @@ class RPM2 {
     return settle(p, cb);
   }
 
-  // ---- daemon ---------------------------------------------------------------------------------------------------
-
   /** killDaemon([cb]): stops every app and the daemon → {success: true}. */
   killDaemon(cb) {
     return settle(native.killDaemon(this.home).then((raw) => unwrap(raw).result), cb);
@@ -440,6 +329,37 @@ class RPM2 {
   runCli(args, cb) {
     return settle(native.runCli(['rpm2', ...(args || [])], this._daemonExe), cb);
   }
+}
+
+// start(script | app | apps[] | file, [opts], [cb]); startOrRestart(...) starts what is not running and
+// restarts the rest; startOrReload(...) reloads the rest.
+for (const [method, reload, orRestart] of [['start', false, false], ['startOrRestart', false, true],
+  ['startOrReload', true, true]]) {
+  RPM2.prototype[method] = function start(cmd, opts, cb) {
+    [opts, cb] = optsAndCb(opts, cb);
+    return settle(this._start(cmd, opts, reload, orRestart), cb);
+  };
+}
+
+// ping([cb]) → {msg: 'pong'}; getVersion([cb]) → the daemon's version; reloadLogs([cb]) reopens every
+// log file → {}.
+for (const [method, call] of [['ping', 'ping'], ['getVersion', 'version'], ['reloadLogs', 'reloadLogs']]) {
+  RPM2.prototype[method] = function daemonCall(cb) {
+    return settle(this._call(call), cb);
+  };
+}
+
+// monitor(target, [cb]) / unmonitor(target, [cb]): see monitorState. multiset("k1 v1 k2 v2", [cb])
+// and unset(key, [cb]) → {success}.
+for (const state of ['monitor', 'unmonitor']) {
+  RPM2.prototype[state] = function monitor(target, cb) {
+    return this.monitorState(state, target, cb);
+  };
+}
+for (const [method, arg] of [['multiset', 'serial'], ['unset', 'key']]) {
+  RPM2.prototype[method] = function conf(value, cb) {
+    return settle(this._local(`conf.${method}`, { [arg]: value }), cb);
+  };
 }
 
 // stop(target, [cb]); restart(target, [opts], [cb]) (opts.updateEnv refreshes the environment from

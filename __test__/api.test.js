@@ -373,6 +373,13 @@ test('sendSignalToProcessName and sendSignalToProcessId reach the app', async (t
   );
   await got2;
   await assert.rejects(api.sendSignalToProcessName('SIGNOPE', 'sig'), { code: 'bad_request' });
+  // A script file is a target as in the CLI (`rpm2 sendSignal SIGUSR2 api-tick.js`), from the API's cwd.
+  const byFile = new rpm2.custom({ home: api.home, cwd: FIX });
+  const got3 = nextEvent(bus, 'log:out', (d) => /got SIGUSR2/.test(d.data));
+  await byFile.sendSignalToProcessName('SIGUSR2', 'api-tick.js');
+  await got3;
+  await assert.rejects(byFile.monitor('nope.js'), { code: 'not_found', message: 'process or namespace not found: nope.js' });
+  await assert.rejects(byFile.monitor(), { code: 'bad_request', message: 'Please specify an <app_name|pm_id>' });
 });
 
 test('flush, reloadLogs, killDaemon and kill', async (t) => {
@@ -385,7 +392,10 @@ test('flush, reloadLogs, killDaemon and kill', async (t) => {
   const flushed = await api.flush('logger');
   assert.ok(Array.isArray(flushed));
   assert.equal(fs.statSync(out).size, 0);
-  await assert.rejects(api.flush('ghost'), { code: 'not_found' });
+  await assert.rejects(api.flush('ghost'), { code: 'not_found', message: 'process or namespace not found: ghost' });
+  fs.writeFileSync(out, 'again\n');
+  await new rpm2.custom({ home, cwd: FIX }).flush(path.basename(TICK)); // a script file, as in the CLI
+  assert.equal(fs.statSync(out).size, 0, 'flushed by script file');
   assert.deepEqual(await api.reloadLogs(), {});
 
   const killed = await api.killDaemon();

@@ -122,8 +122,17 @@ fn flow_start(
         (StartInput::Script(_), Some(opts)) => app_of_options(opts),
         _ => Map::new(),
     };
+    // A declaration's `cwd` option is where its relative paths resolve; a script's is its app's cwd.
+    let declaration = match &input {
+        StartInput::Script(s) => flow_core::is_ecosystem(s),
+        StartInput::Apps(_) | StartInput::Default => true,
+    };
+    let caller = PathBuf::from(c["cwd"].as_str().unwrap_or("."));
     let so = StartOptions {
-        cwd: PathBuf::from(c["cwd"].as_str().unwrap_or(".")),
+        cwd: match o["cwd"].as_str().filter(|d| declaration && !d.is_empty()) {
+            Some(d) => rpm2_core::config::absolutize(&caller, d),
+            None => caller,
+        },
         env: env_of(&c["env"]).unwrap_or_default(),
         env_name: env_name_of(o),
         only,
@@ -175,7 +184,7 @@ fn flow_operate(
 
 /// The JS error body of a flow error: PM2's wording as `message` (the CLI's line as `detail`) when
 /// they differ.
-fn flow_error((code, message, pm2): (String, String, Option<String>)) -> Value {
+pub(crate) fn flow_error((code, message, pm2): (String, String, Option<String>)) -> Value {
     match pm2 {
         Some(m) => json!({"code": code, "message": m, "detail": message}),
         None => json!({"code": code, "message": message}),

@@ -147,7 +147,11 @@ impl LocalTask {
             }
             "serve" => {
                 let a = rpm2_core::web::ServeArgs {
-                    path: arg_str(&args, "path"),
+                    // The folder, from the caller's directory.
+                    path: arg_str(&args, "path").map(|p| {
+                        let cwd = arg_str(&args, "cwd").unwrap_or_default();
+                        rpm2_core::config::absolutize(Path::new(&cwd), &p).to_string_lossy().into_owned()
+                    }),
                     port: arg_str(&args, "port").and_then(|p| p.parse().ok()),
                     port_opt: None,
                     host: arg_str(&args, "host").unwrap_or_else(|| "127.0.0.1".into()),
@@ -167,8 +171,50 @@ impl LocalTask {
                 let p = rpm2_core::web::serve_command(&a, exe.as_deref().map(Path::new), &open).map_err(fail)?;
                 Ok(json!({"name": p.name, "path": p.path, "port": p.port}))
             }
+            "connect" => {
+                let mut c = connect(&home, self.daemon_exe.as_deref())?;
+                let info = c.call("info", json!({})).map_err(|e| error_body(&e, "connection"))?;
+                let started = c.started_daemon;
+                c.close();
+                Ok(rpm2_core::client::shape::connect_shape(&home, started, &info))
+            }
+            "flush" | "signal" | "monitor" | "inspect" | "sendData" => self.on_targets(&home, &args),
             other => Err(plain_error("bad_request", format!("unknown local operation '{other}'"))),
         }
+    }
+}
+
+impl LocalTask {
+    /// The requests on targets of `rpm2_core::client::actions` (`flush`, `signal`, `monitor`,
+    /// `inspect`, `sendData`): the CLI's code, with PM2's API wording of errors. `flush` and `signal`
+    /// resolve to the process list, as PM2's do.
+    fn on_targets(&self, home: &Home, args: &Value) -> std::result::Result<Value, Value> {
+        use rpm2_core::client::{actions, start::error_parts};
+        let targets: Vec<String> = match &args["targets"] {
+            Value::Array(a) => {
+                a.iter().map(|t| t.as_str().map(String::from).unwrap_or_else(|| t.to_string())).collect()
+            }
+            Value::Null => Vec::new(),
+            Value::String(s) => vec![s.clone()],
+            t => vec![t.to_string()],
+        };
+        let cwd = arg_str(args, "cwd").map(std::path::PathBuf::from).unwrap_or_default();
+        let mut c = connect(home, self.daemon_exe.as_deref())?;
+        let fail = |e: anyhow::Error| crate::flow::flow_error(error_parts(&e, "failed"));
+        let first = targets.first().map(String::as_str);
+        let out = match self.op.as_str() {
+            "flush" => actions::flush(&mut c, &targets, &cwd).map(|_| Value::Null),
+            "signal" => actions::signal(&mut c, &arg_str(args, "signal").unwrap_or_default(), &targets, &cwd)
+                .map(|_| Value::Null),
+            "monitor" => actions::monitor(&mut c, first, truthy(&args["on"]), &cwd),
+            "inspect" => actions::inspect(&mut c, first.unwrap_or_default(), &cwd),
+            _ => actions::send_data(&mut c, args["packet"].clone()),
+        }
+        .map_err(fail)?;
+        let out =
+            if out.is_null() { c.call("list", json!({})).map_err(|e| error_body(&e, "connection"))? } else { out };
+        c.close();
+        Ok(out)
     }
 }
 

@@ -3,7 +3,7 @@
 use super::list::print_list;
 use super::Ui;
 use anyhow::{bail, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// `rpm2 trigger <target> <action> [param]`: runs the action on every matching process and prints
 /// each reply as PM2 does (`[name:id:namespace]=<JSON>`). Fails when no process received it or a
@@ -33,11 +33,8 @@ pub(super) fn trigger(ui: &Ui, target: &str, action: &str, param: Option<&str>) 
 
 /// `rpm2 monitor|unmonitor <target>`: sets PM2's `_km_monitored` flag, then lists.
 pub(super) fn monitor(ui: &Ui, target: Option<&str>, on: bool) -> Result<i32> {
-    let Some(target) = target else {
-        bail!("Please specify an <app_name|pm_id>");
-    };
     let mut c = ui.client()?;
-    c.call("monitor", json!({"targets": [target], "on": on}))?;
+    crate::client::actions::monitor(&mut c, target, on, &super::cwd()?)?;
     if !ui.silent {
         print_list(ui, &mut c)?;
     }

@@ -3,7 +3,7 @@
 use super::list::print_list;
 use super::{Shown, Ui};
 use anyhow::{bail, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// `rpm2 serve [path] [port]`: starts the static server app, then lists.
 pub(super) fn serve(ui: &Ui, a: &crate::web::ServeArgs) -> Result<i32> {
@@ -120,7 +120,7 @@ pub(super) fn completion(shell: Option<&str>) -> Result<i32> {
 /// `rpm2 inspect <app>`: restarts the app's processes with Node's inspector on.
 pub(super) fn inspect(ui: &Ui, target: &str) -> Result<i32> {
     let mut c = ui.client()?;
-    c.call("inspect", json!({"targets": [target]}))?;
+    crate::client::actions::inspect(&mut c, target, &super::cwd()?)?;
     ui.info(&format!(
         "Inspect enabled on {target}: the inspector's URL is in `rpm2 logs {target} --err` (chrome://inspect)"
     ));

@@ -11,12 +11,12 @@ use std::io::Write;
 use std::path::Path;
 
 /// `rpm2 flush [targets...]`: empties log files (and the daemon's log when no target is given).
-pub(super) fn flush(ui: &Ui, targets: Vec<String>) -> Result<i32> {
+pub(super) fn flush(ui: &Ui, targets: &[String]) -> Result<i32> {
     let mut c = ui.client()?;
-    let files = c.call("flush", json!({"targets": targets}))?;
+    let files = crate::client::actions::flush(&mut c, targets, &super::cwd()?)?;
     ui.info("Flushing:");
-    for f in files.as_array().into_iter().flatten() {
-        ui.info(f.as_str().unwrap_or(""));
+    for f in files {
+        ui.info(&f);
     }
     ui.info("Logs flushed");
     Ok(0)

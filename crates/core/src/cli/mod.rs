@@ -165,9 +165,9 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             a.target = a.target.as_deref().map(file_target).transpose()?;
             logs::logs(ui, a)
         }
-        Cmd::Flush { targets } => logs::flush(ui, targets.iter().map(|t| file_target(t)).collect::<Result<_>>()?),
+        Cmd::Flush { targets } => logs::flush(ui, &targets),
         Cmd::ReloadLogs => logs::reload_logs(ui),
-        Cmd::SendSignal { signal, target, .. } => process::send_signal(ui, signal, file_target(&target)?),
+        Cmd::SendSignal { signal, target, .. } => process::send_signal(ui, &signal, &target),
         Cmd::Send { pm_id, line } => stdin::send(ui, &pm_id, &line),
         Cmd::Attach { pm_id, separator } => stdin::attach(ui, &pm_id, separator.as_deref()),
         Cmd::Trigger { target, action, param } => actions::trigger(ui, &target, &action, param.as_deref()),
@@ -212,11 +212,15 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
     }
 }
 
+/// The directory targets and files are resolved from.
+fn cwd() -> Result<std::path::PathBuf> {
+    std::env::current_dir().context("cannot read the current directory")
+}
+
 /// A target as the daemon gets it: a script file becomes its absolute path (PM2 matches scripts by
 /// path); ids, names, namespaces, `all` and `/regex/` are unchanged.
 fn file_target(t: &str) -> Result<String> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    Ok(crate::client::operate::target_string(t, &cwd))
+    Ok(crate::client::operate::target_string(t, &cwd()?))
 }
 
 /// For `main`: whether argv asks for the daemon mode (`rpm2d --daemon`).

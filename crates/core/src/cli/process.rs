@@ -7,9 +7,11 @@ use anyhow::{anyhow, Result};
 use serde_json::json;
 
 /// `rpm2 sendSignal <signal> <target>`.
-pub(super) fn send_signal(ui: &Ui, signal: String, target: String) -> Result<i32> {
+pub(super) fn send_signal(ui: &Ui, signal: &str, target: &str) -> Result<i32> {
     let mut c = ui.client()?;
-    c.call("signal", json!({"signal": signal, "targets": [target]}))?;
+    let cwd = super::cwd()?;
+    crate::client::actions::signal(&mut c, signal, &[target.to_string()], &cwd)?;
+    let target = crate::client::operate::target_string(target, &cwd);
     ui.info(&format!("successfully sent signal {signal} to {target}"));
     print_list(ui, &mut c)?;
     Ok(0)

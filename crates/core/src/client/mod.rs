@@ -9,7 +9,7 @@ pub mod env;
 pub mod operate;
 mod processes;
 pub mod report;
-pub(crate) mod shape;
+pub mod shape;
 pub mod start;
 
 use crate::base::paths::Home;

@@ -5,7 +5,6 @@
 
 pub use super::shape::operate_shape;
 use crate::client::start::{self, Conn, FlowError, Note, StartInput, StartOptions};
-use crate::client::RpcError;
 use crate::config;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
@@ -230,26 +229,14 @@ pub fn operate(
     notes(Note::Info(format!("Applying action {name} on app [{}]", names.join(", "))));
     match conn.get()?.call(name, params) {
         Ok(res) => Ok(res.as_array().into_iter().flatten().map(operate_shape).collect()),
-        Err(e) => Err(not_found(e, &names)),
-    }
-}
-
-/// A daemon `not_found` keeps its message (the CLI's) and gets PM2's wording for the JS API.
-fn not_found(e: anyhow::Error, names: &[String]) -> anyhow::Error {
-    match e.downcast_ref::<RpcError>() {
-        Some(r) if r.code == "not_found" => FlowError {
-            code: r.code.clone(),
-            message: r.message.clone(),
-            pm2: Some(format!("process or namespace not found: {}", names.join(", "))),
-        }
-        .into(),
-        _ => e,
+        Err(e) => Err(start::pm2_not_found(e, &names)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::RpcError;
 
     #[test]
     fn declared_names_follow_the_resolver() {
@@ -289,7 +276,7 @@ mod tests {
     #[test]
     fn not_found_gets_the_pm2_wording() {
         let e: anyhow::Error = RpcError { code: "not_found".into(), message: "no process named 'x'".into() }.into();
-        let f = not_found(e, &["x".into(), "y".into()]);
+        let f = start::pm2_not_found(e, &["x".into(), "y".into()]);
         let f = f.downcast_ref::<FlowError>().unwrap();
         assert_eq!(f.message, "no process named 'x'");
         assert_eq!(f.pm2.as_deref(), Some("process or namespace not found: x, y"));

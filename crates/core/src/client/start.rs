@@ -38,6 +38,20 @@ impl std::fmt::Display for FlowError {
 }
 impl std::error::Error for FlowError {}
 
+/// A daemon `not_found` keeps its message (the CLI's line) and gets PM2's API wording
+/// ("process or namespace not found: x") for `require('rpm2')`.
+pub(crate) fn pm2_not_found(e: anyhow::Error, targets: &[String]) -> anyhow::Error {
+    match e.downcast_ref::<RpcError>() {
+        Some(r) if r.code == "not_found" => FlowError {
+            code: r.code.clone(),
+            message: r.message.clone(),
+            pm2: Some(format!("process or namespace not found: {}", targets.join(", "))),
+        }
+        .into(),
+        _ => e,
+    }
+}
+
 /// What the flow tells the user along the way. The CLI prints these as it goes; the JS API turns
 /// warnings into process warnings and drops the rest.
 #[derive(Debug, Clone, PartialEq)]
