@@ -37,9 +37,8 @@ pub(crate) fn active() -> bool {
 /// `--health`: 0 when the daemon answers and every app is online, 1 otherwise (for probes).
 pub fn health(home: &Home) -> Result<i32> {
     let mut c = Client::connect(home)?;
-    let list = c.call("list", json!({}))?;
-    let all_online =
-        list.as_array().map(|a| !a.is_empty() && a.iter().all(|p| p["pm2_env"]["status"] == "online")).unwrap_or(false);
+    let list = c.processes()?;
+    let all_online = !list.is_empty() && list.iter().all(|p| p.pm2_env.status == "online");
     println!("{}", if all_online { "healthy" } else { "unhealthy" });
     Ok(if all_online { 0 } else { 1 })
 }
@@ -124,28 +123,27 @@ fn supervise(home: &Home, set: &SigSet, daemon_pid: i32, fg: &Foreground) -> Res
             Some(_) => continue,
             None => {}
         }
-        let list = match Client::connect(home).and_then(|mut c| c.call("list", json!({}))) {
+        let procs = match Client::connect(home).and_then(|mut c| c.processes()) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("[{}] the daemon stopped answering ({e:#}); exiting", fg.tag);
                 return Ok(1);
             }
         };
-        let procs: Vec<Value> = list.as_array().cloned().unwrap_or_default();
-        let alive = procs.iter().any(|p| {
-            matches!(p["pm2_env"]["status"].as_str(), Some("online" | "launching" | "waiting restart" | "stopping"))
-        });
+        let alive = procs
+            .iter()
+            .any(|p| matches!(p.pm2_env.status.as_str(), "online" | "launching" | "waiting restart" | "stopping"));
         if alive || fg.no_auto_exit {
             idle_checks = 0;
             continue;
         }
         idle_checks += 1;
         if idle_checks >= 3 {
-            let errored = procs.iter().any(|p| p["pm2_env"]["status"] == "errored");
+            let errored = procs.iter().any(|p| p.pm2_env.status == "errored");
             let code = if errored {
                 1
             } else {
-                procs.iter().filter_map(|p| p["pm2_env"]["exit_code"].as_i64()).find(|c| *c != 0).unwrap_or(0) as i32
+                procs.iter().filter_map(|p| p.pm2_env.exit_code).find(|c| *c != 0).unwrap_or(0)
             };
             eprintln!("[{}] no app is running any more; exiting with code {code}", fg.tag);
             stop_all(home, daemon_pid);

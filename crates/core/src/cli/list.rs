@@ -3,6 +3,7 @@
 use super::{Shown, Ui};
 use crate::base::fmt::{human_bytes, human_duration, iso_utc, now_ms, Paint};
 use crate::client::{Client, RpcError};
+use crate::protocol::Pm2Process;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -33,7 +34,7 @@ pub(super) fn prettylist(ui: &Ui, env: bool) -> Result<i32> {
 
 /// Prints the process table (as `rpm2 list`) from a fresh list.
 pub(super) fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
-    let list = c.call("list", json!({}))?;
+    let list = c.processes()?;
     let p = &ui.paint;
     let header: Vec<String> =
         ["App name", "id", "mode", "pid", "status", "restart", "uptime", "cpu", "memory", "watching"]
@@ -42,28 +43,22 @@ pub(super) fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
             .collect();
     let now = now_ms();
     let mut rows = Vec::new();
-    for proc_ in list.as_array().into_iter().flatten() {
-        let env = &proc_["pm2_env"];
-        let status = env["status"].as_str().unwrap_or("");
-        let online = status == "online" || status == "launching";
-        let mode = if env["exec_mode"] == "cluster_mode" { "cluster" } else { "fork" };
+    for proc_ in &list {
+        let env = &proc_.pm2_env;
+        let mode = if env.exec_mode == "cluster_mode" { "cluster" } else { "fork" };
         rows.push(vec![
-            p.bold(proc_["name"].as_str().unwrap_or("")),
-            proc_["pm_id"].to_string(),
+            p.bold(&proc_.name),
+            proc_.pm_id.to_string(),
             mode.to_string(),
-            proc_["pid"].to_string(),
-            p.status(status),
-            env["restart_time"].to_string(),
-            if online {
-                human_duration(now.saturating_sub(env["pm_uptime"].as_u64().unwrap_or(now)))
-            } else {
-                "0".into()
-            },
-            format!("{}%", proc_["monit"]["cpu"].as_f64().unwrap_or(0.0)),
-            human_bytes(proc_["monit"]["memory"].as_u64().unwrap_or(0)),
-            if env["watch_paused"].is_string() {
+            proc_.pid.to_string(),
+            p.status(&env.status),
+            env.restart_time.to_string(),
+            uptime(proc_, now),
+            format!("{}%", proc_.monit.cpu),
+            human_bytes(proc_.monit.memory),
+            if env.watch_paused.is_some() {
                 p.yellow("paused")
-            } else if env["watch"].as_bool().unwrap_or(false) {
+            } else if env.watch {
                 p.green("enabled")
             } else {
                 p.grey("disabled")
@@ -78,53 +73,53 @@ pub(super) fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
     Ok(())
 }
 
+/// How long the process has been up, as PM2 prints it; `0` when it is not running.
+fn uptime(proc_: &Pm2Process, now: u64) -> String {
+    let e = &proc_.pm2_env;
+    if e.status == "online" || e.status == "launching" {
+        human_duration(now.saturating_sub(e.pm_uptime))
+    } else {
+        "0".into()
+    }
+}
+
+/// A list value as `rpm2 show` prints it: words joined by spaces, `N/A` when empty.
+fn words(a: &[String]) -> String {
+    if a.is_empty() {
+        "N/A".into()
+    } else {
+        a.join(" ")
+    }
+}
+
 /// The key/value rows of `rpm2 show` for one process.
-fn describe_rows(p: &Paint, proc_: &Value, now: u64) -> Vec<(&'static str, String)> {
-    let e = &proc_["pm2_env"];
-    let s = |k: &str| match &e[k] {
-        Value::String(s) => s.clone(),
-        Value::Null => "N/A".into(),
-        Value::Array(a) if a.is_empty() => "N/A".into(),
-        Value::Array(a) => a
-            .iter()
-            .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
-            .collect::<Vec<_>>()
-            .join(" "),
-        v => v.to_string(),
-    };
-    let status = s("status");
-    let online = status == "online" || status == "launching";
+fn describe_rows(p: &Paint, proc_: &Pm2Process, now: u64) -> Vec<(&'static str, String)> {
+    let e = &proc_.pm2_env;
+    let path = |x: &Path| x.display().to_string();
     let mut rows = vec![
-        ("status", p.status(&status)),
-        ("name", s("name")),
-        ("namespace", s("namespace")),
-        ("version", s("version")),
-        ("restarts", s("restart_time")),
-        (
-            "uptime",
-            if online {
-                human_duration(now.saturating_sub(e["pm_uptime"].as_u64().unwrap_or(now)))
-            } else {
-                "0".into()
-            },
-        ),
-        ("pid", proc_["pid"].to_string()),
-        ("script path", s("pm_exec_path")),
-        ("script args", s("args")),
-        ("error log path", s("pm_err_log_path")),
-        ("out log path", s("pm_out_log_path")),
-        ("pid path", s("pm_pid_path")),
-        ("interpreter", s("exec_interpreter")),
-        ("interpreter args", s("node_args")),
-        ("script id", proc_["pm_id"].to_string()),
-        ("exec cwd", s("pm_cwd")),
-        ("exec mode", s("exec_mode")),
-        ("watch & reload", if e["watch"].as_bool().unwrap_or(false) { p.green("✔") } else { p.red("✘") }),
-        ("unstable restarts", s("unstable_restarts")),
-        ("created at", iso_utc(e["created_at"].as_u64().unwrap_or(0))),
+        ("status", p.status(&e.status)),
+        ("name", e.name.clone()),
+        ("namespace", e.namespace.clone()),
+        ("version", e.version.clone()),
+        ("restarts", e.restart_time.to_string()),
+        ("uptime", uptime(proc_, now)),
+        ("pid", proc_.pid.to_string()),
+        ("script path", path(&e.pm_exec_path)),
+        ("script args", words(&e.args)),
+        ("error log path", e.pm_err_log_path.clone()),
+        ("out log path", e.pm_out_log_path.clone()),
+        ("pid path", path(&e.pm_pid_path)),
+        ("interpreter", e.exec_interpreter.clone()),
+        ("interpreter args", words(&e.node_args)),
+        ("script id", proc_.pm_id.to_string()),
+        ("exec cwd", path(&e.pm_cwd)),
+        ("exec mode", e.exec_mode.clone()),
+        ("watch & reload", if e.watch { p.green("✔") } else { p.red("✘") }),
+        ("unstable restarts", e.unstable_restarts.to_string()),
+        ("created at", iso_utc(e.created_at)),
     ];
-    if e["vizion"] != json!(false) {
-        if let Some(g) = e["pm_cwd"].as_str().and_then(|c| git_info(Path::new(c))) {
+    if e.vizion {
+        if let Some(g) = git_info(&e.pm_cwd) {
             rows.push(("revision control", "git".into()));
             rows.push(("remote url", g.url.unwrap_or_else(|| "N/A".into())));
             rows.push(("repository root", g.root));
@@ -132,27 +127,37 @@ fn describe_rows(p: &Paint, proc_: &Value, now: u64) -> Vec<(&'static str, Strin
             rows.push(("revision", g.revision.unwrap_or_else(|| "N/A".into())));
         }
     }
-    if let Some(r) = e["restart_reason"].as_str() {
-        rows.push(("last restart reason", r.to_string()));
+    if let Some(r) = &e.restart_reason {
+        rows.push(("last restart reason", r.clone()));
     }
-    if let Some(r) = e["watch_paused"].as_str() {
+    if let Some(r) = &e.watch_paused {
         rows.push(("watch paused", p.yellow(r)));
     }
-    if let Some(c) = e["exit_code"].as_i64() {
+    if let Some(c) = e.exit_code {
         rows.push(("last exit code", c.to_string()));
     }
-    for k in ["kill_timeout", "max_memory_restart", "cron_restart", "pm_log_path"] {
-        if !e[k].is_null() {
-            rows.push((k, s(k)));
-        }
+    rows.push(("kill_timeout", e.kill_timeout.to_string()));
+    if let Some(m) = e.max_memory_restart {
+        rows.push(("max_memory_restart", m.to_string()));
+    }
+    if let Some(c) = &e.cron_restart {
+        rows.push(("cron_restart", c.clone()));
+    }
+    if let Some(l) = &e.pm_log_path {
+        rows.push(("pm_log_path", path(l)));
     }
     rows
+}
+
+/// A JSON value as one table cell: strings without quotes.
+fn cell(v: &Value) -> String {
+    v.as_str().map(String::from).unwrap_or_else(|| v.to_string())
 }
 
 /// `rpm2 show <target> [--env]`.
 pub(super) fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
     let mut c = ui.client()?;
-    let list = match c.call("describe", json!({"targets": [target], "env": env})) {
+    let list = match c.describe(&[target], env) {
         Ok(l) => l,
         Err(e) if e.downcast_ref::<RpcError>().map(|r| r.code == "not_found").unwrap_or(false) => {
             ui.warn(&format!("{target} doesn't exist"));
@@ -162,13 +167,9 @@ pub(super) fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
     };
     let p = &ui.paint;
     let now = now_ms();
-    for proc_ in list.as_array().into_iter().flatten() {
-        let e = &proc_["pm2_env"];
-        println!(
-            " Describing process with id {} - name {} ",
-            proc_["pm_id"],
-            p.bold(proc_["name"].as_str().unwrap_or(""))
-        );
+    for proc_ in &list {
+        let e = &proc_.pm2_env;
+        println!(" Describing process with id {} - name {} ", proc_.pm_id, p.bold(&proc_.name));
         let rows = describe_rows(p, proc_, now);
         let table_rows: Vec<Vec<String>> = rows.into_iter().map(|(k, v)| vec![k.to_string(), v]).collect();
         let t = crate::base::table::render(&["key".into(), "value".into()], &table_rows);
@@ -183,35 +184,27 @@ pub(super) fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
             out.push('\n');
         }
         print!("{out}");
-        if let Some(actions) = e["axm_actions"].as_array().filter(|a| !a.is_empty()) {
+        if let Some(actions) = e.extra.get("axm_actions").and_then(Value::as_array).filter(|a| !a.is_empty()) {
             println!(" Actions available ");
-            let rows: Vec<Vec<String>> =
-                actions.iter().map(|a| vec![a["action_name"].as_str().unwrap_or("").to_string()]).collect();
+            let rows: Vec<Vec<String>> = actions.iter().map(|a| vec![cell(&a["action_name"])]).collect();
             print!("{}", crate::base::table::render(&["action".into()], &rows));
-            println!(" Trigger via: rpm2 trigger {} <action_name>\n", proc_["name"].as_str().unwrap_or(""));
+            println!(" Trigger via: rpm2 trigger {} <action_name>\n", proc_.name);
         }
-        if let Some(m) = e["axm_monitor"].as_object().filter(|m| !m.is_empty()) {
+        if let Some(m) = e.axm_monitor.as_object().filter(|m| !m.is_empty()) {
             println!(" Code metrics value ");
             let rows: Vec<Vec<String>> = m
                 .iter()
-                .map(|(k, v)| {
-                    vec![
-                        k.clone(),
-                        v.get("value")
-                            .map(|x| x.as_str().map(String::from).unwrap_or_else(|| x.to_string()))
-                            .unwrap_or_else(|| v.to_string()),
-                    ]
-                })
+                .map(|(k, v)| vec![k.clone(), v.get("value").map(cell).unwrap_or_else(|| v.to_string())])
                 .collect();
             print!("{}", crate::base::table::render(&["metric".into(), "value".into()], &rows));
         }
         if env {
             println!(" Environment ");
-            for (k, v) in e["env"].as_object().into_iter().flatten() {
+            for (k, v) in &e.env {
                 println!("  {k}: {}", v.as_str().unwrap_or(""));
             }
         }
-        println!(" Use `rpm2 logs {} [--lines 1000]` to display logs", proc_["name"].as_str().unwrap_or(""));
+        println!(" Use `rpm2 logs {} [--lines 1000]` to display logs", proc_.name);
     }
     Ok(0)
 }

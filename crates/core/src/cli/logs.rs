@@ -108,11 +108,10 @@ fn split_recorded<'a>(line: &'a str, format: &str) -> (&'a str, Option<&'a str>)
 pub(super) fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
     let mut c = ui.client()?;
     let target = a.target.clone().filter(|t| t != "all");
-    let list = match &target {
-        Some(t) => c.call("describe", json!({"targets": [t]}))?,
-        None => c.call("list", json!({}))?,
+    let procs = match &target {
+        Some(t) => c.describe(&[t], false)?,
+        None => c.processes()?,
     };
-    let procs: Vec<Value> = list.as_array().cloned().unwrap_or_default();
     let (want_out, want_err) = match (a.out, a.err) {
         (true, false) => (true, false),
         (false, true) => (false, true),
@@ -134,11 +133,7 @@ pub(super) fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
     };
     c.close();
     let decorated = !a.raw && !a.json && !a.format;
-    let width = procs
-        .iter()
-        .map(|p| format!("{}|{}", p["pm_id"], p["name"].as_str().unwrap_or("")).chars().count())
-        .max()
-        .unwrap_or(0);
+    let width = procs.iter().map(|p| format!("{}|{}", p.pm_id, p.name).chars().count()).max().unwrap_or(0);
     let mut pr = LogPrinter { a: &a, paint: ui.paint, width };
     let mut out = std::io::stdout().lock();
     if decorated {
@@ -163,14 +158,11 @@ pub(super) fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
     }
     let mut seen = std::collections::HashSet::new();
     for p in &procs {
-        let id = p["pm_id"].as_u64().unwrap_or(0);
-        let name = p["name"].as_str().unwrap_or("");
-        let env = &p["pm2_env"];
-        for (key, is_err) in [("pm_err_log_path", true), ("pm_out_log_path", false)] {
+        let (id, name, env) = (u64::from(p.pm_id), p.name.as_str(), &p.pm2_env);
+        for (path, is_err) in [(&env.pm_err_log_path, true), (&env.pm_out_log_path, false)] {
             if (is_err && !want_err) || (!is_err && !want_out) {
                 continue;
             }
-            let Some(path) = env[key].as_str() else { continue };
             if path.is_empty() || path == "/dev/null" || !seen.insert(path.to_string()) {
                 continue;
             }
@@ -180,7 +172,7 @@ pub(super) fn logs(ui: &Ui, a: LogsArgs) -> Result<i32> {
             if a.lines == 0 {
                 continue;
             }
-            let date_format = env["log_date_format"].as_str().filter(|_| a.json || a.format);
+            let date_format = env.log_date_format.as_deref().filter(|_| a.json || a.format);
             for l in crate::logs::tail_lines(Path::new(path), a.lines).unwrap_or_default() {
                 let (text, recorded) = match date_format {
                     Some(f) => split_recorded(&l, f),

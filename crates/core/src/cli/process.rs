@@ -21,11 +21,11 @@ pub(super) fn send_signal(ui: &Ui, signal: &str, target: &str) -> Result<i32> {
 pub(super) fn pid(ui: &Ui, target: Option<String>) -> Result<i32> {
     let mut c = ui.client()?;
     let list = match &target {
-        Some(t) => c.call("describe", json!({"targets": [t]}))?,
-        None => c.call("list", json!({}))?,
+        Some(t) => c.describe(&[t], false)?,
+        None => c.processes()?,
     };
-    for p in list.as_array().into_iter().flatten() {
-        println!("{}", p["pid"]);
+    for p in list {
+        println!("{}", p.pid);
     }
     Ok(0)
 }
@@ -33,8 +33,8 @@ pub(super) fn pid(ui: &Ui, target: Option<String>) -> Result<i32> {
 /// `rpm2 id <name>`.
 pub(super) fn id(ui: &Ui, name: String) -> Result<i32> {
     let mut c = ui.client()?;
-    let list = c.call("describe", json!({"targets": [name]})).unwrap_or(json!([]));
-    let ids: Vec<String> = list.as_array().into_iter().flatten().map(|p| p["pm_id"].to_string()).collect();
+    let list = c.describe(&[&name], false).unwrap_or_default();
+    let ids: Vec<String> = list.iter().map(|p| p.pm_id.to_string()).collect();
     println!("[ {} ]", ids.join(", "));
     Ok(0)
 }
@@ -43,12 +43,9 @@ pub(super) fn id(ui: &Ui, name: String) -> Result<i32> {
 pub(super) fn env(ui: &Ui, id: String) -> Result<i32> {
     crate::config::names::parse_id(&id, "`rpm2 env <id>`: the id").map_err(|e| anyhow!(e))?;
     let mut c = ui.client()?;
-    let list = c.call("describe", json!({"targets": [id], "env": true}))?;
-    for p in list.as_array().into_iter().flatten() {
-        if let Some(env) = p["pm2_env"]["env"].as_object() {
-            for (k, v) in env {
-                println!("{k}: {}", v.as_str().unwrap_or(""));
-            }
+    for p in c.describe(&[&id], true)? {
+        for (k, v) in &p.pm2_env.env {
+            println!("{k}: {}", v.as_str().unwrap_or(""));
         }
     }
     Ok(0)

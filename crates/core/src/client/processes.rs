@@ -11,7 +11,19 @@ impl Client {
     /// version: `rpm2 update` restarts it).
     pub fn processes(&mut self) -> Result<Vec<Pm2Process>> {
         let v = self.call("list", json!({}))?;
-        serde_json::from_value(v)
-            .context("the daemon's process list is not in the shape this rpm2 reads: run `rpm2 update`")
+        typed(v)
     }
+
+    /// The daemon's `describe` of `targets` as typed jlist objects, with env values shown when
+    /// `env`. Fails with the daemon's error unchanged (`not_found` for an unknown target), or as
+    /// [`Client::processes`] does for an answer of another shape.
+    pub fn describe(&mut self, targets: &[&str], env: bool) -> Result<Vec<Pm2Process>> {
+        let v = self.call("describe", json!({"targets": targets, "env": env}))?;
+        typed(v)
+    }
+}
+
+fn typed(v: serde_json::Value) -> Result<Vec<Pm2Process>> {
+    serde_json::from_value(v)
+        .context("the daemon's process list is not in the shape this rpm2 reads: run `rpm2 update`")
 }

@@ -43,23 +43,21 @@ fn tail(path: Option<&str>, n: usize) -> Vec<String> {
 /// then `null` and the app list empty). Never fails: what cannot be read is left out.
 pub fn build(home: &Home, client: Option<&mut Client>) -> Value {
     let (daemon, list) = match client {
-        Some(c) => (c.call("info", json!({})).ok(), c.call("list", json!({})).ok()),
+        Some(c) => (c.call("info", json!({})).ok(), c.processes().ok()),
         None => (None, None),
     };
     let apps: Vec<Value> = list
-        .as_ref()
-        .and_then(|l| l.as_array())
-        .into_iter()
+        .iter()
         .flatten()
         .map(|p| {
-            let e = &p["pm2_env"];
+            let e = &p.pm2_env;
             json!({
-                "name": p["name"], "pm_id": p["pm_id"], "namespace": e["namespace"], "status": e["status"],
-                "pid": p["pid"], "exec_mode": e["exec_mode"], "restart_time": e["restart_time"],
-                "unstable_restarts": e["unstable_restarts"], "pm_exec_path": e["pm_exec_path"],
-                "memory": p["monit"]["memory"], "cpu": p["monit"]["cpu"],
-                "out_log": tail(e["pm_out_log_path"].as_str(), APP_LOG_LINES),
-                "err_log": tail(e["pm_err_log_path"].as_str(), APP_LOG_LINES),
+                "name": p.name, "pm_id": p.pm_id, "namespace": e.namespace, "status": e.status,
+                "pid": p.pid, "exec_mode": e.exec_mode, "restart_time": e.restart_time,
+                "unstable_restarts": e.unstable_restarts, "pm_exec_path": e.pm_exec_path,
+                "memory": p.monit.memory, "cpu": p.monit.cpu,
+                "out_log": tail(Some(&e.pm_out_log_path), APP_LOG_LINES),
+                "err_log": tail(Some(&e.pm_err_log_path), APP_LOG_LINES),
             })
         })
         .collect();
