@@ -237,4 +237,13 @@ describe('progress of slow commands', () => {
     const del = await ok(['delete', 'all'], { home });
     assert.ok(!/online/.test(del.stderr), h.show(del));
   });
+  test('the first start of a new home (which starts the daemon) shows its progress too', async (t) => {
+    const { home, dir } = h.useHome(t);
+    const app = path.join(dir, 'late-ready.js');
+    fs.writeFileSync(app, "setTimeout(() => process.send('ready'), 1500); setInterval(() => {}, 1000);\n");
+    const r = await ok(['start', app, '--name', 'late', '-i', '2', '--wait-ready'], { home });
+    assert.match(r.stderr, /Spawned the rpm2 daemon/, h.show(r));
+    const steps = h.lines(r.stderr).filter((l) => /^\[rpm2\] late:\d+ online$/.test(l));
+    assert.equal(steps.length, 2, `a line per instance on stderr\n${h.show(r)}`);
+  });
 });

@@ -49,8 +49,8 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// Starts reporting `steps` of the command `what` (none with `--silent`, or when no daemon runs
-    /// yet: the first start of a home shows none).
+    /// Starts reporting `steps` of the command `what` (none with `--silent`, or when no daemon runs:
+    /// `rpm2 start` begins it once it has connected, which may have started the daemon).
     pub(crate) fn begin(ui: &Ui, what: &'static str, steps: Steps) -> Progress {
         let none = Progress { stop: None, thread: None };
         if ui.silent {

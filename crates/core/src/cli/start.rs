@@ -59,9 +59,15 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
             .map(|s| if s == "-" { stdin_json().map(StartInput::Apps) } else { Ok(StartInput::Script(s.clone())) })
             .collect::<Result<_>>()?
     };
-    let open = || ui.client();
+    // Progress shows from the first connection on, so the first start of a home (which starts the
+    // daemon) reports too; a command that fails its checks before connecting starts nothing.
+    let progress = std::cell::RefCell::new(None);
+    let open = || {
+        let c = ui.client()?;
+        progress.borrow_mut().get_or_insert_with(|| Progress::begin(ui, "start", Steps::Up));
+        Ok(c)
+    };
     let mut conn = Conn::new(&open);
-    let progress = Progress::begin(ui, "start", Steps::Up);
     let mut restarted = false;
     let mut first_name = None;
     for input in inputs {
@@ -69,7 +75,7 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
         let out = match out {
             Ok(out) => out,
             Err(e) => {
-                drop(progress);
+                drop(progress.take());
                 return Err(e);
             }
         };
@@ -78,7 +84,7 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
             first_name = out.processes.first().and_then(|p| p["name"].as_str()).map(String::from);
         }
     }
-    drop(progress);
+    drop(progress.take());
     if restarted || !ui.silent {
         print_list(ui, conn.get()?)?;
     }
