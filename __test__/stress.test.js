@@ -111,8 +111,10 @@ async function checkConsistent(home, dpid) {
       strays.length ? `processes not in the list: ${strays.map((pid) => `${pid} ${JSON.stringify(h.procEnv(pid).name)} pm_id=${h.procEnv(pid).pm_id}`)}` : '',
     ].filter(Boolean).join('; ');
     if (!why) return { list, stuck: [] };
-    // Known defect (found by this test, not fixed yet): under this load a cluster instance can stay
-    // in 'stopping' with a live pid. Reported by its own todo subtest instead of failing the run.
+    // Entries left in 'stopping' (and nothing else wrong) are returned, so that their own subtest
+    // names them: this test once found a delete racing another delete (or a scale-down) that left
+    // the processes it had not forgotten yet listed as 'stopping' for ever (daemon::tests has the
+    // unit regression test).
     if (Date.now() > deadline && !dead.length && !strays.length && busy.every((p) => p.pm2_env.status === 'stopping')) {
       return { list, stuck: busy.map((p) => `${p.name}:${p.pm_id}:${p.pid}`) };
     }
@@ -147,14 +149,15 @@ test(`stress: ${COMMANDS} random commands from ${CLIENTS} clients on ${APPS} app
   assert.ok(h.isAlive(dpid), 'the daemon is alive');
   assert.equal(h.daemonPid(home), dpid, 'the same daemon still runs');
   const { list, stuck } = await checkConsistent(home, dpid);
-  await t.test('no process stays in stopping', { todo: 'known defect: a stop racing scale/reload can hang in stopping' }, () => {
-    assert.deepEqual(stuck, []);
+  await t.test('no process stays in stopping', () => {
+    assert.deepEqual(stuck, [], 'processes listed as stopping 30 s after the last command');
   });
   const during = daemonFigures(dpid);
 
   await h.rpm2(['--silent', 'delete', 'all'], { home, timeout: 60000 });
-  await h.waitFor(() => stuck.length > 0 || h.pidsOfHome(home).filter((p) => p !== dpid && h.cmdline(p).includes(IDLE)).length === 0,
+  await h.waitFor(() => h.pidsOfHome(home).filter((p) => p !== dpid && h.cmdline(p).includes(IDLE)).length === 0,
     { message: 'every app process is gone after delete all' });
+  assert.deepEqual((await h.jlist(home)).map((p) => `${p.name}:${p.pm_id}:${p.pm2_env.status}`), [], 'the list is empty after delete all');
   // Let the daemon release what it freed (sampler tick, closed channels).
   await h.sleep(1500);
   const after = daemonFigures(dpid);
@@ -162,6 +165,6 @@ test(`stress: ${COMMANDS} random commands from ${CLIENTS} clients on ${APPS} app
     + `daemon RSS ${before.rss} kB -> ${during.rss} kB with apps -> ${after.rss} kB, fds ${before.fds} -> ${during.fds} -> ${after.fds}`;
   t.diagnostic(line);
   console.log(line);
-  assert.ok(after.fds <= before.fds + FD_SLACK + 6 * stuck.length, line);
+  assert.ok(after.fds <= before.fds + FD_SLACK, line);
   assert.ok(after.rss <= before.rss + RSS_SLACK_KB, line);
 });

@@ -1,13 +1,6 @@
-//! The control-socket protocol: a request line into `protocol::Request`, then into a typed `Method`.
+//! The control-socket protocol: a request line into protocol::Request, then a typed Method.
+//! The body is `rpm2_core::fuzz::protocol`, which a stable `cargo test` also runs (see that module).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rpm2_core::protocol::request::Method;
-use rpm2_core::protocol::Request;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(req) = serde_json::from_slice::<Request>(data) else { return };
-    if let Ok(m) = Method::parse(&req.method, req.params) {
-        let _ = m.name();
-        let _ = m.is_read_only();
-    }
-});
+fuzz_target!(|data: &[u8]| rpm2_core::fuzz::protocol(data));

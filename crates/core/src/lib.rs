@@ -13,7 +13,8 @@
 //! 5. [`daemon`]: the socket server, one handler per request, the registry and persistence.
 //! 6. [`client`]: connect to the daemon (starting it when needed) and the one start/operate flow.
 //! 7. [`web`], [`monit`]: the JSON web API and the terminal dashboard, over the client.
-//! 8. [`cli`]: the command line and its output; [`runtime`]: `rpm2-runtime` (containers).
+//! 8. [`cli`]: the command line and its output; [`runtime`]: `rpm2-runtime` (containers);
+//!    [`fuzz`]: the fuzz targets' bodies (cargo-fuzz and a stable `cargo test` driver).
 
 #![warn(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod client;
 pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod daemon;
+pub mod fuzz;
 pub mod ipc;
 pub(crate) mod logs;
 pub(crate) mod monit;

@@ -46,13 +46,73 @@ pub struct Ecosystem {
 /// Parses data-format text (JSON5 or YAML). Never panics, whatever the input.
 pub fn parse_text(text: &str, kind: Kind) -> std::result::Result<Value, String> {
     match kind {
-        Kind::Json5 => json5::from_str::<Value>(text).map_err(|e| json5_error(&e.to_string())),
-        Kind::Yaml => serde_norway::from_str::<Value>(text).map_err(|e| match e.location() {
-            Some(l) => format!("{}:{}: {e}", l.line(), l.column()),
-            None => format!(" {e}"),
-        }),
+        Kind::Json5 => {
+            nesting_depth(text, false)?;
+            json5::from_str::<Value>(text).map_err(|e| json5_error(&e.to_string()))
+        }
+        Kind::Yaml => {
+            nesting_depth(text, true)?;
+            serde_norway::from_str::<Value>(text).map_err(|e| match e.location() {
+                Some(l) => format!("{}:{}: {e}", l.line(), l.column()),
+                None => format!(" {e}"),
+            })
+        }
         Kind::Js => Err("JavaScript needs Node".into()),
     }
+}
+
+/// Deepest nesting of `[...]` and `{...}` a JSON5 or YAML file may have (serde_json's own limit).
+/// Found by fuzzing: the json5 crate has no limit (it recurses once per level and overflowed the
+/// stack at a few thousand levels, which would abort the CLI or the Node process that loaded the
+/// addon), and YAML's flow collections take time quadratic in their depth (40 kB: 1.8 s).
+pub(crate) const MAX_NESTING: usize = 128;
+
+/// Refuses text nested deeper than [`MAX_NESTING`], with `line:col: ...` of the bracket that goes
+/// too deep. Quoted strings (either quote, with escapes) and comments (JSON5's `//` and `/* */`,
+/// YAML's `#`) are skipped, so brackets inside them do not count.
+fn nesting_depth(text: &str, yaml: bool) -> std::result::Result<(), String> {
+    let b = text.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        match b[i] {
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'#' if yaml && (i == 0 || b[i - 1].is_ascii_whitespace()) => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if !yaml && b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if !yaml && b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let before = &b[..i];
+                    let line = 1 + before.iter().filter(|&&c| c == b'\n').count();
+                    let col = 1 + i - before.iter().rposition(|&c| c == b'\n').map(|p| p + 1).unwrap_or(0);
+                    return Err(format!("{line}:{col}: nested deeper than {MAX_NESTING} levels"));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// pest's multi-line error (` --> 3:5 ... = expected x`) as `3:5: expected x`.
@@ -288,6 +348,23 @@ module.exports = {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Found by fuzzing: the json5 crate recursed once per level and overflowed the stack; YAML's
+    /// flow collections took quadratic time.
+    #[test]
+    fn json5_nesting_is_bounded() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse_text(&deep(MAX_NESTING), Kind::Json5).is_ok());
+        assert!(parse_text(&deep(MAX_NESTING), Kind::Yaml).is_ok());
+        let e = parse_text(&format!("apps: # [[[\n  - {}", deep(129)), Kind::Yaml).unwrap_err();
+        assert_eq!(e, format!("2:{}: nested deeper than 128 levels", 4 + 129));
+        let e = parse_text(&format!("{{apps: [\n  {}]}}", deep(200)), Kind::Json5).unwrap_err();
+        assert_eq!(e, format!("2:{}: nested deeper than 128 levels", 128 - 2 + 3));
+        assert!(parse_text(&deep(100_000), Kind::Json5).is_err());
+        // Brackets in strings and comments do not count.
+        let text = format!("{{a: '{0}', \"b\": \"\\\"{0}\", // {0}\n /* {0} */ c: [1]}}", "[".repeat(300));
+        assert_eq!(parse_text(&text, Kind::Json5).unwrap()["c"], json!([1]));
+    }
 
     #[test]
     fn json_files_fall_back_to_a_js_expression() {

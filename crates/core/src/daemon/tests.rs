@@ -136,3 +136,49 @@ fn start_list_and_delete_an_app_that_does_not_autostart() {
     assert_eq!(d.registry.lock().unwrap().next_id, 0);
     let _ = std::fs::remove_dir_all(d.home.root());
 }
+
+/// Found by the stress test: a `delete` (or a scale-down) racing another delete of the same process
+/// got "the supervisor has ended" for it and gave up before forgetting the others, which stayed in
+/// the list as `stopping` for ever (their supervisors had ended).
+#[test]
+fn a_delete_racing_another_delete_forgets_every_process() {
+    use crate::config::{resolve_app, ResolveCtx};
+    use crate::daemon::state::handle_of;
+    let d = daemon("race");
+    let raw = json!({"name": "r", "script": "/bin/sleep", "interpreter": "none", "args": ["30"], "instances": 3});
+    let ctx = ResolveCtx { cwd: std::env::temp_dir(), env: Default::default(), env_name: None };
+    let spec = resolve_app(&raw, &ctx).unwrap().spec;
+    let rt = runtime();
+    call_on(&rt, &d, "start", json!({"apps": [spec]})).unwrap();
+    let pids: Vec<u64> = call_on(&rt, &d, "list", json!({}))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3);
+    // Another client's delete of id 0 is queued first; then `delete all` and `scale r 1` come.
+    let first = handle_of(&d, 0).unwrap().call(crate::supervisor::Op::Delete);
+    let all = Method::parse("delete", json!({"targets": ["all"]})).unwrap();
+    let scale = Method::parse("scale", json!({"name": "r", "number": "1"})).unwrap();
+    let (a, b, c) = rt.block_on(async { tokio::join!(first, handle(&d, all), handle(&d, scale)) });
+    let left: Vec<(Value, Value)> = call_on(&rt, &d, "list", json!({}))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["pm_id"].clone(), p["pm2_env"]["status"].clone()))
+        .collect();
+    assert_eq!(left, [], "nothing is left in the list (ids and statuses shown)");
+    assert_eq!(a, Ok(()));
+    assert!(b.is_ok(), "delete all: {:?}", b.err().map(|e| e.message));
+    // The scale-down either deleted its processes or found none left: never a failure of delete.
+    if let Err(e) = c {
+        assert_eq!(e.code, ErrorCode::NotFound, "{}", e.message);
+    }
+    for pid in pids {
+        assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err(), "pid {pid} is gone");
+    }
+    let _ = std::fs::remove_dir_all(d.home.root());
+}

@@ -177,10 +177,13 @@ impl Actor {
         self.event("stop", true);
     }
 
+    /// Stops the child and publishes the final state (stopped, no pid): a reader that still holds
+    /// the handle after the actor ended sees that, not the `stopping` of the stop in progress.
     async fn op_delete(&mut self) {
         self.restart_at = None;
         self.stop_running().await;
-        self.st.status = Status::Stopped;
+        self.st.pid = None;
+        self.set_status(Status::Stopped);
         self.event("delete", true);
         let _ = std::fs::remove_file(&self.paths.pid);
     }

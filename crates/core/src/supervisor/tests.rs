@@ -168,6 +168,9 @@ async fn delete_ends_the_actor_and_later_calls_fail() {
     let pid = handle.state.borrow().pid.expect("pid");
     handle.delete().await.expect("delete");
     assert!(!alive(pid), "delete stops the process");
+    // The last state a reader sees is the final one, not the `stopping` of the stop.
+    let last = handle.state.borrow().clone();
+    assert_eq!((last.status, last.pid), (Status::Stopped, None));
     for r in [handle.start().await, handle.stop().await, handle.call(Op::Reset).await] {
         assert_eq!(r, Err(ENDED.to_string()));
     }

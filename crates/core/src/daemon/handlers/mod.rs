@@ -57,7 +57,9 @@ pub(crate) async fn handle(d: &Arc<Daemon>, method: Method) -> HResult {
 }
 
 /// Sends the operation `make` builds to every process in `ids`, which run it concurrently; fails
-/// with the first error (after all ran).
+/// with the first error (after all ran). A `delete` of a process whose supervisor has already ended
+/// (another client deleted it meanwhile) succeeds: the process is gone, as asked, and the caller
+/// still forgets every id (a failure here used to leave the others listed as `stopping` for ever).
 pub(crate) async fn on_each(
     d: &Daemon,
     ids: &[u32],
@@ -67,9 +69,11 @@ pub(crate) async fn on_each(
     for &id in ids {
         let Some(h) = handle_of(d, id) else { continue };
         let Some(op) = make(id) else { continue };
+        let delete = matches!(op, supervisor::Op::Delete);
         let done = h.call(op);
         set.spawn(async move {
             match done.await {
+                Err(e) if e == supervisor::ENDED && delete => Ok(()),
                 Err(e) if e == supervisor::ENDED => Err(format!("the supervisor of process {id} has ended")),
                 r => r,
             }
