@@ -35,11 +35,13 @@ pub(super) fn prettylist(ui: &Ui, env: bool) -> Result<i32> {
 pub(super) fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
     let list = c.call("list", json!({}))?;
     let p = &ui.paint;
-    let header: Vec<String> =
-        ["App name", "id", "mode", "pid", "status", "restart", "uptime", "cpu", "memory", "watching"]
-            .iter()
-            .map(|h| p.bold(&p.cyan(h)))
-            .collect();
+    // A `ready` column when some app declares a readiness probe.
+    let probed = list.as_array().into_iter().flatten().any(|x| x["pm2_env"]["readiness"].is_string());
+    let mut names = vec!["App name", "id", "mode", "pid", "status", "restart", "uptime", "cpu", "memory", "watching"];
+    if probed {
+        names.push("ready");
+    }
+    let header: Vec<String> = names.iter().map(|h| p.bold(&p.cyan(h))).collect();
     let now = now_ms();
     let mut rows = Vec::new();
     for proc_ in list.as_array().into_iter().flatten() {
@@ -47,7 +49,7 @@ pub(super) fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
         let status = env["status"].as_str().unwrap_or("");
         let online = status == "online" || status == "launching";
         let mode = if env["exec_mode"] == "cluster_mode" { "cluster" } else { "fork" };
-        rows.push(vec![
+        let mut row = vec![
             p.bold(proc_["name"].as_str().unwrap_or("")),
             proc_["pm_id"].to_string(),
             mode.to_string(),
@@ -68,7 +70,15 @@ pub(super) fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
             } else {
                 p.grey("disabled")
             },
-        ]);
+        ];
+        if probed {
+            row.push(match env["readiness"].as_str() {
+                Some("ready") => p.green("ready"),
+                Some(other) => p.yellow(other),
+                None => p.grey("-"),
+            });
+        }
+        rows.push(row);
     }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(crate::base::table::render(&header, &rows).as_bytes());
@@ -134,6 +144,9 @@ fn describe_rows(p: &Paint, proc_: &Value, now: u64) -> Vec<(&'static str, Strin
     }
     if let Some(r) = e["restart_reason"].as_str() {
         rows.push(("last restart reason", r.to_string()));
+    }
+    if let Some(r) = e["readiness"].as_str() {
+        rows.push(("readiness", if r == "ready" { p.green(r) } else { p.yellow(r) }));
     }
     if let Some(r) = e["watch_paused"].as_str() {
         rows.push(("watch paused", p.yellow(r)));

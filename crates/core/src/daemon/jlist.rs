@@ -94,6 +94,11 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
     pm2_env.add_extra(&spec.extra);
     // Declared actions (tx2/@pm2/io), always present as in PM2; `_km_monitored` once set.
     pm2_env.extra.insert("axm_actions".into(), Value::Array(st.axm_actions.clone()));
+    // The readiness probe's verdict, for apps that declare one.
+    if spec.probes.readiness.is_some() {
+        let ready = st.ready == Some(true) && st.pid.is_some();
+        pm2_env.extra.insert("readiness".into(), Value::from(if ready { "ready" } else { "not ready" }));
+    }
     if let Some(on) = st.km_monitored {
         pm2_env.extra.insert("_km_monitored".into(), Value::Bool(on));
     }
