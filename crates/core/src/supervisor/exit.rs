@@ -148,7 +148,8 @@ impl Actor {
                 Wait::RetiredExited(c, s) => return Some((c, s)),
                 Wait::Timeout => return None,
                 Wait::Exited(c, s) => self.pending_exit = Some((c, s)),
-                Wait::Ready | Wait::Listening | Wait::Interrupted | Wait::Readiness(_) => {}
+                Wait::Readiness(v) => self.on_readiness(v),
+                Wait::Ready | Wait::Listening | Wait::Interrupted => {}
             }
         }
     }
