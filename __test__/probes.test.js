@@ -255,6 +255,40 @@ describe('health probes (issue 22)', { concurrency: 3 }, () => {
     assert.equal(await exited, 0, stderr);
   });
 
+  test('a stop cuts into a reload waiting for readiness: the reload fails at once, the app is stopped', async (t) => {
+    const { dir, home } = h.useHome(t);
+    const port = await h.freePort();
+    const versionFile = path.join(dir, 'version');
+    fs.writeFileSync(versionFile, 'v1');
+    const r = await startEco(home, dir, [{
+      name: 'web', script: HTTP_APP, instances: 1, exec_mode: 'cluster', env: { PORT: port, HOST, VERSION_FILE: versionFile },
+      readiness_probe: { http_get: { port, path: '/ready' }, period_seconds: 1, failure_threshold: 30 },
+    }]);
+    assert.equal(r.code, 0, h.show(r));
+    await allOnline(home, 'web', 1, { ready: true });
+    fs.writeFileSync(versionFile, 'bad');
+    const t0 = Date.now();
+    const reload = h.rpm2(['reload', 'web'], { home, timeout: 60000 });
+    await h.waitFor(() => h.pidsOfHome(home, (env, pid) => h.cmdline(pid).includes(HTTP_APP)).length >= 2,
+      { message: 'the new worker to be spawned' });
+    const stop = await h.rpm2(['stop', 'web'], { home });
+    assert.equal(stop.code, 0, h.show(stop));
+    const rr = await reload;
+    assert.notEqual(rr.code, 0, h.show(rr));
+    assert.match(rr.stderr, /stop or delete request came before the new process was ready/, h.show(rr));
+    assert.ok(Date.now() - t0 < 20000, 'long before the readiness budget (30 failures x 1 s)');
+    assert.equal((await h.proc(home, 'web')).pm2_env.status, 'stopped');
+  });
+
+  test('the shipped schema describes the probes', () => {
+    const schema = JSON.parse(fs.readFileSync(path.join(h.ROOT, 'schema', 'ecosystem.schema.json'), 'utf8'));
+    const app = schema.definitions.app.properties;
+    assert.equal(app.liveness_probe.$ref, '#/definitions/probe');
+    assert.equal(app.readiness_probe.$ref, '#/definitions/probe');
+    assert.deepEqual(Object.keys(schema.definitions.probe.properties).sort(), ['event_loop', 'exec', 'failure_threshold', 'http_get',
+      'initial_delay_seconds', 'period_seconds', 'success_threshold', 'tcp_socket', 'timeout_seconds']);
+  });
+
   for (const node of NODES) {
     test(`cluster reload gated by readiness (node ${node.version}): a ready version replaces the workers; a never-ready one (/ready answers 503) is rolled back under a client loop that sees no failure and no answer from it`, async (t) => {
       const { dir, home } = h.useHome(t);
@@ -283,7 +317,7 @@ describe('health probes (issue 22)', { concurrency: 3 }, () => {
       assert.notEqual(bad.code, 0, `the reload must fail\n${h.show(bad)}`);
       assert.equal(h.lines(bad.stderr).length, 1, `one error line\n${h.show(bad)}`);
       assert.match(bad.stderr, /web:\d+/, `names the app\n${h.show(bad)}`);
-      assert.match(bad.stderr, /readiness probe GET \/ready: GET \/ready answered 503/, `names the probe\n${h.show(bad)}`);
+      assert.match(bad.stderr, /readiness probe failed: GET \/ready answered 503/, `names the probe\n${h.show(bad)}`);
       await loop.progress(5);
       const stats = await loop.stop();
       assert.ok(stats.ok > seenBefore, 'the loop kept being served');

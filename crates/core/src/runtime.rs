@@ -4,6 +4,7 @@
 //! requested stop, 1 when an app is errored, else the apps' exit code. `rpm2 list`/`rpm2 logs` keep
 //! working inside the container (same `RPM2_HOME`). The foreground loop is the CLI's
 //! ([`crate::cli::foreground`], also behind `rpm2 start --no-daemon`); this file parses its own options.
+//! `--health-port N` serves `GET /healthz` and `GET /readyz` for Kubernetes ([`crate::cli::health_http`]).
 
 use crate::base::paths::Home;
 use crate::cli::foreground::{self, Foreground};

@@ -141,6 +141,9 @@ async fn run(probe: Probe, kind: Kind, gen: u64, target: Target, inbox: mpsc::Un
     sleep(Duration::from_millis(probe.initial_delay_ms)).await;
     let (mut fails, mut oks) = (0u32, 0u32);
     let mut state: Option<bool> = (kind == Kind::Liveness).then_some(true);
+    // What the last failure verdict said: a failing probe whose reason changes says so again (a
+    // reload then names the latest reason, not the first).
+    let mut said = String::new();
     loop {
         let started = Instant::now();
         let limit = Duration::from_millis(probe.timeout_ms);
@@ -157,11 +160,14 @@ async fn run(probe: Probe, kind: Kind, gen: u64, target: Target, inbox: mpsc::Un
             Err(detail) => {
                 fails = fails.saturating_add(1);
                 oks = 0;
-                (fails >= probe.failure_threshold && state != Some(false)).then_some(Err(detail))
+                (fails >= probe.failure_threshold && (state != Some(false) || said != detail)).then_some(Err(detail))
             }
         };
         if let Some(verdict) = change {
             state = Some(verdict.is_ok());
+            if let Err(d) = &verdict {
+                said.clone_from(d);
+            }
             if inbox.send(Msg::Probe { gen, kind, verdict }).is_err() {
                 return;
             }
@@ -278,6 +284,76 @@ fn parse_status(buf: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::parse_status;
+    use crate::base::paths::Home;
+    use crate::config::{resolve_app, ResolveCtx};
+    use crate::supervisor::{spawn, Handle, ProcCtx, ProcState, Status};
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::sync::{broadcast, Notify};
+
+    async fn wait_state(h: &Handle, what: &str, pred: impl Fn(&ProcState) -> bool) -> ProcState {
+        let mut rx = h.state.clone();
+        let r = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if pred(&rx.borrow_and_update()) {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        let st = h.state.borrow().clone();
+        assert!(r.is_ok() && pred(&st), "timed out waiting for {what}; state: {st:?}");
+        st
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn readiness_gates_online_and_liveness_restarts_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("rpm2-probe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let home = Home::at(dir.join("home"));
+        home.ensure().unwrap();
+        let (flag, sick) = (dir.join("ready"), dir.join("sick"));
+        let decl = json!({"script": "sleep", "args": ["30"], "name": "probed", "kill_timeout": 300,
+            "readiness_probe": {"exec": {"command": ["test", "-f", flag]}, "period_seconds": 0.05},
+            "liveness_probe": {"exec": {"command": ["test", "!", "-f", sick]}, "period_seconds": 0.05, "failure_threshold": 2}});
+        let rctx = ResolveCtx { cwd: dir.clone(), env: Default::default(), env_name: None };
+        let spec = Arc::new(resolve_app(&decl, &rctx).unwrap().spec);
+        let ctx = ProcCtx {
+            pm_id: 0,
+            instance: 0,
+            unique_id: "t".into(),
+            home,
+            bus: broadcast::channel(16).0,
+            changed: Arc::new(Notify::new()),
+            cluster: None,
+        };
+        let h = spawn(spec, ctx, ProcState::new(), false);
+        h.start().await.unwrap();
+        let st = h.state.borrow().clone();
+        assert_eq!((st.status, st.ready), (Status::Launching, Some(false)), "not online before the probe passes");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(h.state.borrow().status, Status::Launching, "still not ready");
+        std::fs::write(&flag, "").unwrap();
+        let first = wait_state(&h, "online and ready", |s| s.status == Status::Online && s.ready == Some(true)).await;
+        std::fs::write(&sick, "").unwrap();
+        let st = wait_state(&h, "a liveness restart", |s| s.restart_time == 1).await;
+        std::fs::remove_file(&sick).unwrap();
+        assert_ne!(st.pid, first.pid);
+        let reason = st.restart_reason.unwrap_or_default();
+        assert!(
+            reason.starts_with("liveness probe failed: exec test ! -f ") && reason.ends_with("exited with code 1"),
+            "{reason}"
+        );
+        wait_state(&h, "online again", |s| s.status == Status::Online && s.ready == Some(true)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(h.state.borrow().restart_time, 1, "a passing probe leaves it alone");
+        h.delete().await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn status_lines() {

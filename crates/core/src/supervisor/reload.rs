@@ -75,11 +75,11 @@ impl Actor {
                 Wait::Interrupted => "a stop or delete request came before the new process was ready".to_string(),
                 _ if want == Sig::Readiness => {
                     let probe = self.spec.probes.readiness.as_ref().map(|p| p.describe()).unwrap_or_default();
-                    format!(
-                        "the new process was not ready within {} ms (readiness probe {probe}: {})",
-                        self.readiness_budget_ms(),
-                        unready.unwrap_or_else(|| "no verdict yet".into())
-                    )
+                    let why = match unready {
+                        Some(detail) => format!("readiness probe failed: {detail}"),
+                        None => format!("readiness probe {probe}: no verdict yet"),
+                    };
+                    format!("the new process was not ready within {} ms ({why})", self.readiness_budget_ms())
                 }
                 _ => format!(
                     "the new process was not {} within listen_timeout ({} ms)",
