@@ -204,6 +204,8 @@ declare namespace rpm2 {
     increment_var?: string;
     exit_code?: number;
     restart_reason?: string;
+    /** The readiness probe's verdict, for apps that declare a `readiness_probe`. */
+    readiness?: 'ready' | 'not ready';
     axm_monitor?: Record<string, unknown>;
     /** Actions the app declared with tx2/@pm2/io (`trigger` runs them). */
     axm_actions: Array<{ action_name: string; action_type?: string; arity?: number; opts?: unknown }>;
