@@ -111,6 +111,10 @@ declare namespace rpm2 {
     listenTimeout?: number;
     wait_ready?: boolean;
     waitReady?: boolean;
+    /** Restart the instance after `failure_threshold` failed checks (see README, "Health probes"). */
+    liveness_probe?: Probe;
+    /** The instance is online (and gets cluster connections) only while this passes; reload waits for it. */
+    readiness_probe?: Probe;
     shutdown_with_message?: boolean;
     shutdownWithMessage?: boolean;
     treekill?: boolean;
@@ -200,6 +204,8 @@ declare namespace rpm2 {
     increment_var?: string;
     exit_code?: number;
     restart_reason?: string;
+    /** The readiness probe's verdict, for apps that declare a `readiness_probe`. */
+    readiness?: 'ready' | 'not ready';
     axm_monitor?: Record<string, unknown>;
     /** Actions the app declared with tx2/@pm2/io (`trigger` runs them). */
     axm_actions: Array<{ action_name: string; action_type?: string; arity?: number; opts?: unknown }>;
@@ -542,4 +548,23 @@ declare class RPM2 {
 }
 
 declare const rpm2: RPM2 & rpm2.API & { Bus: new () => rpm2.Bus };
-export = rpm2;
+export = rpm2;/** A Kubernetes-style health probe: exactly one of `http_get`, `tcp_socket`, `exec`, `event_loop`. */
+export interface Probe {
+  http_get?: { host?: string; port: number | string; path?: string; scheme?: 'HTTP' | 'http'; http_headers?: { name: string; value: string }[] };
+  tcp_socket?: { host?: string; port: number | string };
+  exec?: { command: string[] | string };
+  /** The event loop must answer (rpm2's preload reports it every second; Node apps only). */
+  event_loop?: Record<string, never>;
+  /** Seconds before the first check (default 0). */
+  initial_delay_seconds?: number;
+  /** Seconds between checks (default 10). */
+  period_seconds?: number;
+  /** Seconds before a check fails (default 1). */
+  timeout_seconds?: number;
+  /** Failures in a row that fail the probe (default 3). */
+  failure_threshold?: number;
+  /** Successes in a row that pass it (default 1; 1 for liveness). */
+  success_threshold?: number;
+}
+
+

@@ -35,10 +35,12 @@ METRICS = [
     ('crash_restart_origin_ms', 'crash → new node process origin (excl. node boot)', 'ms', None, '—',
      'crash-restart'),
     ('idle_wakeups_per_s', 'daemon context switches per second, idle, 10 apps', '/s', None, '—', 'idle-cpu'),
+    ('probes_cpu_ms_per_s', 'daemon CPU per second, 100 apps probed every second (http liveness + tcp readiness)',
+     'ms', None, '— (#22: a few ms; pm2 7 has no probes)', 'probes'),
     ('log_burst_daemon_syscalls', '{lines} log lines: daemon read+write syscalls', 'count', None, '—', 'log-burst'),
 ]
 TOOLS = ('rpm2', 'pm2')
-RPM2_ONLY = {'list_direct_ms', 'list_installed_ms'}
+RPM2_ONLY = {'list_direct_ms', 'list_installed_ms', 'probes_cpu_ms_per_s'}
 
 
 def fmt(v, unit):

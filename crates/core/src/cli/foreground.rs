@@ -23,6 +23,8 @@ pub struct Foreground {
     pub no_auto_exit: bool,
     /// The tag of this mode's own lines on stderr (`rpm2-runtime`, `rpm2`).
     pub tag: &'static str,
+    /// Serve `/healthz` and `/readyz` on this host and port (`rpm2-runtime --health-port`).
+    pub health_port: Option<(String, u16)>,
 }
 
 /// Set while a foreground run starts its apps: the `start` it runs must not go foreground again
@@ -65,6 +67,13 @@ pub fn run(home: &Home, fg: &Foreground, start: &mut dyn FnMut() -> i32) -> Resu
         std::fs::read_to_string(home.pid_file()).ok().and_then(|s| s.trim().parse::<i32>().ok()).unwrap_or(0)
     };
     eprintln!("[{}] daemon running (pid {daemon_pid}, home {})", fg.tag, home.root().display());
+    if let Some((host, port)) = &fg.health_port {
+        if let Err(e) = super::health_http::serve(home, host, *port) {
+            stop_all(home, daemon_pid);
+            return Err(e);
+        }
+        eprintln!("[{}] serving /healthz and /readyz on {host}:{port}", fg.tag);
+    }
 
     // Stream logs before starting so the first lines are not missed.
     let log_client = Client::connect(home)?;

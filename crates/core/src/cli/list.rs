@@ -36,17 +36,19 @@ pub(super) fn prettylist(ui: &Ui, env: bool) -> Result<i32> {
 pub(super) fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
     let list = c.processes()?;
     let p = &ui.paint;
-    let header: Vec<String> =
-        ["App name", "id", "mode", "pid", "status", "restart", "uptime", "cpu", "memory", "watching"]
-            .iter()
-            .map(|h| p.bold(&p.cyan(h)))
-            .collect();
+    // A `ready` column when some app declares a readiness probe.
+    let probed = list.iter().any(|x| x.pm2_env.readiness.is_some());
+    let mut names = vec!["App name", "id", "mode", "pid", "status", "restart", "uptime", "cpu", "memory", "watching"];
+    if probed {
+        names.push("ready");
+    }
+    let header: Vec<String> = names.iter().map(|h| p.bold(&p.cyan(h))).collect();
     let now = now_ms();
     let mut rows = Vec::new();
     for proc_ in &list {
         let env = &proc_.pm2_env;
         let mode = if env.exec_mode == "cluster_mode" { "cluster" } else { "fork" };
-        rows.push(vec![
+        let mut row = vec![
             p.bold(&proc_.name),
             proc_.pm_id.to_string(),
             mode.to_string(),
@@ -63,7 +65,15 @@ pub(super) fn print_list(ui: &Ui, c: &mut Client) -> Result<()> {
             } else {
                 p.grey("disabled")
             },
-        ]);
+        ];
+        if probed {
+            row.push(match env.readiness.as_deref() {
+                Some("ready") => p.green("ready"),
+                Some(other) => p.yellow(other),
+                None => p.grey("-"),
+            });
+        }
+        rows.push(row);
     }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(crate::base::table::render(&header, &rows).as_bytes());
@@ -129,6 +139,9 @@ fn describe_rows(p: &Paint, proc_: &Pm2Process, now: u64) -> Vec<(&'static str, 
     }
     if let Some(r) = &e.restart_reason {
         rows.push(("last restart reason", r.clone()));
+    }
+    if let Some(r) = &e.readiness {
+        rows.push(("readiness", if r == "ready" { p.green(r) } else { p.yellow(r) }));
     }
     if let Some(r) = &e.watch_paused {
         rows.push(("watch paused", p.yellow(r)));

@@ -10,6 +10,7 @@ mod conf;
 mod daemon_cmds;
 mod extra;
 pub mod foreground;
+pub mod health_http;
 mod list;
 mod logs;
 pub mod ops;

@@ -107,7 +107,7 @@ fn stdin_json() -> Result<Value> {
 /// `rpm2 start --no-daemon`: the foreground mode of `rpm2-runtime` (logs here, Ctrl-C stops every
 /// app, the exit code says how it ended).
 fn start_foreground(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i32> {
-    let fg = Foreground { json_logs: false, no_auto_exit: false, tag: "rpm2" };
+    let fg = Foreground { json_logs: false, no_auto_exit: false, tag: "rpm2", health_port: None };
     let mut a = Some(a);
     foreground::run(&ui.home, &fg, &mut || match a.take().map(|a| start(ui, a, existing)) {
         Some(Ok(code)) => code,

@@ -27,11 +27,13 @@ use tokio::sync::mpsc;
 mod app;
 mod bind;
 mod listener;
+mod probe;
 mod round_robin;
 pub use self::app::ClusterApp;
 pub use self::bind::server_key;
 use self::bind::*;
 use self::listener::*;
+pub use self::probe::{connect_to_worker, ProbeRoute};
 pub use self::round_robin::WorkerHook;
 use self::round_robin::*;
 

@@ -8,6 +8,7 @@ pub mod ecosystem;
 pub mod log_options;
 pub mod names;
 mod options;
+pub mod probes;
 mod resolve;
 pub mod spec;
 pub mod watch_options;
@@ -103,6 +104,8 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "event_loop_inspector",
     "write",
     "install_url",
+    "liveness_probe",
+    "readiness_probe",
 ];
 
 /// Maps PM2's aliases to the canonical option name.

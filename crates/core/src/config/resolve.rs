@@ -56,7 +56,7 @@ pub(super) fn resolve_inner(
     // log_type, max_size, retain, compress, disable_logs: parsed here, also kept as given in `extra`.
     let logging = log_options::parse_settings(o).map_err(|e| anyhow!(e))?;
     let extra = raw_extra(o);
-    let spec = AppSpec {
+    let mut spec = AppSpec {
         namespace: match o.get("namespace") {
             None | Some(Value::Null) => "default".into(),
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -105,7 +105,9 @@ pub(super) fn resolve_inner(
         extra,
         watching: Some(triggers.watching),
         logging: Some(logging),
+        probes: Default::default(),
     };
+    spec.probes = probes::parse_probes(o, spec.is_node()).map_err(|e| anyhow!(e))?;
     Ok(Resolved { spec, warnings })
 }
 
@@ -377,6 +379,8 @@ fn raw_extra(o: &Map<String, Value>) -> BTreeMap<String, Value> {
         "retain",
         "compress",
         "kill_signal",
+        "liveness_probe",
+        "readiness_probe",
     ] {
         if let Some(v) = o.get(k) {
             extra.insert(k.to_string(), v.clone());

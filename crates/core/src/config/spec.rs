@@ -1,6 +1,7 @@
 //! The resolved app model: what the daemon needs to run one app, with every path absolute and every
 //! default filled in. Built by [`crate::config`] from CLI flags, JS objects or ecosystem files.
 
+pub use super::probes::{Probe, ProbeCheck, Probes};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -207,6 +208,9 @@ pub struct AppSpec {
     /// with [`AppSpec::balance`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balance: Option<Balance>,
+    /// `liveness_probe` and `readiness_probe`, parsed (empty when none is declared).
+    #[serde(default, skip_serializing_if = "Probes::is_empty")]
+    pub probes: Probes,
 }
 
 impl AppSpec {

@@ -89,6 +89,11 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         restart_reason: st.restart_reason.clone(),
         watch_paused: d.triggers.paused(&spec.name),
         node_version: spec.interpreter.as_deref().and_then(|i| node_version(i, spec.env.get("PATH"))),
+        // The readiness probe's verdict, for apps that declare one.
+        readiness: spec.probes.readiness.is_some().then(|| {
+            let ready = st.ready == Some(true) && st.pid.is_some();
+            (if ready { "ready" } else { "not ready" }).to_string()
+        }),
         extra: Map::new(),
     };
     pm2_env.add_extra(&spec.extra);

@@ -167,6 +167,10 @@ pub struct Pm2Env {
     /// The version of the Node.js that runs the app (`20.11.1`), for Node apps; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_version: Option<String>,
+    /// The readiness probe's verdict (`ready` or `not ready`), for apps that declare a
+    /// `readiness_probe`; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<String>,
     /// The app's extra options, written last; a key that names a field above is never written.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

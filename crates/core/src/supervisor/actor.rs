@@ -71,6 +71,10 @@ impl Actor {
                 self.on_crash(code, signal).await;
                 continue;
             }
+            if let Some((gen, kind, verdict)) = self.pending_probe.take() {
+                self.on_probe(gen, kind, verdict).await;
+                continue;
+            }
             let msg = if let Some(c) = self.deferred.pop_front() {
                 Msg::Ctl(c)
             } else {
@@ -96,6 +100,7 @@ impl Actor {
                 Msg::Ipc { gen, ev } => {
                     self.on_ipc(gen, ev);
                 }
+                Msg::Probe { gen, kind, verdict } => self.on_probe(gen, kind, verdict).await,
             }
         }
     }
@@ -313,13 +318,21 @@ impl Actor {
                     Some(Msg::Exited { gen, code, signal }) if self.is_current(gen) => return Wait::Exited(code, signal),
                     Some(Msg::Exited { gen, code, signal }) if self.is_retiring(gen) => return Wait::RetiredExited(code, signal),
                     Some(Msg::Exited { .. }) => {}
+                    Some(Msg::Probe { gen, kind, verdict }) if self.is_current(gen) => {
+                        if kind == super::probe::Kind::Readiness {
+                            self.st.ready = Some(verdict.is_ok());
+                            return Wait::Readiness(verdict);
+                        }
+                        self.pending_probe = Some((gen, kind, verdict));
+                    }
+                    Some(Msg::Probe { .. }) => {}
                     Some(Msg::Ipc { gen, ev }) => {
                         let sig = self.on_ipc(gen, ev);
                         if self.is_current(gen) {
                             match sig {
                                 Sig::Ready => return Wait::Ready,
                                 Sig::Listening => return Wait::Listening,
-                                Sig::None => {}
+                                Sig::None | Sig::Readiness => {}
                             }
                         }
                     }
@@ -335,12 +348,14 @@ impl Actor {
     }
 
     /// Waits until the current child signals `want` (`Ready`, or `Listening` which `Ready` also
-    /// satisfies), exits, or the deadline passes, or a stop request cuts in. The retiring child's exit
+    /// satisfies; `Readiness`: any verdict of its readiness probe, the others only recorded), exits, or the deadline passes, or a stop request cuts in. The retiring child's exit
     /// is noted, not returned.
     pub(super) async fn wait_current(&mut self, deadline: Instant, want: Sig) -> Wait {
         loop {
             match self.next_event(deadline, true).await {
-                Wait::Listening if want == Sig::Ready => {}
+                Wait::Listening if want != Sig::Listening => {}
+                Wait::Ready if want == Sig::Readiness => {}
+                Wait::Readiness(_) if want != Sig::Readiness => {}
                 Wait::RetiredExited(code, signal) => {
                     self.retiring = None;
                     let signal = signal.map(super::signal_name);

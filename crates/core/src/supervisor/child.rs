@@ -100,11 +100,15 @@ impl Actor {
             let _ = inbox.send(Msg::Exited { gen, code, signal });
         });
         self.write_pid_file(pid);
-        if let (Some(c), true) = (&self.ctx.cluster, wid != 0 && s.wait_ready) {
-            // Routed to only once it said 'ready' (see start_now / reload).
+        let readiness = s.probes.readiness.is_some();
+        if let (Some(c), true) = (&self.ctx.cluster, wid != 0 && (s.wait_ready || readiness)) {
+            // Routed to only once it said 'ready' and passed its readiness probe (see start_now / reload).
             c.hold(wid);
         }
-        self.running = Some(Running { gen, pid, ipc: ipc_tx, wid, listened: false, stdin });
+        let heartbeat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(now_ms()));
+        let probes = self.start_probes(gen, wid, ipc_tx.as_ref(), &heartbeat);
+        self.running = Some(Running { gen, pid, ipc: ipc_tx, wid, listened: false, stdin, heartbeat, probes });
+        self.st.ready = readiness.then_some(false);
         self.st.axm_actions.clear();
         self.st.pid = Some(pid);
         self.st.pm_uptime = now_ms();
@@ -246,8 +250,14 @@ impl Actor {
                     dlog(format!("App {} stopped by request before it sent 'ready'", self.label()));
                     return Err(format!("app {} was stopped before it was ready", self.label()));
                 }
-                Wait::RetiredExited(..) => {}
+                Wait::RetiredExited(..) | Wait::Readiness(_) => {}
             }
+        }
+        if self.st.ready == Some(false) {
+            // Online (and routed to) once its readiness probe passes: see on_readiness.
+            self.set_status(Status::Launching);
+            dlog(format!("App {} started, waiting for its readiness probe", self.label()));
+            return Ok(());
         }
         self.admit_current();
         self.set_status(Status::Online);
@@ -256,10 +266,11 @@ impl Actor {
         Ok(())
     }
 
-    /// Lets the current worker receive connections (ends a wait_ready probation).
+    /// Lets the current worker receive connections (ends a wait_ready probation); a worker whose
+    /// readiness probe has not passed stays on probation.
     pub(super) fn admit_current(&self) {
         if let (Some(c), Some(r)) = (&self.ctx.cluster, &self.running) {
-            if r.wid != 0 {
+            if r.wid != 0 && self.st.ready != Some(false) {
                 c.admit(r.wid);
             }
         }

@@ -23,8 +23,15 @@ impl Actor {
         self.st.pid = None;
         self.st.exit_code = code;
         self.st.exit_signal = signal.map(signal_name);
-        dlog(format!("App {} {}", self.label(), how_it_ended(code, self.st.exit_signal.as_deref())));
+        let how = how_it_ended(code, self.st.exit_signal.as_deref());
+        dlog(format!("App {} {how}", self.label()));
         self.event("exit", false);
+        self.after_exit(code, how).await;
+    }
+
+    /// After an exit nobody asked for (or a liveness failure): the restart policy decides; a restart
+    /// records `reason`.
+    pub(super) async fn after_exit(&mut self, code: Option<i32>, reason: String) {
         let now = now_ms();
         self.counters.unstable_restarts = self.st.unstable_restarts;
         let d = policy::on_exit(&self.spec, &mut self.counters, code, now, self.st.created_at, self.st.pm_uptime);
@@ -44,7 +51,7 @@ impl Actor {
                 self.event("errored", false);
             }
             Decision::Restart { delay_ms } => {
-                self.st.restart_reason = Some(how_it_ended(code, self.st.exit_signal.as_deref()));
+                self.st.restart_reason = Some(reason);
                 if delay_ms == 0 {
                     self.st.restart_time = self.st.restart_time.saturating_add(1);
                     let _ = self.start_now(false).await;
@@ -123,7 +130,7 @@ impl Actor {
             let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
         }
         if let Some(r) = self.retiring.take() {
-            if let Some(tx) = r.ipc {
+            if let Some(tx) = &r.ipc {
                 tx.close();
             }
         }
@@ -141,6 +148,7 @@ impl Actor {
                 Wait::RetiredExited(c, s) => return Some((c, s)),
                 Wait::Timeout => return None,
                 Wait::Exited(c, s) => self.pending_exit = Some((c, s)),
+                Wait::Readiness(v) => self.on_readiness(v),
                 Wait::Ready | Wait::Listening | Wait::Interrupted => {}
             }
         }

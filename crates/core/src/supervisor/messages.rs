@@ -21,6 +21,12 @@ impl Actor {
             Some(r) => (r.wid, r.ipc.clone()),
             None => return Sig::None,
         };
+        if matches!(ev, ChannelEvent::Message(_) | ChannelEvent::Handle { .. }) {
+            // Any message proves the child's event loop turns (the preload's `axm:monitor` every second).
+            if let Some(r) = who {
+                r.heartbeat.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let sig = match ev {
             ChannelEvent::Message(v) => self.on_message(wid, tx.as_ref(), v),
             ChannelEvent::Handle { msg, .. } => {

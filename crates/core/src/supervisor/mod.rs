@@ -15,6 +15,7 @@ mod exit;
 pub mod handle;
 mod messages;
 pub mod policy;
+mod probe;
 mod pump;
 mod reload;
 #[cfg(test)]
@@ -104,6 +105,10 @@ pub struct ProcState {
     /// `monitor`/`unmonitor`: PM2's `_km_monitored` flag; None until either was asked.
     #[serde(default)]
     pub km_monitored: Option<bool>,
+    /// The readiness probe's verdict on the running child: None when the app declares no readiness
+    /// probe (or nothing runs), false until it passes.
+    #[serde(default)]
+    pub ready: Option<bool>,
 }
 
 impl ProcState {
@@ -123,6 +128,7 @@ impl ProcState {
             prev_restart_delay: 0,
             axm_actions: Vec::new(),
             km_monitored: None,
+            ready: None,
         }
     }
 }
@@ -147,6 +153,7 @@ enum Msg {
     Ctl(Envelope),
     Exited { gen: u64, code: Option<i32>, signal: Option<i32> },
     Ipc { gen: u64, ev: ChannelEvent },
+    Probe { gen: u64, kind: probe::Kind, verdict: probe::Verdict },
 }
 
 /// What an actor needs from the daemon.
@@ -191,6 +198,7 @@ pub fn spawn(spec: Arc<AppSpec>, ctx: ProcCtx, initial: ProcState, start: bool) 
         restart_at: None,
         deferred: VecDeque::new(),
         pending_exit: None,
+        pending_probe: None,
         logs,
     };
     tokio::spawn(actor.run(start));
@@ -208,6 +216,19 @@ struct Running {
     listened: bool,
     /// Lines for the child's stdin (`send`, `attach`); None when the pipe could not be made.
     stdin: Option<mpsc::UnboundedSender<String>>,
+    /// When the child last said anything on its IPC channel (epoch ms; its spawn before that): what
+    /// an `event_loop` probe reads.
+    heartbeat: Arc<std::sync::atomic::AtomicU64>,
+    /// The child's probe tasks, aborted with it.
+    probes: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for p in &self.probes {
+            p.abort();
+        }
+    }
 }
 
 /// The next cluster worker id (`NODE_UNIQUE_ID`), unique in the daemon.
@@ -219,6 +240,8 @@ enum Sig {
     None,
     Ready,
     Listening,
+    /// Not an IPC message: what a wait wants when the readiness probe decides (see `wait_current`).
+    Readiness,
 }
 
 /// The actor's state: owned by its task, changed only by it (see `actor.rs` for the loop).
@@ -239,6 +262,8 @@ struct Actor {
     restart_at: Option<Instant>,
     deferred: VecDeque<Envelope>,
     pending_exit: Option<(Option<i32>, Option<i32>)>,
+    /// A liveness verdict that came during an operation, handled after it.
+    pending_probe: Option<(u64, probe::Kind, probe::Verdict)>,
     logs: Arc<Mutex<LogFiles>>,
 }
 
@@ -252,6 +277,8 @@ enum Wait {
     Interrupted,
     Ready,
     Listening,
+    /// The readiness probe of the current child changed its verdict.
+    Readiness(probe::Verdict),
     Timeout,
     Exited(Option<i32>, Option<i32>),
     RetiredExited(Option<i32>, Option<i32>),

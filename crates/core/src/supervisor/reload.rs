@@ -25,6 +25,7 @@ impl Actor {
         }
         let Some(old) = self.running.take() else { return Ok(()) };
         let old_uptime = self.st.pm_uptime;
+        let old_ready = self.st.ready;
         // The old worker keeps serving (it is "retiring" but still routed) while the new one starts.
         self.retiring = Some(old);
         if let Err(e) = self.spawn_child() {
@@ -32,8 +33,25 @@ impl Actor {
             return Err(format!("reload of {} failed: {e}; the old process keeps serving", self.label()));
         }
         let old_listened = self.retiring.as_ref().map(|r| r.listened).unwrap_or(false);
-        let want = if self.spec.wait_ready { Sig::Ready } else { Sig::Listening };
-        let outcome = if want == Sig::Listening && !old_listened {
+        let want = if self.spec.probes.readiness.is_some() {
+            Sig::Readiness
+        } else if self.spec.wait_ready {
+            Sig::Ready
+        } else {
+            Sig::Listening
+        };
+        let mut unready = None;
+        let outcome = if want == Sig::Readiness {
+            // Retired only once its replacement passes the readiness probe (never routed to before).
+            let deadline = Instant::now() + Duration::from_millis(self.readiness_budget_ms());
+            loop {
+                match self.wait_current(deadline, Sig::Readiness).await {
+                    Wait::Readiness(Ok(())) => break Wait::Ready,
+                    Wait::Readiness(Err(detail)) => unready = Some(detail),
+                    other => break other,
+                }
+            }
+        } else if want == Sig::Listening && !old_listened {
             // The app never listened (a worker without a server): the new process is ready when it
             // is still alive after a short settling time, bounded by listen_timeout.
             let settle =
@@ -55,6 +73,14 @@ impl Actor {
                     super::exit::how_it_ended(c, s.map(super::signal_name).as_deref())
                 ),
                 Wait::Interrupted => "a stop or delete request came before the new process was ready".to_string(),
+                _ if want == Sig::Readiness => {
+                    let probe = self.spec.probes.readiness.as_ref().map(|p| p.describe()).unwrap_or_default();
+                    let why = match unready {
+                        Some(detail) => format!("readiness probe failed: {detail}"),
+                        None => format!("readiness probe {probe}: no verdict yet"),
+                    };
+                    format!("the new process was not ready within {} ms ({why})", self.readiness_budget_ms())
+                }
                 _ => format!(
                     "the new process was not {} within listen_timeout ({} ms)",
                     if want == Sig::Ready { "ready" } else { "listening" },
@@ -78,6 +104,7 @@ impl Actor {
                 self.st.pid = Some(r.pid);
             }
             self.st.pm_uptime = old_uptime;
+            self.st.ready = old_ready;
             self.publish();
             let msg = format!(
                 "reload of {} rolled back: {reason}; the old process (pid {}) keeps serving",
@@ -102,6 +129,18 @@ impl Actor {
         Ok(())
     }
 
+    /// How long a reload waits for a replacement to pass its readiness probe: listen_timeout, plus
+    /// the probe's initial delay, one period per failure and success it may need, and one timeout.
+    fn readiness_budget_ms(&self) -> u64 {
+        let Some(p) = &self.spec.probes.readiness else { return self.spec.listen_timeout };
+        let periods = u64::from(p.failure_threshold) + u64::from(p.success_threshold);
+        self.spec
+            .listen_timeout
+            .saturating_add(p.initial_delay_ms)
+            .saturating_add(p.period_ms.saturating_mul(periods))
+            .saturating_add(p.timeout_ms)
+    }
+
     /// Waits (briefly) for the exit of a killed generation that is neither current nor retiring.
     async fn retiring_extra_wait(&mut self, gen: u64) {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -112,6 +151,7 @@ impl Actor {
                     Some(Msg::Ctl(c)) => self.deferred.push_back(c),
                     Some(Msg::Exited { gen: g, .. }) if g == gen => return,
                     Some(Msg::Exited { .. }) => {}
+                    Some(Msg::Probe { gen: g, kind, verdict }) => self.pending_probe = Some((g, kind, verdict)),
                     Some(Msg::Ipc { gen: g, ev }) => { self.on_ipc(g, ev); }
                 },
                 _ = sleep_until(deadline) => return,

@@ -284,6 +284,7 @@ fn child_env_carries_pm2_variables_and_drops_channel_ones() {
         restart_at: None,
         deferred: VecDeque::new(),
         pending_exit: None,
+        pending_probe: None,
     };
     let env: std::collections::HashMap<String, String> = actor.child_env().into_iter().collect();
     assert_eq!(env.get("pm_id").map(String::as_str), Some("9"));
