@@ -21,12 +21,13 @@ impl Actor {
             Some(r) => (r.wid, r.ipc.clone()),
             None => return Sig::None,
         };
+        let current = self.is_current(gen);
         let sig = match ev {
-            ChannelEvent::Message(v) => self.on_message(wid, tx.as_ref(), v),
+            ChannelEvent::Message(v) => self.on_message(wid, tx.as_ref(), v, current),
             ChannelEvent::Handle { msg, .. } => {
                 // A handle the app sent us (e.g. process.send(m, server)): ACKed by the channel and
                 // closed here (the fd drops); the message itself is delivered.
-                self.on_message(wid, tx.as_ref(), msg)
+                self.on_message(wid, tx.as_ref(), msg, current)
             }
             ChannelEvent::Fault(f) => {
                 dlog(format!("App {} IPC: {f}", self.label()));
@@ -88,7 +89,8 @@ impl Actor {
         }
     }
 
-    fn on_message(&mut self, wid: u64, tx: Option<&ChannelTx>, v: Value) -> Sig {
+    /// Handles one message of a child (`current`: of the running child, not of one being retired).
+    fn on_message(&mut self, wid: u64, tx: Option<&ChannelTx>, v: Value, current: bool) -> Sig {
         if let Some(o) = v.as_object() {
             if o.get("cmd").and_then(|c| c.as_str()) == Some("NODE_CLUSTER") {
                 return self.on_cluster(wid, tx, o);
@@ -103,9 +105,10 @@ impl Actor {
         if let Some(o) = v.as_object() {
             let truthy = |x: Option<&Value>| !matches!(x, None | Some(Value::Null) | Some(Value::Bool(false)));
             if let (Some(Value::String(t)), true) = (o.get("type"), truthy(o.get("data"))) {
-                if t == "axm:monitor" {
-                    self.st.axm_monitor = o.get("data").cloned();
-                    self.publish();
+                if t == "axm:monitor" && current {
+                    if let Some(Value::Object(data)) = o.get("data") {
+                        self.merge_metrics(data);
+                    }
                 }
                 if t == "axm:action" {
                     self.declare_action(o.get("data"));
@@ -119,6 +122,21 @@ impl Actor {
         }
         self.emit("process:msg", json!({"at": at, "raw": v, "process": process}));
         Sig::None
+    }
+
+    /// Merges metrics into `axm_monitor` by name (PM2's `Object.assign`: the preload's built-in
+    /// metrics and the app's own sit side by side) and publishes them. Not saved to the app table:
+    /// metrics arrive every second from every Node app.
+    fn merge_metrics(&mut self, data: &serde_json::Map<String, Value>) {
+        match &mut self.st.axm_monitor {
+            Some(Value::Object(m)) => {
+                for (k, v) in data {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+            other => *other = Some(Value::Object(data.clone())),
+        }
+        self.publish_unsaved();
     }
 
     /// Records an action declared with `axm:action` (once per name, as PM2).
