@@ -128,14 +128,7 @@ impl Actor {
     /// metrics and the app's own sit side by side) and publishes them. Not saved to the app table:
     /// metrics arrive every second from every Node app.
     fn merge_metrics(&mut self, data: &serde_json::Map<String, Value>) {
-        match &mut self.st.axm_monitor {
-            Some(Value::Object(m)) => {
-                for (k, v) in data {
-                    m.insert(k.clone(), v.clone());
-                }
-            }
-            other => *other = Some(Value::Object(data.clone())),
-        }
+        merge_into(&mut self.st.axm_monitor, data);
         self.publish_unsaved();
     }
 
@@ -147,5 +140,39 @@ impl Actor {
             self.st.axm_actions.push(d.clone());
             self.publish();
         }
+    }
+}
+
+/// `Object.assign(target, data)`: each metric of `data` replaces the one of the same name or is added
+/// after the others; metrics `data` does not name are kept. A missing target starts as `data`.
+fn merge_into(target: &mut Option<Value>, data: &serde_json::Map<String, Value>) {
+    match target {
+        Some(Value::Object(m)) => {
+            for (k, v) in data {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        other => *other = Some(Value::Object(data.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_merge_by_name_as_object_assign() {
+        let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
+        let mut m = None;
+        merge_into(&mut m, &obj(json!({"Heap Size": {"value": "1.00"}, "Active handles": {"value": 1}})));
+        merge_into(&mut m, &obj(json!({"Requests": {"value": 42, "unit": "req/min"}})));
+        merge_into(&mut m, &obj(json!({"Heap Size": {"value": "2.00"}})));
+        let m = m.unwrap_or_default();
+        assert_eq!(
+            m.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+            ["Heap Size", "Active handles", "Requests"]
+        );
+        assert_eq!(m["Heap Size"]["value"], "2.00");
+        assert_eq!(m["Requests"]["value"], 42);
     }
 }

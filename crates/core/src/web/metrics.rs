@@ -219,7 +219,7 @@ impl RuntimeFamilies {
             loop_delay: Family::new(
                 "rpm2_process_event_loop_delay_seconds",
                 "gauge",
-                "Event-loop delay of a Node app over the last second, by quantile (0.5, 0.95).",
+                "Event-loop delay of a Node app over its last seconds, by quantile (0.5, 0.95).",
             ),
             handles: Family::new("rpm2_process_active_handles", "gauge", "Active libuv handles of a Node app."),
             requests: Family::new("rpm2_process_active_requests", "gauge", "Active libuv requests of a Node app."),
