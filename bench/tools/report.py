@@ -36,9 +36,20 @@ METRICS = [
      'crash-restart'),
     ('idle_wakeups_per_s', 'daemon context switches per second, idle, 10 apps', '/s', None, '—', 'idle-cpu'),
     ('log_burst_daemon_syscalls', '{lines} log lines: daemon read+write syscalls', 'count', None, '—', 'log-burst'),
+    # what an app pays for its metrics: rpm2's preload vs pm2's @pm2/io, and rpm2 with --no-pmx (#22)
+    ('app_boot_ms', 'app start-up (process start → first line), with metrics (rpm2 preload / pm2 agent)', 'ms',
+     None, '—', 'preload'),
+    ('app_boot_nopmx_ms', 'app start-up (process start → first line), rpm2 `--no-pmx`', 'ms', None, '—', 'preload'),
+    ('app_rss_mib', 'idle app RSS, with metrics (rpm2 preload / pm2 agent)', 'MiB', None, '—', 'preload'),
+    ('app_rss_nopmx_mib', 'idle app RSS, rpm2 `--no-pmx`', 'MiB', None, '—', 'preload'),
+    ('app_idle_cpu_ms', 'idle app CPU per second, with metrics', 'ms', None, '—', 'preload'),
+    ('app_idle_cpu_nopmx_ms', 'idle app CPU per second, rpm2 `--no-pmx`', 'ms', None, '—', 'preload'),
+    ('app_wakeups_per_s', 'idle app context switches per second, with metrics', '/s', None, '—', 'preload'),
+    ('app_wakeups_nopmx_per_s', 'idle app context switches per second, rpm2 `--no-pmx`', '/s', None, '—', 'preload'),
 ]
 TOOLS = ('rpm2', 'pm2')
-RPM2_ONLY = {'list_direct_ms', 'list_installed_ms'}
+RPM2_ONLY = {'list_direct_ms', 'list_installed_ms', 'app_boot_nopmx_ms', 'app_rss_nopmx_mib', 'app_idle_cpu_nopmx_ms',
+             'app_wakeups_nopmx_per_s'}
 
 
 def fmt(v, unit):
