@@ -126,6 +126,7 @@ declare namespace rpm2 {
     filter_env?: boolean | string | string[];
     append_env_to_name?: boolean;
     vizion?: boolean;
+    /** false: no metrics preload in this Node app (no built-in code metrics), as PM2's `pmx: false`. */
     pmx?: boolean;
     automation?: boolean;
     uid?: string | number;

@@ -193,7 +193,8 @@ describe("PM2's jlist fields", () => {
     const node = spawnSync('node', ['--version'], { encoding: 'utf8' }).stdout.trim().replace(/^v/, '');
     assert.equal(ours.pm2_env.node_version, node);
     assert.equal(ours.pm2_env.vizion, true);
-    assert.deepEqual(ours.pm2_env.axm_monitor, {});
+    // Metrics arrive about a second after the start (issue 22): {} until then, an object always.
+    assert.equal(jsonType(ours.pm2_env.axm_monitor), 'object');
   });
 
   test('logs --json --nostream carries the timestamp each log line recorded', async (t) => {

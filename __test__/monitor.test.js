@@ -78,6 +78,10 @@ const METRIC_TYPES = {
   rpm2_process_cpu_percent: 'gauge', rpm2_process_memory_bytes: 'gauge', rpm2_process_restarts: 'gauge',
   rpm2_process_unstable_restarts: 'gauge', rpm2_process_uptime_seconds: 'gauge', rpm2_process_pid: 'gauge',
   rpm2_process_status: 'gauge', rpm2_process_custom_metric: 'gauge',
+  // the built-in code metrics of Node apps (issue 22)
+  rpm2_process_heap_size_bytes: 'gauge', rpm2_process_heap_used_bytes: 'gauge',
+  rpm2_process_event_loop_delay_seconds: 'gauge', rpm2_process_active_handles: 'gauge',
+  rpm2_process_active_requests: 'gauge',
 };
 
 // ---------------------------------------------------------------------------------------------------

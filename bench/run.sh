@@ -30,13 +30,14 @@ for c in python3 node timeout; do
   command -v "$c" >/dev/null 2>&1 || { echo "bench: '$c' is required" >&2; exit 1; }
 done
 
-ALL="daemon-rss cli-list cli-start crash-restart log-burst logs-tail idle-cpu watch web-api probes"
+ALL="daemon-rss cli-list cli-start crash-restart log-burst logs-tail idle-cpu watch web-api probes preload"
 ONLY=${BENCH_ONLY:-$ALL}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   export RSS_REPS=${RSS_REPS:-1} SETTLE_S=${SETTLE_S:-1} LIST_N=${LIST_N:-5} START_N=${START_N:-3} \
     CRASHES=${CRASHES:-4} CRASH_REPS=${CRASH_REPS:-1} LOG_REPS=${LOG_REPS:-1} IDLE_S=${IDLE_S:-5} \
     IDLE_SETTLE_S=${IDLE_SETTLE_S:-1} WATCH_N=${WATCH_N:-3} WATCH_FILES=${WATCH_FILES:-5000} \
-    WATCH_SETTLE_S=${WATCH_SETTLE_S:-3} WATCH_IDLE_S=${WATCH_IDLE_S:-5} PROBE_S=${PROBE_S:-5}
+    WATCH_SETTLE_S=${WATCH_SETTLE_S:-3} WATCH_IDLE_S=${WATCH_IDLE_S:-5} PROBE_S=${PROBE_S:-5} \
+    PRELOAD_APPS=${PRELOAD_APPS:-3} PRELOAD_REPS=${PRELOAD_REPS:-1} PRELOAD_IDLE_S=${PRELOAD_IDLE_S:-5}
 fi
 export RSS_REPS=${RSS_REPS:-3} SETTLE_S=${SETTLE_S:-3} LIST_N=${LIST_N:-20} START_N=${START_N:-10} \
   CRASHES=${CRASHES:-8} CRASH_REPS=${CRASH_REPS:-2} CRASH_LIVE_MS=${CRASH_LIVE_MS:-100} \
@@ -133,7 +134,8 @@ for l in open(sys.argv[2]):
     if len(p) == 3:
         scripts[p[0]] = {'rc': int(p[1]), 'seconds': int(p[2])}
 keys = ("RSS_REPS SETTLE_S LIST_N START_N CRASHES CRASH_REPS CRASH_LIVE_MS LOG_LINES LOG_REPS IDLE_S IDLE_SETTLE_S "
-        "WATCH_N WATCH_APPS WATCH_FILES WATCH_SETTLE_S WATCH_IDLE_S").split()
+        "WATCH_N WATCH_APPS WATCH_FILES WATCH_SETTLE_S WATCH_IDLE_S PRELOAD_APPS PRELOAD_SETTLE_S PRELOAD_IDLE_S "
+        "PRELOAD_REPS").split()
 import os
 missing = dict(l.split('\t', 1) for l in """$missing_json""".splitlines() if '\t' in l)
 json.dump({

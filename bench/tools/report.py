@@ -38,9 +38,20 @@ METRICS = [
     ('probes_cpu_ms_per_s', 'daemon CPU per second, 100 apps probed every second (http liveness + tcp readiness)',
      'ms', None, '— (#22: a few ms; pm2 7 has no probes)', 'probes'),
     ('log_burst_daemon_syscalls', '{lines} log lines: daemon read+write syscalls', 'count', None, '—', 'log-burst'),
+    # what an app pays for its metrics: rpm2's preload vs pm2's @pm2/io, and rpm2 with --no-pmx (#22)
+    ('app_boot_ms', 'app start-up (process start → first line), with metrics (rpm2 preload / pm2 agent)', 'ms',
+     None, '—', 'preload'),
+    ('app_boot_nopmx_ms', 'app start-up (process start → first line), rpm2 `--no-pmx`', 'ms', None, '—', 'preload'),
+    ('app_rss_mib', 'idle app RSS, with metrics (rpm2 preload / pm2 agent)', 'MiB', None, '—', 'preload'),
+    ('app_rss_nopmx_mib', 'idle app RSS, rpm2 `--no-pmx`', 'MiB', None, '—', 'preload'),
+    ('app_idle_cpu_ms', 'idle app CPU per second, with metrics', 'ms', None, '—', 'preload'),
+    ('app_idle_cpu_nopmx_ms', 'idle app CPU per second, rpm2 `--no-pmx`', 'ms', None, '—', 'preload'),
+    ('app_wakeups_per_s', 'idle app context switches per second, with metrics', '/s', None, '—', 'preload'),
+    ('app_wakeups_nopmx_per_s', 'idle app context switches per second, rpm2 `--no-pmx`', '/s', None, '—', 'preload'),
 ]
 TOOLS = ('rpm2', 'pm2')
-RPM2_ONLY = {'list_direct_ms', 'list_installed_ms', 'probes_cpu_ms_per_s'}
+RPM2_ONLY = {'list_direct_ms', 'list_installed_ms', 'probes_cpu_ms_per_s', 'app_boot_nopmx_ms', 'app_rss_nopmx_mib',
+             'app_idle_cpu_nopmx_ms', 'app_wakeups_nopmx_per_s'}
 
 
 def fmt(v, unit):

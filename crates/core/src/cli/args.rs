@@ -400,6 +400,9 @@ pub(crate) struct StartArgs {
     /// After starting, stream the app's logs until Ctrl-C (the app keeps running).
     #[arg(long, help_heading = H_RUN)]
     pub(crate) attach: bool,
+    /// Do not load rpm2's metrics preload into Node apps (pmx: false): no built-in code metrics.
+    #[arg(long = "no-pmx", help_heading = H_GENERAL)]
+    pub(crate) no_pmx: bool,
     #[command(flatten)]
     #[allow(dead_code)]
     pub(crate) compat: CompatFlags,
@@ -535,9 +538,6 @@ pub(crate) struct StartFlags {
 #[allow(dead_code)]
 #[derive(Args, Debug, Default)]
 pub(crate) struct CompatFlags {
-    /// No effect (PM2: do not inject @pm2/io).
-    #[arg(long = "no-pmx", help_heading = H_COMPAT)]
-    pub(crate) no_pmx: bool,
     /// No effect (PM2: no git metadata).
     #[arg(long = "no-vizion", help_heading = H_COMPAT)]
     pub(crate) no_vizion: bool,

@@ -5,7 +5,7 @@ use crate::base::fmt::{human_bytes, human_duration, iso_utc, now_ms, Paint};
 use crate::client::{Client, RpcError};
 use crate::protocol::Pm2Process;
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::io::Write;
 use std::path::Path;
 
@@ -167,6 +167,25 @@ fn cell(v: &Value) -> String {
     v.as_str().map(String::from).unwrap_or_else(|| v.to_string())
 }
 
+/// The "Code metrics" table of `show`, as PM2 prints it: one row per metric, its value followed by
+/// its unit, no header row.
+fn metrics_table(m: &Map<String, Value>) -> String {
+    let rows: Vec<Vec<String>> = m
+        .iter()
+        .map(|(k, v)| {
+            let value = v.get("value").unwrap_or(v);
+            let mut shown = value.as_str().map(String::from).unwrap_or_else(|| value.to_string());
+            if let Some(unit) = v.get("unit").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+                shown = format!("{shown} {unit}");
+            }
+            vec![k.clone(), shown]
+        })
+        .collect();
+    let t = crate::base::table::render(&["metric".into(), "value".into()], &rows);
+    // Drop the header row and its rule: PM2's metrics table has none.
+    t.lines().enumerate().filter(|(i, _)| *i != 1 && *i != 2).map(|(_, l)| format!("{l}\n")).collect()
+}
+
 /// `rpm2 show <target> [--env]`.
 pub(super) fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
     let mut c = ui.client()?;
@@ -205,11 +224,7 @@ pub(super) fn show(ui: &Ui, target: &str, env: bool) -> Result<i32> {
         }
         if let Some(m) = e.axm_monitor.as_object().filter(|m| !m.is_empty()) {
             println!(" Code metrics value ");
-            let rows: Vec<Vec<String>> = m
-                .iter()
-                .map(|(k, v)| vec![k.clone(), v.get("value").map(cell).unwrap_or_else(|| v.to_string())])
-                .collect();
-            print!("{}", crate::base::table::render(&["metric".into(), "value".into()], &rows));
+            print!("{}", metrics_table(m));
         }
         if env {
             println!(" Environment ");
@@ -286,4 +301,22 @@ fn render_inspect(list: &Value) -> Result<()> {
         bail!("node failed to render the list");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_table_shows_value_and_unit_without_header() {
+        let m = json!({
+            "Heap Size": {"historic": true, "unit": "MiB", "type": "internal/v8/heap/total", "value": "6.98"},
+            "Active handles": {"historic": true, "type": "internal/libuv/handles", "value": 3},
+        });
+        let t = metrics_table(m.as_object().unwrap());
+        assert!(t.contains("Heap Size") && t.contains("6.98 MiB"), "{t}");
+        assert!(t.lines().any(|l| l.contains("Active handles") && l.contains(" 3 ")), "{t}");
+        assert!(!t.contains("metric") && !t.contains("value"), "no header row: {t}");
+        assert_eq!(t.lines().count(), 4, "{t}");
+    }
 }

@@ -37,7 +37,10 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
     }
     let attach = a.attach;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let app = flags_to_app(&a.opts, &a.args)?;
+    let mut app = flags_to_app(&a.opts, &a.args)?;
+    if a.no_pmx {
+        app.insert("pmx".into(), json!(false));
+    }
     let f = &a.opts;
     let o = StartOptions {
         cwd,

@@ -521,6 +521,21 @@ mod tests {
     }
 
     #[test]
+    fn pmx_is_a_boolean_kept_in_extra() {
+        let d = tmpdir("pmx");
+        let on = resolve_app(&json!({"script": "app.js"}), &ctx(&d)).unwrap().spec;
+        assert!(on.pmx() && !on.extra.contains_key("pmx"));
+        for off in [json!(false), json!("false")] {
+            let s = resolve_app(&json!({"script": "app.js", "pmx": off}), &ctx(&d)).unwrap().spec;
+            assert!(!s.pmx());
+            assert_eq!(s.extra.get("pmx"), Some(&json!(false)));
+        }
+        let e = resolve_app(&json!({"script": "app.js", "pmx": 3}), &ctx(&d)).unwrap_err();
+        assert!(format!("{e:#}").contains("'pmx'"), "{e:#}");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
     fn instances_imply_cluster_and_aliases_work() {
         let d = tmpdir("cluster");
         let r = resolve_app(&json!({"script": "app.js", "instances": "max", "nodeArgs": "--max-old-space-size=100", "combine_logs": false}), &ctx(&d)).unwrap();

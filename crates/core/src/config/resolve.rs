@@ -55,7 +55,11 @@ pub(super) fn resolve_inner(
     let stop_exit_codes = resolve_stop_exit_codes(o)?;
     // log_type, max_size, retain, compress, disable_logs: parsed here, also kept as given in `extra`.
     let logging = log_options::parse_settings(o).map_err(|e| anyhow!(e))?;
-    let extra = raw_extra(o);
+    let mut extra = raw_extra(o);
+    // `pmx`: kept as a boolean (the metrics preload is off when false).
+    if let Some(pmx) = bool_field(o, "pmx")? {
+        extra.insert("pmx".into(), Value::Bool(pmx));
+    }
     let mut spec = AppSpec {
         namespace: match o.get("namespace") {
             None | Some(Value::Null) => "default".into(),

@@ -224,4 +224,10 @@ impl AppSpec {
             None => false,
         }
     }
+
+    /// `pmx` (PM2's switch for its in-app agent): false only when the declaration turned it off
+    /// (`pmx: false`, `--no-pmx`); then rpm2 loads no metrics preload into the app.
+    pub fn pmx(&self) -> bool {
+        !matches!(self.extra.get("pmx"), Some(serde_json::Value::Bool(false)))
+    }
 }

@@ -68,7 +68,7 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         env,
         filter_env: spec.extra.get("filter_env").cloned().unwrap_or_else(|| json!([])),
         vizion: spec.extra.get("vizion").and_then(Value::as_bool).unwrap_or(true),
-        pmx: true,
+        pmx: spec.pmx(),
         automation: true,
         windows_hide: true,
         kill_retry_time: 100,

@@ -376,7 +376,8 @@ fn draw_list(f: &mut Frame, app: &mut App, list_area: Rect) {
     }
 }
 
-/// The selected process's custom metrics (`axm_monitor`).
+/// The selected process's code metrics (`axm_monitor`): the built-in ones of the metrics preload and
+/// the app's own.
 fn draw_metrics(f: &mut Frame, cur: Option<&Pm2Process>, metrics_area: Rect) {
     let mut lines = Vec::new();
     if let Some(m) = cur.and_then(|p| p.pm2_env.axm_monitor.as_object()) {
@@ -392,7 +393,10 @@ fn draw_metrics(f: &mut Frame, cur: Option<&Pm2Process>, metrics_area: Rect) {
         }
     }
     if lines.is_empty() {
-        lines.push(Line::styled("none (apps push them with axm:monitor)", Style::new().fg(Color::DarkGray)));
+        lines.push(Line::styled(
+            "none (Node apps report them every second unless pmx: false)",
+            Style::new().fg(Color::DarkGray),
+        ));
     }
     f.render_widget(Paragraph::new(lines).block(Block::bordered().title(" Custom Metrics ")), metrics_area);
 }

@@ -125,7 +125,8 @@ pub struct Pm2Env {
     pub km_link: bool,
     /// Whether a git metadata refresh runs: always `false`.
     pub vizion_running: bool,
-    /// Custom metrics the app reports (`@pm2/io`'s `axm:monitor`), `{}` until it does.
+    /// Code metrics (`axm:monitor`): the built-in ones of rpm2's metrics preload and the app's own
+    /// (`@pm2/io`, tx2), merged by name; `{}` until the app reports some.
     pub axm_monitor: Value,
     /// @pm2/io options the app reported: `{}` (rpm2 injects no agent).
     pub axm_options: Value,

@@ -1,6 +1,7 @@
 //! Starting the child: its command line, environment, process group, IPC channel, output pumps and
 //! exit waiter; then, with `wait_ready`, the wait for `ready`.
 
+use super::preload;
 use super::pump::{pump, Pipe};
 use super::{Actor, Msg, Running, Sig, Status, Wait, WORKER_ID};
 use crate::base::dlog;
@@ -20,7 +21,10 @@ impl Actor {
             .env
             .iter()
             .filter(|(k, _)| {
-                !matches!(k.as_str(), "NODE_CHANNEL_FD" | "NODE_CHANNEL_SERIALIZATION_MODE" | "NODE_UNIQUE_ID")
+                !matches!(
+                    k.as_str(),
+                    "NODE_CHANNEL_FD" | "NODE_CHANNEL_SERIALIZATION_MODE" | "NODE_UNIQUE_ID" | preload::ENV_FLAG
+                )
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -110,6 +114,7 @@ impl Actor {
         self.running = Some(Running { gen, pid, ipc: ipc_tx, wid, listened: false, stdin, heartbeat, probes });
         self.st.ready = readiness.then_some(false);
         self.st.axm_actions.clear();
+        self.st.axm_monitor = None;
         self.st.pid = Some(pid);
         self.st.pm_uptime = now_ms();
         self.st.exit_code = None;
@@ -120,11 +125,17 @@ impl Actor {
 
     /// The child's command: interpreter, node args, script and args, cwd, a clean environment, stdin,
     /// stdout and stderr piped (stdin stays open for `send`/`attach`, as PM2), its own process group.
+    /// A Node app also gets the metrics preload (`--require <home>/metrics-preload.cjs` before its own
+    /// node args, and `RPM2_METRICS=1`), unless `pmx: false`.
     fn command(&self) -> std::process::Command {
         let s = &self.spec;
+        let preload = self.metrics_preload();
         let mut cmd = match &s.interpreter {
             Some(i) => {
                 let mut c = std::process::Command::new(i);
+                if let Some(p) = &preload {
+                    c.arg("--require").arg(p);
+                }
                 c.args(&s.node_args).arg(&s.script);
                 c
             }
@@ -137,10 +148,28 @@ impl Actor {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
+        if preload.is_some() {
+            cmd.env(preload::ENV_FLAG, "1");
+        }
         // Own process group: stop signals reach the whole tree, and the app is not hit by signals
         // sent to the daemon's group.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd
+    }
+
+    /// The metrics preload's path when this app gets it (a Node app without `pmx: false`). When the
+    /// file cannot be written the app starts without it (logged).
+    fn metrics_preload(&self) -> Option<std::path::PathBuf> {
+        if !preload::wanted(&self.spec) {
+            return None;
+        }
+        match preload::ensure(&self.ctx.home) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                dlog(format!("App {}: no code metrics (cannot write the metrics preload: {e})", self.label()));
+                None
+            }
+        }
     }
 
     /// Creates the IPC socket pair and sets `cmd` up to hand the child its end as Node's channel fd.

@@ -21,6 +21,7 @@ impl Actor {
         }
         let _ = std::fs::remove_file(&self.paths.pid);
         self.st.pid = None;
+        self.st.axm_monitor = None;
         self.st.exit_code = code;
         self.st.exit_signal = signal.map(signal_name);
         let how = how_it_ended(code, self.st.exit_signal.as_deref());
@@ -77,6 +78,7 @@ impl Actor {
         self.publish();
         self.retire(r, false).await;
         self.st.pid = None;
+        self.st.axm_monitor = None;
         let _ = std::fs::remove_file(&self.paths.pid);
         // PM2 publishes `exit` for every exit, requested ones included.
         self.event("exit", true);

@@ -27,12 +27,13 @@ impl Actor {
                 r.heartbeat.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
             }
         }
+        let current = self.is_current(gen);
         let sig = match ev {
-            ChannelEvent::Message(v) => self.on_message(wid, tx.as_ref(), v),
+            ChannelEvent::Message(v) => self.on_message(wid, tx.as_ref(), v, current),
             ChannelEvent::Handle { msg, .. } => {
                 // A handle the app sent us (e.g. process.send(m, server)): ACKed by the channel and
                 // closed here (the fd drops); the message itself is delivered.
-                self.on_message(wid, tx.as_ref(), msg)
+                self.on_message(wid, tx.as_ref(), msg, current)
             }
             ChannelEvent::Fault(f) => {
                 dlog(format!("App {} IPC: {f}", self.label()));
@@ -94,7 +95,8 @@ impl Actor {
         }
     }
 
-    fn on_message(&mut self, wid: u64, tx: Option<&ChannelTx>, v: Value) -> Sig {
+    /// Handles one message of a child (`current`: of the running child, not of one being retired).
+    fn on_message(&mut self, wid: u64, tx: Option<&ChannelTx>, v: Value, current: bool) -> Sig {
         if let Some(o) = v.as_object() {
             if o.get("cmd").and_then(|c| c.as_str()) == Some("NODE_CLUSTER") {
                 return self.on_cluster(wid, tx, o);
@@ -109,9 +111,10 @@ impl Actor {
         if let Some(o) = v.as_object() {
             let truthy = |x: Option<&Value>| !matches!(x, None | Some(Value::Null) | Some(Value::Bool(false)));
             if let (Some(Value::String(t)), true) = (o.get("type"), truthy(o.get("data"))) {
-                if t == "axm:monitor" {
-                    self.st.axm_monitor = o.get("data").cloned();
-                    self.publish();
+                if t == "axm:monitor" && current {
+                    if let Some(Value::Object(data)) = o.get("data") {
+                        self.merge_metrics(data);
+                    }
                 }
                 if t == "axm:action" {
                     self.declare_action(o.get("data"));
@@ -127,6 +130,14 @@ impl Actor {
         Sig::None
     }
 
+    /// Merges metrics into `axm_monitor` by name (PM2's `Object.assign`: the preload's built-in
+    /// metrics and the app's own sit side by side) and publishes them. Not saved to the app table:
+    /// metrics arrive every second from every Node app.
+    fn merge_metrics(&mut self, data: &serde_json::Map<String, Value>) {
+        merge_into(&mut self.st.axm_monitor, data);
+        self.publish_unsaved();
+    }
+
     /// Records an action declared with `axm:action` (once per name, as PM2).
     fn declare_action(&mut self, data: Option<&Value>) {
         let Some(d) = data.filter(|d| d.is_object()) else { return };
@@ -135,5 +146,39 @@ impl Actor {
             self.st.axm_actions.push(d.clone());
             self.publish();
         }
+    }
+}
+
+/// `Object.assign(target, data)`: each metric of `data` replaces the one of the same name or is added
+/// after the others; metrics `data` does not name are kept. A missing target starts as `data`.
+fn merge_into(target: &mut Option<Value>, data: &serde_json::Map<String, Value>) {
+    match target {
+        Some(Value::Object(m)) => {
+            for (k, v) in data {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        other => *other = Some(Value::Object(data.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_merge_by_name_as_object_assign() {
+        let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
+        let mut m = None;
+        merge_into(&mut m, &obj(json!({"Heap Size": {"value": "1.00"}, "Active handles": {"value": 1}})));
+        merge_into(&mut m, &obj(json!({"Requests": {"value": 42, "unit": "req/min"}})));
+        merge_into(&mut m, &obj(json!({"Heap Size": {"value": "2.00"}})));
+        let m = m.unwrap_or_default();
+        assert_eq!(
+            m.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+            ["Heap Size", "Active handles", "Requests"]
+        );
+        assert_eq!(m["Heap Size"]["value"], "2.00");
+        assert_eq!(m["Requests"]["value"], 42);
     }
 }

@@ -6,8 +6,8 @@
 
 //!
 //! Files: [`handle`] (the daemon's side: one method per operation), `actor` (the control loop and its
-//! waits), `child` (spawning), `messages` (IPC from the child), `exit` (exits, stopping), `reload`,
-//! `pump` (output to the log files).
+//! waits), `child` (spawning), `preload` (the metrics preload Node apps load), `messages` (IPC from
+//! the child), `exit` (exits, stopping), `reload`, `pump` (output to the log files).
 
 mod actor;
 mod child;
@@ -15,6 +15,7 @@ mod exit;
 pub mod handle;
 mod messages;
 pub mod policy;
+mod preload;
 mod probe;
 mod pump;
 mod reload;
@@ -94,7 +95,9 @@ pub struct ProcState {
     pub exit_signal: Option<String>,
     /// Why the app was last restarted.
     pub restart_reason: Option<String>,
-    /// Custom metrics pushed with `axm:monitor`.
+    /// The code metrics of the running child (`axm:monitor`): the preload's built-in ones and the
+    /// app's own, merged by name as PM2 does (`Object.assign`); None until the child sends some, and
+    /// again from its exit.
     pub axm_monitor: Option<Value>,
     /// The last back-off delay (ms).
     pub prev_restart_delay: u64,

@@ -137,6 +137,7 @@ pub fn render_metrics(list: &[Pm2Process], daemon: &DaemonFigures) -> String {
         "gauge",
         "Numeric custom metrics an app pushes with process.send({type: 'axm:monitor', data}).",
     );
+    let mut runtime = RuntimeFamilies::new();
     let mut by_status: std::collections::BTreeMap<&str, u64> = STATUSES.iter().map(|s| (*s, 0)).collect();
     for p in list {
         let env = &p.pm2_env;
@@ -170,6 +171,10 @@ pub fn render_metrics(list: &[Pm2Process], daemon: &DaemonFigures) -> String {
                 _ => None,
             };
             let Some(x) = x else { continue };
+            if let Some(kind) = v.get("type").and_then(Value::as_str).filter(|t| t.starts_with("internal/")) {
+                runtime.add(kind, &labels, x);
+                continue;
+            }
             let unit = v.get("unit").and_then(|u| u.as_str()).unwrap_or("");
             custom.add(&format!("{labels},metric=\"{}\",unit=\"{}\"", escape_label(k), escape_label(unit)), x);
         }
@@ -178,8 +183,98 @@ pub fn render_metrics(list: &[Pm2Process], daemon: &DaemonFigures) -> String {
         count.add(&format!("status=\"{s}\""), *n as f64);
     }
     let mut out = String::new();
-    for f in [up, info, d_mem, d_cpu, d_up, d_pid, count, cpu, mem, restarts, unstable, uptime, pid, status, custom] {
+    for f in [up, info, d_mem, d_cpu, d_up, d_pid, count, cpu, mem, restarts, unstable, uptime, pid, status] {
         f.render(&mut out);
     }
+    for f in runtime.into_families() {
+        f.render(&mut out);
+    }
+    custom.render(&mut out);
     out
+}
+
+/// The built-in runtime metrics of Node apps (the metrics preload's, or @pm2/io's: recognized by
+/// their `internal/...` type), as gauges in base units.
+struct RuntimeFamilies {
+    heap_size: Family,
+    heap_used: Family,
+    loop_delay: Family,
+    handles: Family,
+    requests: Family,
+}
+
+impl RuntimeFamilies {
+    fn new() -> RuntimeFamilies {
+        RuntimeFamilies {
+            heap_size: Family::new(
+                "rpm2_process_heap_size_bytes",
+                "gauge",
+                "V8 heap size of a Node app, bytes (its 'Heap Size' code metric).",
+            ),
+            heap_used: Family::new(
+                "rpm2_process_heap_used_bytes",
+                "gauge",
+                "V8 heap in use in a Node app, bytes (its 'Used Heap Size' code metric).",
+            ),
+            loop_delay: Family::new(
+                "rpm2_process_event_loop_delay_seconds",
+                "gauge",
+                "Event-loop delay of a Node app over its last seconds, by quantile (0.5, 0.95).",
+            ),
+            handles: Family::new("rpm2_process_active_handles", "gauge", "Active libuv handles of a Node app."),
+            requests: Family::new("rpm2_process_active_requests", "gauge", "Active libuv requests of a Node app."),
+        }
+    }
+
+    /// Adds the metric of type `kind` (e.g. `internal/v8/heap/total`); other types are left out
+    /// (the heap usage in % is the ratio of the two heap gauges).
+    fn add(&mut self, kind: &str, labels: &str, x: f64) {
+        const MIB: f64 = 1024.0 * 1024.0;
+        match kind {
+            "internal/v8/heap/total" => self.heap_size.add(labels, (x * MIB).round()),
+            "internal/v8/heap/used" => self.heap_used.add(labels, (x * MIB).round()),
+            "internal/libuv/latency/p50" => self.loop_delay.add(&format!("{labels},quantile=\"0.5\""), x / 1000.0),
+            "internal/libuv/latency/p95" => self.loop_delay.add(&format!("{labels},quantile=\"0.95\""), x / 1000.0),
+            "internal/libuv/handles" => self.handles.add(labels, x),
+            "internal/libuv/requests" => self.requests.add(labels, x),
+            _ => {}
+        }
+    }
+
+    fn into_families(self) -> [Family; 5] {
+        [self.heap_size, self.heap_used, self.loop_delay, self.handles, self.requests]
+    }
+}
+
+#[cfg(test)]
+mod runtime_tests {
+    use super::*;
+
+    #[test]
+    fn built_in_metrics_get_their_own_gauges() {
+        let mut p = crate::protocol::process::tests::sample();
+        p.pm2_env.status = "online".into();
+        p.pm2_env.axm_monitor = json!({
+            "Heap Size": {"historic": true, "unit": "MiB", "type": "internal/v8/heap/total", "value": "2.00"},
+            "Used Heap Size": {"historic": true, "unit": "MiB", "type": "internal/v8/heap/used", "value": "1.50"},
+            "Heap Usage": {"historic": true, "unit": "%", "type": "internal/v8/heap/usage", "value": 75},
+            "Active handles": {"historic": true, "type": "internal/libuv/handles", "value": 3},
+            "Active requests": {"historic": true, "type": "internal/libuv/requests", "value": 0},
+            "Event Loop Latency": {"historic": true, "unit": "ms", "type": "internal/libuv/latency/p50", "value": "0.50"},
+            "Event Loop Latency p95": {"historic": true, "unit": "ms", "type": "internal/libuv/latency/p95", "value": "2.00"},
+            "Requests": {"value": 7, "unit": "req/min"},
+        });
+        let t = render_metrics(&[p], &DaemonFigures::default());
+        let line = |name: &str| t.lines().find(|l| l.starts_with(name)).map(String::from).unwrap_or_default();
+        assert!(line("rpm2_process_heap_size_bytes{").ends_with("} 2097152"), "{t}");
+        assert!(line("rpm2_process_heap_used_bytes{").ends_with("} 1572864"), "{t}");
+        assert!(t.contains("quantile=\"0.5\"} 0.0005\n"), "{t}");
+        assert!(t.contains("quantile=\"0.95\"} 0.002\n"), "{t}");
+        assert!(line("rpm2_process_active_handles{").ends_with("} 3"), "{t}");
+        assert!(line("rpm2_process_active_requests{").ends_with("} 0"), "{t}");
+        assert!(t.contains("# TYPE rpm2_process_event_loop_delay_seconds gauge\n"), "{t}");
+        // Only the app's own metrics stay custom.
+        assert!(t.contains("metric=\"Requests\",unit=\"req/min\"} 7\n"), "{t}");
+        assert!(!t.contains("metric=\"Heap Size\""), "{t}");
+    }
 }
