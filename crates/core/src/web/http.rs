@@ -15,6 +15,8 @@ pub struct Head {
     pub has_body: bool,
     /// The `Authorization` header.
     pub authorization: Option<String>,
+    /// The `Accept` header (several are joined with `,`, as HTTP allows).
+    pub accept: Option<String>,
 }
 
 /// Why a request head is refused: the status to answer before closing.
@@ -51,6 +53,7 @@ pub fn parse_head(raw: &[u8]) -> std::result::Result<Head, HeadError> {
     let mut keep_alive = http11;
     let mut has_body = false;
     let mut authorization = None;
+    let mut accept: Option<String> = None;
     let mut count = 0;
     for l in lines {
         if l.is_empty() {
@@ -80,11 +83,44 @@ pub fn parse_head(raw: &[u8]) -> std::result::Result<Head, HeadError> {
             }
             "transfer-encoding" => has_body = true,
             "authorization" => authorization = Some(v.to_string()),
+            "accept" => {
+                accept = Some(match accept {
+                    Some(a) => format!("{a},{v}"),
+                    None => v.to_string(),
+                })
+            }
             _ => {}
         }
     }
     let path = target.split(['?', '#']).next().unwrap_or("/").to_string();
-    Ok(Head { method: method.to_string(), path, keep_alive, has_body, authorization })
+    Ok(Head { method: method.to_string(), path, keep_alive, has_body, authorization, accept })
+}
+
+/// Whether a request with this `Accept` header gets the dashboard page rather than the JSON payload:
+/// only when it names `text/html` itself (a browser) with a quality above that of `application/json`.
+/// Wildcards (`*/*`, curl's default), no header, JSON named as high or higher: the JSON, as before.
+pub fn wants_html(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    let (mut html, mut json) = (None::<f32>, None::<f32>);
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    q = v.trim().parse::<f32>().ok().filter(|q| q.is_finite()).unwrap_or(0.0).clamp(0.0, 1.0);
+                }
+            }
+        }
+        let slot = match media.as_str() {
+            "text/html" | "application/xhtml+xml" => &mut html,
+            "application/json" => &mut json,
+            _ => continue,
+        };
+        *slot = Some(slot.map_or(q, |old: f32| old.max(q)));
+    }
+    html.is_some_and(|h| h > json.unwrap_or(0.0))
 }
 
 /// Constant-time check of `Authorization: Bearer <token>`.
@@ -178,6 +214,7 @@ pub(super) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         403 => "Forbidden",
+        500 => "Internal Server Error",
         413 => "Payload Too Large",
         400 => "Bad Request",
         401 => "Unauthorized",
