@@ -74,7 +74,10 @@
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
     return dpr;
   }
-  function niceMax(v, floor) {
+  // A round axis maximum: 1, 2, 2.5 or 5 times a power of ten of `scale` units (MiB for memory).
+  function niceMax(v, floor, scale) {
+    scale = scale || 1;
+    if (scale !== 1) return niceMax(v / scale, floor / scale) * scale;
     const m = Math.max(v, floor);
     const p = Math.pow(10, Math.floor(Math.log10(m)));
     for (const k of [1, 2, 2.5, 5, 10]) if (k * p >= m) return k * p;
@@ -87,10 +90,14 @@
     const W = canvas.width, H = canvas.height;
     ctx.clearRect(0, 0, W, H);
     const padL = 56 * dpr, padR = 10 * dpr, padT = 10 * dpr, padB = 20 * dpr;
-    const t1 = now(), t0 = t1 - WINDOW_MS;
+    // The window grows with the history (at least a minute, at most WINDOW_MS).
+    const t1 = now();
+    const first = pts.length ? pts[0][0] : t1;
+    const span = Math.min(WINDOW_MS, Math.max(60000, t1 - first));
+    const t0 = t1 - span;
     const vis = pts.filter((p) => p[0] >= t0 - 2000);
-    const max = niceMax(vis.reduce((m, p) => Math.max(m, p[1]), 0), opts.floor);
-    const x = (t) => padL + ((t - t0) / WINDOW_MS) * (W - padL - padR);
+    const max = niceMax(vis.reduce((m, p) => Math.max(m, p[1]), 0), opts.floor, opts.scale);
+    const x = (t) => padL + ((t - t0) / span) * (W - padL - padR);
     const y = (v) => H - padB - (v / max) * (H - padT - padB);
     ctx.font = 11 * dpr + 'px ui-sans-serif, system-ui, sans-serif';
     ctx.fillStyle = '#6b788a';
@@ -105,9 +112,11 @@
     }
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
-    for (let m = 5; m >= 0; m--) {
-      const t = t1 - m * 60000;
-      ctx.fillText(m ? '-' + m + 'm' : 'now', Math.min(x(t), W - padR - 12 * dpr), H - padB + 5 * dpr);
+    const step = [10000, 15000, 30000, 60000].find((s) => span / s <= 6) || 60000;
+    for (let ago = 0; ago <= span + 1; ago += step) {
+      const label = ago === 0 ? 'now' : step >= 60000 ? '-' + ago / 60000 + 'm' : '-' + ago / 1000 + 's';
+      const xx = x(t1 - ago);
+      ctx.fillText(label, Math.max(padL + 10 * dpr, Math.min(xx, W - padR - 12 * dpr)), H - padB + 5 * dpr);
     }
     if (vis.length < 2) return;
     ctx.save();
@@ -277,7 +286,7 @@
       kvRows($('details').tBodies[0], []);
       kvRows($('metrics').tBodies[0], []);
       chart($('cpu-chart'), [], { color: '#4fa3ff', fmt: fmtCpu, floor: 5 });
-      chart($('mem-chart'), [], { color: '#b48cff', fmt: fmtMem, floor: 1 << 20 });
+      chart($('mem-chart'), [], { color: '#b48cff', fmt: fmtMem, floor: 1 << 20, scale: 1 << 20 });
       return;
     }
     $('sel-name').textContent = p.name + ' (' + p.pm_id + ')';
@@ -297,7 +306,7 @@
     $('metrics-none').hidden = mp.length > 0;
     const h = S.hist.get(p.pm_id) || [];
     chart($('cpu-chart'), h.map((x) => [x[0], x[1]]), { color: '#4fa3ff', fmt: fmtCpu, floor: 5 });
-    chart($('mem-chart'), h.map((x) => [x[0], x[2]]), { color: '#b48cff', fmt: fmtMem, floor: 1 << 20 });
+    chart($('mem-chart'), h.map((x) => [x[0], x[2]]), { color: '#b48cff', fmt: fmtMem, floor: 1 << 20, scale: 1 << 20 });
     const last = h[h.length - 1];
     $('cpu-now').textContent = last && running(p) ? fmtCpu(last[1]) : '';
     $('mem-now').textContent = last && running(p) ? fmtMem(last[2]) : '';
