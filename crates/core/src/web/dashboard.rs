@@ -19,7 +19,7 @@ const STYLE: &str = include_str!("ui/app.css");
 const SCRIPT: &str = include_str!("ui/app.js");
 
 /// The actions of the page, as `POST /api/<action>/<pm_id>`.
-pub const ACTIONS: [&str; 5] = ["restart", "reload", "stop", "start", "flush"];
+pub(super) const ACTIONS: [&str; 5] = ["restart", "reload", "stop", "start", "flush"];
 
 /// The page with its style and script in place (the nonce and auth mode still to fill).
 fn template() -> &'static str {

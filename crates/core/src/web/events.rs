@@ -68,7 +68,7 @@ const PAGE_ENV_KEYS: [&str; 31] = [
 ];
 
 /// One SSE frame: `event: <event>`, then one `data:` line per line of `data`, then a blank line.
-pub fn sse_frame(event: &str, data: &str) -> String {
+pub(super) fn sse_frame(event: &str, data: &str) -> String {
     let mut f = String::with_capacity(data.len() + event.len() + 16);
     f.push_str("event: ");
     f.push_str(event);

@@ -37,7 +37,6 @@ mod payload;
 mod serve;
 mod server;
 pub use self::command::{command, WebArgs};
-pub use self::events::sse_frame;
 use self::http::*;
 pub use self::http::{authorized, parse_head, wants_html, Head};
 pub use self::metrics::{render_metrics, DaemonFigures};

@@ -149,13 +149,13 @@ fn negotiates_html_only_for_browsers() {
 
 #[test]
 fn frames_server_sent_events() {
-    assert_eq!(sse_frame("list", "{\"a\":1}"), "event: list\ndata: {\"a\":1}\n\n");
+    assert_eq!(events::sse_frame("list", "{\"a\":1}"), "event: list\ndata: {\"a\":1}\n\n");
     // A line break in the data cannot end the frame early: each line is a data line.
-    assert_eq!(sse_frame("log", "a\nb\r\n\nc"), "event: log\ndata: a\ndata: b\ndata: \ndata: c\n\n");
-    assert_eq!(sse_frame("x", ""), "event: x\ndata: \n\n");
+    assert_eq!(events::sse_frame("log", "a\nb\r\n\nc"), "event: log\ndata: a\ndata: b\ndata: \ndata: c\n\n");
+    assert_eq!(events::sse_frame("x", ""), "event: x\ndata: \n\n");
     // JSON text (what the hub sends) is always one line.
     let v = json!({"text": "two\nlines\r\n"});
-    let f = sse_frame("log", &v.to_string());
+    let f = events::sse_frame("log", &v.to_string());
     assert_eq!(f.matches('\n').count(), 3, "{f}");
     assert!(events::STREAM_HEAD.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"));
     assert!(events::STREAM_HEAD.ends_with("\r\n\r\n"));
