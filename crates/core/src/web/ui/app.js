@@ -292,8 +292,11 @@
     $('sel-name').textContent = p.name + ' (' + p.pm_id + ')';
     $('sel-status').textContent = p.pm2_env.status;
     $('sel-status').className = statusClass(p.pm2_env.status);
+    const up = running(p);
     for (const b of document.querySelectorAll('#actions button')) {
-      b.disabled = !S.actions || b.classList.contains('busy');
+      const a = b.dataset.action;
+      const moot = (a === 'start' && up) || ((a === 'stop' || a === 'reload') && !up);
+      b.disabled = !S.actions || b.classList.contains('busy') || moot;
       b.title = S.actions ? '' : 'Actions need the server started with --token';
     }
     $('actions-note').hidden = S.actions;
@@ -355,6 +358,8 @@
       pendingLogs.push(l);
     }
     if (S.logs.length > MAX_LOGS) S.logs.splice(0, S.logs.length - MAX_LOGS);
+    // A hidden tab draws nothing (no animation frames): keep only what the box can hold.
+    if (pendingLogs.length > 600) pendingLogs.splice(0, pendingLogs.length - 600);
   }
 
   // ------------------------------------------------------------------ the stream
