@@ -108,7 +108,7 @@ pub(super) async fn action(state: &State, head: &Head) -> Reply {
             let status = match e.downcast_ref::<RpcError>().map(|r| r.code.as_str()) {
                 Some("not_found") => 404,
                 Some(_) => 500,
-                None if Client::connect(&state.home).is_err() => 503,
+                None if !crate::client::is_running(&state.home) => 503,
                 None => 500,
             };
             Reply::json(status, json!({"err": format!("{action} of process {id} failed: {e:#}")}))

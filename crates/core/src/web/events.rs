@@ -147,6 +147,7 @@ impl Hub {
         self.wake.notify_one();
     }
 
+    /// How many pages are connected.
     pub(super) fn clients(&self) -> usize {
         self.clients.load(Ordering::SeqCst)
     }
