@@ -234,6 +234,11 @@ describe('rpm2 web dashboard in a browser', { skip: SKIP }, () => {
     }
     const ro = await request(readOnly.port, 'POST', `/api/restart/${api.pm_id}`, { Authorization: `Bearer ${TOKEN}` });
     assert.equal(ro.status, 403, ro.body);
+    // Without a token, the stream is not served under a DNS name (another site re-pointing its name at
+    // 127.0.0.1 must not read the logs); the address and localhost are fine.
+    assert.equal((await request(readOnly.port, 'GET', '/events', { Host: `rebound.example:${readOnly.port}` })).status, 403);
+    const local = await readEvents(readOnly.port, { Host: `localhost:${readOnly.port}` }, /event: hello/);
+    assert.equal(local.status, 200);
     assert.equal((await h.proc(home, 'api')).pm2_env.restart_time, before + 1, 'no refused action restarted it');
     assert.equal((await request(port, 'GET', `/api/restart/${api.pm_id}`, { Authorization: `Bearer ${TOKEN}` })).status, 405);
     // A read-only server's page has its actions off.

@@ -7,5 +7,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = rpm2_core::web::authorized(Some(s), "token");
         let _ = rpm2_core::web::wants_html(Some(s));
+        let _ = rpm2_core::web::host_is_address(Some(s));
     }
 });

@@ -17,6 +17,8 @@ pub struct Head {
     pub authorization: Option<String>,
     /// The `Accept` header (several are joined with `,`, as HTTP allows).
     pub accept: Option<String>,
+    /// The `Host` header.
+    pub host: Option<String>,
 }
 
 /// Why a request head is refused: the status to answer before closing.
@@ -54,6 +56,7 @@ pub fn parse_head(raw: &[u8]) -> std::result::Result<Head, HeadError> {
     let mut has_body = false;
     let mut authorization = None;
     let mut accept: Option<String> = None;
+    let mut host = None;
     let mut count = 0;
     for l in lines {
         if l.is_empty() {
@@ -83,6 +86,7 @@ pub fn parse_head(raw: &[u8]) -> std::result::Result<Head, HeadError> {
             }
             "transfer-encoding" => has_body = true,
             "authorization" => authorization = Some(v.to_string()),
+            "host" => host = Some(v.to_string()),
             "accept" => {
                 accept = Some(match accept {
                     Some(a) => format!("{a},{v}"),
@@ -93,7 +97,32 @@ pub fn parse_head(raw: &[u8]) -> std::result::Result<Head, HeadError> {
         }
     }
     let path = target.split(['?', '#']).next().unwrap_or("/").to_string();
-    Ok(Head { method: method.to_string(), path, keep_alive, has_body, authorization, accept })
+    Ok(Head { method: method.to_string(), path, keep_alive, has_body, authorization, accept, host })
+}
+
+/// Whether a `Host` header names this machine by address or as `localhost` (any port), as a page
+/// opened on the server's own address or through an SSH tunnel does. A DNS name is refused: a page
+/// of another site that re-points its name at 127.0.0.1 (DNS rebinding) sends that name. No header
+/// (HTTP/1.0) passes.
+pub fn host_is_address(host: Option<&str>) -> bool {
+    let Some(h) = host.map(str::trim) else { return true };
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, port)) if port.is_empty() || port.strip_prefix(':').is_some_and(is_port) => ip,
+            _ => return false,
+        }
+    } else {
+        match h.split_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => h,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Whether a request with this `Accept` header gets the dashboard page rather than the JSON payload:

@@ -38,7 +38,7 @@ mod serve;
 mod server;
 pub use self::command::{command, WebArgs};
 use self::http::*;
-pub use self::http::{authorized, parse_head, wants_html, Head};
+pub use self::http::{authorized, host_is_address, parse_head, wants_html, Head};
 pub use self::metrics::{render_metrics, DaemonFigures};
 pub use self::payload::root_payload;
 use self::payload::*;

@@ -273,7 +273,7 @@ pub(super) async fn serve_conn(state: Arc<State>, mut stream: TcpStream) {
     for served in 0..MAX_REQUESTS_PER_CONN {
         let Some(head) = read_head(&mut stream, &mut buf, served).await else { return };
         if head.method == "GET" && head.path == "/events" && !head.has_body {
-            match refusal(&state, &head) {
+            match refusal(&state, &head).or_else(|| rebinding(&state, &head)) {
                 None => return events::stream(state, stream).await,
                 Some(r) => {
                     let _ = write_reply(&mut stream, &r, false, false).await;
@@ -301,6 +301,18 @@ pub(super) fn refusal(state: &State, head: &Head) -> Option<Reply> {
     let mut r = Reply::json(401, json!({"err": "unauthorized: send Authorization: Bearer <token>"}));
     r.extra.push(("WWW-Authenticate", "Bearer realm=\"rpm2\"".into()));
     Some(r)
+}
+
+/// The 403 for a stream asked under a DNS name from a server without a token (DNS rebinding: another
+/// site's page must not read the log lines); None when it may be served.
+pub(super) fn rebinding(state: &State, head: &Head) -> Option<Reply> {
+    if state.opts.token.is_some() || host_is_address(head.host.as_deref()) {
+        return None;
+    }
+    Some(Reply::json(
+        403,
+        json!({"err": "this server has no token, so its stream is served only to pages opened at an address             (http://127.0.0.1:PORT or http://localhost:PORT), not under a DNS name: use the address, or start             the server with --token"}),
+    ))
 }
 
 /// The answer to one request: the page for a browser at `/`, the actions at `/api/`, else the JSON

@@ -279,3 +279,35 @@ fn the_hub_replays_history_and_limits_log_floods() {
     let s = events::sample_of(&list, 3, json!({}));
     assert_eq!(s["p"], json!([[0, 1.5, 10, {"m": {"value": 1}}]]));
 }
+
+#[test]
+fn the_stream_of_a_server_without_token_refuses_dns_names() {
+    for ok in [
+        None,
+        Some("127.0.0.1:9615"),
+        Some("localhost:9615"),
+        Some("LOCALHOST"),
+        Some("[::1]:80"),
+        Some("[::1]"),
+        Some("10.0.0.2"),
+    ] {
+        assert!(host_is_address(ok), "{ok:?}");
+    }
+    for bad in [
+        Some("evil.example:9615"),
+        Some("evil.example"),
+        Some("localhost.evil.example"),
+        Some("127.0.0.1:x"),
+        Some("[::1]x"),
+        Some(""),
+    ] {
+        assert!(!host_is_address(bad), "{bad:?}");
+    }
+    let h = parse_head(b"GET /events HTTP/1.1\r\nHost: evil.example:9615\r\n\r\n").unwrap();
+    assert_eq!(h.host.as_deref(), Some("evil.example:9615"));
+    assert_eq!(server::rebinding(&test_state(None), &h).map(|r| r.status), Some(403));
+    // With a token the token decides (another site does not have it).
+    assert!(server::rebinding(&test_state(Some("t")), &h).is_none());
+    let h = parse_head(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1:9615\r\n\r\n").unwrap();
+    assert!(server::rebinding(&test_state(None), &h).is_none());
+}
