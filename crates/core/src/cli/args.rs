@@ -218,7 +218,7 @@ pub(crate) enum Cmd {
     /// Full-screen dashboard: processes with CPU and memory, the selected one's details, logs and metrics.
     #[command(visible_aliases = ["dashboard", "dash"])]
     Monit,
-    /// Serve the JSON web API and Prometheus /metrics as the `rpm2-http-interface` process.
+    /// Serve the live web dashboard, the JSON web API and Prometheus /metrics as `rpm2-http-interface`.
     Web(crate::web::WebArgs),
     /// Serve a folder's static files over HTTP as a managed process (static-page-server-<port>).
     #[command(visible_alias = "expose")]

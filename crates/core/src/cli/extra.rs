@@ -21,7 +21,7 @@ pub(super) fn link(ui: &Ui, linking: bool) -> Result<i32> {
     let what = if linking { "link" } else { "unlink" };
     eprintln!(
         "{} rpm2 has no PM2 Plus cloud link, so `{what}` does nothing. For monitoring use `rpm2 monit`, \
-         `rpm2 web` (JSON API and Prometheus /metrics) or `rpm2 report`.",
+         `rpm2 web` (a dashboard in the browser, JSON API and Prometheus /metrics) or `rpm2 report`.",
         ui.paint.yellow("[rpm2][WARN]")
     );
     Err(Shown.into())

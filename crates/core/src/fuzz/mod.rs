@@ -101,6 +101,8 @@ pub fn http(data: &[u8]) {
     let _ = crate::web::parse_head(data);
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = crate::web::authorized(Some(s), "token");
+        let _ = crate::web::wants_html(Some(s));
+        let _ = crate::web::host_is_address(Some(s));
     }
 }
 

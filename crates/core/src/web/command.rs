@@ -50,8 +50,17 @@ pub fn command(
             if !silent {
                 let url = l.split("listening on ").nth(1).unwrap_or("").split(' ').next().unwrap_or("");
                 println!("{} Web API started as `{APP_NAME}` on {url} (GET / and /metrics)", paint.cyan("[rpm2]"));
+                println!("{} Dashboard: open {url} in a browser", paint.cyan("[rpm2]"));
                 if token.is_some() {
-                    println!("{} Clients must send `Authorization: Bearer <token>`", paint.cyan("[rpm2]"));
+                    println!(
+                        "{} Clients must send `Authorization: Bearer <token>` (the dashboard asks for it; actions are on)",
+                        paint.cyan("[rpm2]")
+                    );
+                } else {
+                    println!(
+                        "{} The dashboard is read-only: `--token <secret>` enables its actions",
+                        paint.cyan("[rpm2]")
+                    );
                 }
                 println!(
                     "{} Stop it with `rpm2 stop {APP_NAME}`, remove it with `rpm2 delete {APP_NAME}`",

@@ -15,6 +15,10 @@ pub struct Head {
     pub has_body: bool,
     /// The `Authorization` header.
     pub authorization: Option<String>,
+    /// The `Accept` header (several are joined with `,`, as HTTP allows).
+    pub accept: Option<String>,
+    /// The `Host` header.
+    pub host: Option<String>,
 }
 
 /// Why a request head is refused: the status to answer before closing.
@@ -51,6 +55,8 @@ pub fn parse_head(raw: &[u8]) -> std::result::Result<Head, HeadError> {
     let mut keep_alive = http11;
     let mut has_body = false;
     let mut authorization = None;
+    let mut accept: Option<String> = None;
+    let mut host = None;
     let mut count = 0;
     for l in lines {
         if l.is_empty() {
@@ -80,11 +86,70 @@ pub fn parse_head(raw: &[u8]) -> std::result::Result<Head, HeadError> {
             }
             "transfer-encoding" => has_body = true,
             "authorization" => authorization = Some(v.to_string()),
+            "host" => host = Some(v.to_string()),
+            "accept" => {
+                accept = Some(match accept {
+                    Some(a) => format!("{a},{v}"),
+                    None => v.to_string(),
+                })
+            }
             _ => {}
         }
     }
     let path = target.split(['?', '#']).next().unwrap_or("/").to_string();
-    Ok(Head { method: method.to_string(), path, keep_alive, has_body, authorization })
+    Ok(Head { method: method.to_string(), path, keep_alive, has_body, authorization, accept, host })
+}
+
+/// Whether a `Host` header names this machine by address or as `localhost` (any port), as a page
+/// opened on the server's own address or through an SSH tunnel does. A DNS name is refused: a page
+/// of another site that re-points its name at 127.0.0.1 (DNS rebinding) sends that name. No header
+/// (HTTP/1.0) passes.
+pub fn host_is_address(host: Option<&str>) -> bool {
+    let Some(h) = host.map(str::trim) else { return true };
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, port)) if port.is_empty() || port.strip_prefix(':').is_some_and(is_port) => ip,
+            _ => return false,
+        }
+    } else {
+        match h.split_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => h,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether a request with this `Accept` header gets the dashboard page rather than the JSON payload:
+/// only when it names `text/html` itself (a browser) with a quality above that of `application/json`.
+/// Wildcards (`*/*`, curl's default), no header, JSON named as high or higher: the JSON, as before.
+pub fn wants_html(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    let (mut html, mut json) = (None::<f32>, None::<f32>);
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    q = v.trim().parse::<f32>().ok().filter(|q| q.is_finite()).unwrap_or(0.0).clamp(0.0, 1.0);
+                }
+            }
+        }
+        let slot = match media.as_str() {
+            "text/html" | "application/xhtml+xml" => &mut html,
+            "application/json" => &mut json,
+            _ => continue,
+        };
+        *slot = Some(slot.map_or(q, |old: f32| old.max(q)));
+    }
+    html.is_some_and(|h| h > json.unwrap_or(0.0))
 }
 
 /// Constant-time check of `Authorization: Bearer <token>`.
@@ -178,6 +243,7 @@ pub(super) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         403 => "Forbidden",
+        500 => "Internal Server Error",
         413 => "Payload Too Large",
         400 => "Bad Request",
         401 => "Unauthorized",

@@ -1,15 +1,19 @@
-//! `rpm2 web`: the JSON web API (the payload of PM2's `HttpInterface`) and Prometheus
-//! metrics, served by a process of its own (`rpm2d --web-server`), managed like any app under the
-//! name [`APP_NAME`]. The server is a client of the daemon: it holds no daemon lock, and a flood of
-//! HTTP requests costs the daemon at most two `list` calls a second (answers are cached briefly and
-//! concurrent requests share one fetch).
+//! `rpm2 web`: the JSON web API (the payload of PM2's `HttpInterface`), Prometheus metrics and a live
+//! dashboard for browsers, served by a process of its own (`rpm2d --web-server`), managed like any
+//! app under the name [`APP_NAME`]. The server is a client of the daemon: it holds no daemon lock; a
+//! flood of HTTP requests costs the daemon at most two `list` calls a second (answers are cached
+//! briefly and concurrent requests share one fetch), and open dashboards one more a second however
+//! many they are (one snapshot per server, plus one bus subscription).
 //!
 //! Safe by default: binds 127.0.0.1; a bearer token (`--token` or `RPM2_WEB_TOKEN`) is optional on
 //! loopback and required anywhere else; env values are hidden unless `--show-env`; no CORS headers.
 //!
-//! Routes: `GET /` (PM2's payload), `GET /metrics` (Prometheus text format 0.0.4), anything else 404
-//! `{"err":"404"}`. HTTP/1.1 with keep-alive, request heads of at most 16 KiB read within 10 s,
-//! at most [`MAX_CONNECTIONS`] connections at once (the rest wait in the listen backlog).
+//! Routes: `GET /` (PM2's payload; the dashboard page for a browser, which names `text/html` in
+//! `Accept`), `GET /metrics` (Prometheus text format 0.0.4), `GET /events` (the dashboard's live
+//! stream, server-sent events), `POST /api/<action>/<pm_id>` (the dashboard's actions: only with a
+//! token), anything else 404 `{"err":"404"}`. HTTP/1.1 with keep-alive, request heads of at most
+//! 16 KiB read within 10 s, at most [`MAX_CONNECTIONS`] connections at once (the rest wait in the
+//! listen backlog).
 
 use crate::base::fmt::now_ms;
 use crate::base::paths::Home;
@@ -25,6 +29,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod command;
+mod dashboard;
+mod events;
 mod http;
 mod metrics;
 mod payload;
@@ -32,7 +38,7 @@ mod serve;
 mod server;
 pub use self::command::{command, WebArgs};
 use self::http::*;
-pub use self::http::{authorized, parse_head, Head};
+pub use self::http::{authorized, host_is_address, parse_head, wants_html, Head};
 pub use self::metrics::{render_metrics, DaemonFigures};
 pub use self::payload::root_payload;
 use self::payload::*;

@@ -120,7 +120,9 @@ pub(super) fn run_server(opts: ServerOpts) -> Result<()> {
             opts,
             home,
             cache: tokio::sync::Mutex::new(Cache { at: None, snap: None, client: None }),
+            hub: Arc::new(events::Hub::new()),
         });
+        events::start(&state)?;
         let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
             let Ok(permit) = permits.clone().acquire_owned().await else { break };
@@ -147,6 +149,8 @@ pub(super) struct State {
     pub(super) opts: ServerOpts,
     pub(super) home: Home,
     pub(super) cache: tokio::sync::Mutex<Cache>,
+    /// The live frames of `/events`.
+    pub(super) hub: Arc<events::Hub>,
 }
 
 pub(super) struct Cache {
@@ -155,18 +159,22 @@ pub(super) struct Cache {
     pub(super) client: Option<Client>,
 }
 
-/// Rendered bodies, shared by every request within [`CACHE_TTL`].
+/// Rendered bodies, shared by every request within [`CACHE_TTL`], and what they were made of.
 pub(super) struct Snapshot {
     pub(super) root: Vec<u8>,
     pub(super) metrics: Vec<u8>,
+    /// The list as `GET /` shows it (env values hidden unless `--show-env`).
+    pub(super) list: Value,
+    pub(super) daemon: DaemonFigures,
 }
 
 impl State {
-    /// The current snapshot: cached, or fetched once for every waiting request.
-    pub(super) async fn snapshot(&self) -> std::result::Result<Arc<Snapshot>, String> {
+    /// The current snapshot: cached (if younger than `max_age`), or fetched once for every waiting
+    /// request.
+    pub(super) async fn snapshot(&self, max_age: Duration) -> std::result::Result<Arc<Snapshot>, String> {
         let mut c = self.cache.lock().await;
         if let (Some(at), Some(s)) = (c.at, &c.snap) {
-            if at.elapsed() < CACHE_TTL {
+            if at.elapsed() < max_age {
                 return Ok(s.clone());
             }
         }
@@ -228,7 +236,7 @@ pub(super) fn fetch(
                     }
                 };
                 let metrics = render_metrics(&procs, &daemon).into_bytes();
-                return (Some(c), Ok(Snapshot { root, metrics }));
+                return (Some(c), Ok(Snapshot { root, metrics, list, daemon }));
             }
             Err(e) => last_err = format!("{e:#}"),
         }
@@ -264,6 +272,16 @@ pub(super) async fn serve_conn(state: Arc<State>, mut stream: TcpStream) {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     for served in 0..MAX_REQUESTS_PER_CONN {
         let Some(head) = read_head(&mut stream, &mut buf, served).await else { return };
+        if head.method == "GET" && head.path == "/events" && !head.has_body {
+            match refusal(&state, &head).or_else(|| rebinding(&state, &head)) {
+                None => return events::stream(state, stream).await,
+                Some(r) => {
+                    let _ = write_reply(&mut stream, &r, false, false).await;
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+            }
+        }
         // We never read bodies: answer, then close so leftover body bytes are not taken for a request.
         let keep_alive = head.keep_alive && !head.has_body && served + 1 < MAX_REQUESTS_PER_CONN;
         let reply = respond(&state, &head).await;
@@ -274,21 +292,57 @@ pub(super) async fn serve_conn(state: Arc<State>, mut stream: TcpStream) {
     }
 }
 
+/// The 401 for a request without the server's token (None: it may be served).
+pub(super) fn refusal(state: &State, head: &Head) -> Option<Reply> {
+    let t = state.opts.token.as_ref()?;
+    if authorized(head.authorization.as_deref(), t) {
+        return None;
+    }
+    let mut r = Reply::json(401, json!({"err": "unauthorized: send Authorization: Bearer <token>"}));
+    r.extra.push(("WWW-Authenticate", "Bearer realm=\"rpm2\"".into()));
+    Some(r)
+}
+
+/// The 403 for a stream asked under a DNS name from a server without a token (DNS rebinding: another
+/// site's page must not read the log lines); None when it may be served.
+pub(super) fn rebinding(state: &State, head: &Head) -> Option<Reply> {
+    if state.opts.token.is_some() || host_is_address(head.host.as_deref()) {
+        return None;
+    }
+    Some(Reply::json(
+        403,
+        json!({"err": "this server has no token, so its stream is served only to pages opened at an address             (http://127.0.0.1:PORT or http://localhost:PORT), not under a DNS name: use the address, or start             the server with --token"}),
+    ))
+}
+
+/// The answer to one request: the page for a browser at `/`, the actions at `/api/`, else the JSON
+/// API and metrics as before (with the token when the server has one).
 pub(super) async fn respond(state: &State, head: &Head) -> Reply {
-    if head.method != "GET" && head.method != "HEAD" {
+    let get = head.method == "GET" || head.method == "HEAD";
+    if get && head.path == "/" && wants_html(head.accept.as_deref()) {
+        return dashboard::page(state.opts.token.is_some());
+    }
+    if head.path.starts_with("/api/") {
+        if head.method != "POST" {
+            let mut r = Reply::json(405, json!({"err": "method not allowed: actions are POST"}));
+            r.extra.push(("Allow", "POST".into()));
+            return r;
+        }
+        return dashboard::action(state, head).await;
+    }
+    if !get {
         let mut r = Reply::json(405, json!({"err": "method not allowed: use GET"}));
         r.extra.push(("Allow", "GET, HEAD".into()));
         return r;
     }
-    if let Some(t) = &state.opts.token {
-        if !authorized(head.authorization.as_deref(), t) {
-            let mut r = Reply::json(401, json!({"err": "unauthorized: send Authorization: Bearer <token>"}));
-            r.extra.push(("WWW-Authenticate", "Bearer realm=\"rpm2\"".into()));
-            return r;
-        }
+    if let Some(r) = refusal(state, head) {
+        return r;
     }
     match head.path.as_str() {
-        "/" | "/metrics" => match state.snapshot().await {
+        "/events" => {
+            Reply { status: 200, content_type: "text/event-stream; charset=utf-8", body: vec![], extra: vec![] }
+        }
+        "/" | "/metrics" => match state.snapshot(CACHE_TTL).await {
             Ok(s) if head.path == "/" => Reply {
                 status: 200,
                 content_type: "application/json; charset=utf-8",
