@@ -357,6 +357,23 @@ class RPM2 {
     return settle(this._local('report', {}), cb);
   }
 
+  /**
+   * deploy(file, commands, [cb]): PM2's deploy over ssh and git, as `rpm2 deploy`. `commands` is
+   * PM2's commander object (`{rawArgs}`, the words after `deploy` are used) or an array of the words
+   * after `file` (`['production', 'setup']`). Progress goes to stdout → {env, hosts: [{host, ref, ok,
+   * error, seconds}]}; when a host fails the error (code `deploy_failed`) carries them as `detail`.
+   */
+  deploy(file, commands, cb) {
+    if (typeof commands === 'function') [commands, cb] = [undefined, commands];
+    let words;
+    if (file === 'help') words = ['help'];
+    else if (commands && Array.isArray(commands.rawArgs)) {
+      words = commands.rawArgs.slice(commands.rawArgs.indexOf('deploy') + 1).map(String);
+    } else if (Array.isArray(commands)) words = [file, ...commands].map(String);
+    else words = [file, ...(commands === undefined || commands === null ? [] : [commands])].map(String);
+    return settle(this._local('deploy', { words, cwd: this.cwd }), cb);
+  }
+
   /** set(key, value, [cb]): PM2's module configuration (RPM2_HOME/module_conf.json) → {success} */
   set(key, value, cb) {
     return settle(this._local('conf.set', { key, value: value === undefined ? '' : String(value) }), cb);

@@ -167,6 +167,23 @@ impl LocalTask {
                 let p = rpm2_core::web::serve_command(&a, exe.as_deref().map(Path::new), &open).map_err(fail)?;
                 Ok(json!({"name": p.name, "path": p.path, "port": p.port}))
             }
+            "deploy" => {
+                let words: Vec<String> = args["words"]
+                    .as_array()
+                    .map(|a| a.iter().map(|w| w.as_str().map(String::from).unwrap_or_else(|| w.to_string())).collect())
+                    .unwrap_or_default();
+                let cwd = match arg_str(&args, "cwd") {
+                    Some(c) => std::path::PathBuf::from(c),
+                    None => std::env::current_dir()
+                        .map_err(|e| plain_error("failed", format!("cannot read the current directory: {e}")))?,
+                };
+                let paint = rpm2_core::base::fmt::Paint { enabled: false };
+                let outcome = rpm2_core::deploy::deploy(&words, &cwd, paint).map_err(fail)?;
+                match outcome.failure() {
+                    Some(m) => Err(json!({"code": "deploy_failed", "message": m, "detail": outcome.to_json()})),
+                    None => Ok(outcome.to_json()),
+                }
+            }
             other => Err(plain_error("bad_request", format!("unknown local operation '{other}'"))),
         }
     }
@@ -190,7 +207,7 @@ impl Task for LocalTask {
 }
 
 /// Runs a client-side operation of the core (`conf.set`, `conf.unset`, `conf.multiset`, `conf.get`,
-/// `report`, `serve`) with JSON arguments, on libuv's thread pool. Resolves to the same envelope as
+/// `report`, `serve`, `deploy`) with JSON arguments, on libuv's thread pool. Resolves to the same envelope as
 /// [`call`].
 #[napi(ts_return_type = "Promise<string>")]
 pub fn local(op: String, args_json: String, home: Option<String>, daemon_exe: Option<String>) -> AsyncTask<LocalTask> {

@@ -145,9 +145,32 @@ pub enum Outcome {
 impl Outcome {
     /// Whether every host succeeded (true for the help).
     pub fn ok(&self) -> bool {
+        self.failure().is_none()
+    }
+
+    /// `Deploy failed on <n> of <m> host(s): <hosts>` when a host failed.
+    pub fn failure(&self) -> Option<String> {
+        let Outcome::Ran { hosts, .. } = self else { return None };
+        let failed: Vec<&str> = hosts.iter().filter(|h| h.result.is_err()).map(|h| h.host.as_str()).collect();
+        (!failed.is_empty())
+            .then(|| format!("Deploy failed on {} of {} host(s): {}", failed.len(), hosts.len(), failed.join(", ")))
+    }
+
+    /// As JSON for `require('rpm2').deploy`: `{env, hosts: [{host, ref, ok, error, seconds}]}`
+    /// (`{help: true}` for the help).
+    pub fn to_json(&self) -> serde_json::Value {
         match self {
-            Outcome::Help => true,
-            Outcome::Ran { hosts, .. } => hosts.iter().all(|h| h.result.is_ok()),
+            Outcome::Help => serde_json::json!({"help": true}),
+            Outcome::Ran { env, hosts } => serde_json::json!({
+                "env": env,
+                "hosts": hosts.iter().map(|h| serde_json::json!({
+                    "host": h.host,
+                    "ref": h.git_ref,
+                    "ok": h.result.is_ok(),
+                    "error": h.result.as_ref().err(),
+                    "seconds": (h.seconds * 1000.0).round() / 1000.0,
+                })).collect::<Vec<_>>(),
+            }),
         }
     }
 }
@@ -200,23 +223,12 @@ pub fn deploy(words: &[String], cwd: &Path, paint: Paint) -> Result<Outcome> {
     }
     let hosts = run::run_all(env, &a.action, cwd, true);
     println!("{}", summary(&hosts, paint));
-    let failed: Vec<&str> = hosts.iter().filter(|h| h.result.is_err()).map(|h| h.host.as_str()).collect();
-    if failed.is_empty() {
-        println!("--> Success");
-    } else {
-        emit(
-            Stream::Err,
-            "",
-            &format!(
-                "{} Deploy failed on {} of {} host(s): {}",
-                paint.red("[rpm2][ERROR]"),
-                failed.len(),
-                hosts.len(),
-                failed.join(", ")
-            ),
-        );
+    let outcome = Outcome::Ran { env: env_name, hosts };
+    match outcome.failure() {
+        None => println!("--> Success"),
+        Some(f) => emit(Stream::Err, "", &format!("{} {f}", paint.red("[rpm2][ERROR]"))),
     }
-    Ok(Outcome::Ran { env: env_name, hosts })
+    Ok(outcome)
 }
 
 /// The summary table: host, ref, result, seconds.

@@ -196,6 +196,8 @@ pub(crate) fn run_all(env: DeployEnv, action: &Action, cwd: &Path, prefixes: boo
                 let began = Instant::now();
                 let (git_ref, result) = one_host(&ctx, &action).await;
                 if let Err(e) = &result {
+                    // The prefix names the host already.
+                    let e = e.strip_prefix(&format!("{}: ", ctx.label)).unwrap_or(e);
                     emit(Stream::Err, &ctx.prefix, &format!("✖ {e}"));
                 }
                 (i, HostOutcome { host: ctx.label, git_ref, result, seconds: began.elapsed().as_secs_f64() })
