@@ -233,7 +233,7 @@ describe('rpm2 deploy over ssh and git', { skip: SKIP ? `cannot start sshd here:
     // A second setup is refused with what to run instead.
     const again = await deploy(['ecosystem.config.js', 'production', 'setup']);
     assert.notEqual(again.code, 0, h.show(again));
-    assert.match(again.stderr, /already set up: .*source is a clone \(deploy with `rpm2 deploy production`\)/);
+    assert.match(again.stderr, new RegExp(`^\\[127\\.0\\.0\\.1:${s.portA}\\] ✖ already set up: .*host-a/app/source is a clone \\(deploy with \`rpm2 deploy production\`\\)$`, 'm'));
   });
 
   test('deploy (the default ecosystem file) runs post-deploy with rpm2: the app answers on every host', async () => {

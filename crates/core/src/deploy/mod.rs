@@ -108,7 +108,7 @@ pub fn parse_args(words: &[String]) -> Result<DeployArgs, String> {
 pub const HELP: &str = "
 -----> Helper: Deployment with rpm2
 
-  Describe hosts in the `deploy` section of ecosystem.config.js (`rpm2 init` writes an example)
+  Describe the hosts in the `deploy` section of ecosystem.config.js: host, repo, ref, path, hooks
 
   Commands:
     setup                run remote setup commands

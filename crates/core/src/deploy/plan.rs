@@ -102,18 +102,25 @@ impl Remote<'_> {
         format!("mkdir -p {} {} {}", self.dir("shared/logs"), self.dir("shared/pids"), self.dir("source"))
     }
 
-    /// Setup's clone of the ref's branch into `<path>/source` (refused, with a message saying what to
-    /// run instead, when a clone is already there).
-    pub fn clone_source(&self) -> String {
-        let depth = if self.env.fetch_fast { "--depth=5 " } else { "" };
+    /// Fails, saying what to run instead, when `<path>/source` is already a clone (setup ran before).
+    pub fn check_not_set_up(&self) -> String {
         format!(
-            "if [ -e {src}/.git ]; then echo {msg} >&2; exit 1; fi; git clone {depth}--branch {branch} {repo} {src}",
+            "if [ -e {src}/.git ]; then echo {msg} >&2; exit 1; fi",
             src = self.dir("source"),
             msg = sq(&format!(
                 "already set up: {}/source is a clone (deploy with `rpm2 deploy {}`)",
                 self.host.path.trim_end_matches('/'),
                 self.env.name
             )),
+        )
+    }
+
+    /// Setup's clone of the ref's branch into `<path>/source`.
+    pub fn clone_source(&self) -> String {
+        let depth = if self.env.fetch_fast { "--depth=5 " } else { "" };
+        format!(
+            "git clone {depth}--branch {branch} {repo} {src}",
+            src = self.dir("source"),
             branch = sq(branch_of(&self.env.git_ref)),
             repo = sq(&self.env.repo),
         )

@@ -112,7 +112,8 @@ impl Ctx {
         }
     }
 
-    /// Runs a step and turns its failure into the host's one-line error.
+    /// Runs a step and turns its failure into the host's one-line error (`what failed (exit n): last
+    /// line`, or only the last line when `what` is empty).
     async fn step(&self, what: &str, cmd: &str, capture: bool) -> Result<String, String> {
         self.run(cmd, capture, None).await.map_err(|e| self.describe(what, &e))
     }
@@ -122,6 +123,8 @@ impl Ctx {
         if e.unreachable {
             let dest = self.remote().destination();
             format!("{}: cannot reach {dest} over ssh{detail}", self.label)
+        } else if what.is_empty() {
+            format!("{}: {}", self.label, e.last_line)
         } else {
             let code = e.code.map(|c| format!(" (exit {c})")).unwrap_or_default();
             format!("{}: {what} failed{code}{detail}", self.label)
@@ -264,9 +267,12 @@ async fn revert_target(ctx: &Ctx, n: usize) -> Result<String, String> {
     })
 }
 
-/// `setup`: pre-setup, folders, clone, `current` link, post-setup (PM2's order).
+/// `setup`: pre-setup, folders, clone, `current` link, post-setup (PM2's order), refused when the
+/// host has a clone already.
 async fn setup(ctx: &Ctx) -> Result<(), String> {
     let r = ctx.remote();
+    // Before pre-setup, so a second setup changes nothing (no `what`: its message says it all).
+    ctx.step("", &r.check_not_set_up(), false).await?;
     match (&ctx.env.hooks.pre_setup, r.pre_setup_script(&ctx.cwd)) {
         (Some(cmd), Some((script, remote))) => {
             ctx.log(&format!("executing pre-setup script `{cmd}`"));

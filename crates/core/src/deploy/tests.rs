@@ -193,11 +193,12 @@ fn remote_commands_keep_pm2s_layout() {
         "cd '/var/www/my app'/source && git reset --hard origin/main >/dev/null && git rev-parse HEAD"
     );
     assert_eq!(r.record(), "cd '/var/www/my app'/source && git rev-parse HEAD >> '/var/www/my app'/.deploys");
+    assert_eq!(
+        r.clone_source(),
+        "git clone --depth=5 --branch main git@github.com:me/app.git '/var/www/my app'/source"
+    );
     assert!(r
-        .clone_source()
-        .ends_with("git clone --depth=5 --branch main git@github.com:me/app.git '/var/www/my app'/source"));
-    assert!(r
-        .clone_source()
+        .check_not_set_up()
         .starts_with("if [ -e '/var/www/my app'/source/.git ]; then echo 'already set up: /var/www/my app/source"));
     assert_eq!(
         r.hook("npm ci", true),
@@ -251,4 +252,22 @@ fn the_summary_names_each_host() {
     assert!(t.contains("│ a:22 │ origin/main 1234567 │ ok"), "{t}");
     assert!(t.contains("failed: cannot reach b over ssh"), "{t}");
     assert!(t.contains("1.2") || t.contains("1.3"), "{t}");
+}
+
+#[test]
+fn the_outcome_says_which_hosts_failed() {
+    let ok = HostOutcome { host: "a".into(), git_ref: "r".into(), result: Ok(()), seconds: 0.5 };
+    let bad = HostOutcome { host: "b:2".into(), git_ref: "r".into(), result: Err("b:2: boom".into()), seconds: 1.0 };
+    let o = Outcome::Ran { env: "p".into(), hosts: vec![ok.clone()] };
+    assert!(o.ok());
+    assert_eq!(o.failure(), None);
+    let o = Outcome::Ran { env: "p".into(), hosts: vec![ok, bad] };
+    assert!(!o.ok());
+    assert_eq!(o.failure().as_deref(), Some("Deploy failed on 1 of 2 host(s): b:2"));
+    let j = o.to_json();
+    assert_eq!(j["env"], "p");
+    assert_eq!(j["hosts"][0]["error"], serde_json::Value::Null);
+    assert_eq!(j["hosts"][1]["ok"], false);
+    assert_eq!(j["hosts"][1]["error"], "b:2: boom");
+    assert_eq!(Outcome::Help.to_json(), json!({"help": true}));
 }
