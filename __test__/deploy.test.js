@@ -163,7 +163,10 @@ describe('rpm2 deploy over ssh and git', { skip: SKIP ? `cannot start sshd here:
       repo: s.repo,
       key: path.join(d, 'client'),
       ssh_options: ssh,
+      'pre-setup': 'pre-setup.sh hello',
       'post-setup': 'ls VERSION',
+      'pre-deploy-local': 'echo "local check in $(basename "$PWD")"',
+      'pre-deploy': 'test -d "$SHARED/logs"',
       'post-deploy': 'node check.js && rpm2 startOrReload ecosystem.config.js --env production',
     });
     const eco = {
@@ -182,6 +185,9 @@ describe('rpm2 deploy over ssh and git', { skip: SKIP ? `cannot start sshd here:
         },
       },
     };
+    // pre-setup names a file here (not committed): its content runs on the host with `bash -s`.
+    fs.writeFileSync(path.join(s.work, 'pre-setup.sh'), 'echo "pre-setup script says $1 from $(pwd)"\n');
+    fs.writeFileSync(path.join(s.work, '.gitignore'), 'pre-setup.sh\n');
     fs.writeFileSync(path.join(s.work, 'ecosystem.config.js'), `module.exports = ${JSON.stringify(eco, null, 2)};\n`);
     s.commit = (version, opts) => {
       writeApp(s.work, version, opts);
@@ -223,6 +229,7 @@ describe('rpm2 deploy over ssh and git', { skip: SKIP ? `cannot start sshd here:
       assert.ok(fs.statSync(path.join(p, 'shared', 'logs')).isDirectory(), `${tag}: shared/logs`);
       assert.ok(fs.statSync(path.join(p, 'shared', 'pids')).isDirectory(), `${tag}: shared/pids`);
     }
+    assert.match(r.stdout, new RegExp(`\\[127\\.0\\.0\\.1:${s.portA}\\] pre-setup script says hello from `));
     // Each line says which host it comes from; post-setup ran in current/.
     assert.match(r.stdout, new RegExp(`\\[127\\.0\\.0\\.1:${s.portA}\\] VERSION`));
     assert.match(r.stdout, new RegExp(`\\[127\\.0\\.0\\.1:${s.portB}\\] ○ setup complete`));
@@ -239,6 +246,8 @@ describe('rpm2 deploy over ssh and git', { skip: SKIP ? `cannot start sshd here:
   test('deploy (the default ecosystem file) runs post-deploy with rpm2: the app answers on every host', async () => {
     const r = await deploy(['production']);
     assert.equal(r.code, 0, h.show(r));
+    // pre-deploy-local ran here, once.
+    assert.equal(r.stdout.split('[local] local check in work\n').length, 2, h.show(r));
     await serves(s.appA, 'v1 a', 'host a');
     await serves(s.appB, 'v1 b', 'host b');
     assert.deepEqual(deploys('a'), [s.c1]);

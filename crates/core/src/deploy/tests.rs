@@ -271,3 +271,21 @@ fn the_outcome_says_which_hosts_failed() {
     assert_eq!(j["hosts"][1]["error"], "b:2: boom");
     assert_eq!(Outcome::Help.to_json(), json!({"help": true}));
 }
+
+#[test]
+fn a_pre_setup_naming_a_local_file_pipes_that_script() {
+    let dir = std::env::temp_dir().join(format!("rpm2-deploy-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("prepare.sh"), "echo hi\n").unwrap();
+    let mut e = parse(&section(), "production", None).unwrap();
+    e.hooks.pre_setup = Some("prepare.sh one 'two".into());
+    let h = host("/p");
+    let r = Remote { env: &e, host: &h };
+    let (script, remote) = r.pre_setup_script(&dir).unwrap();
+    assert_eq!(script, dir.join("prepare.sh"));
+    assert_eq!(remote, "bash -s -- one ''\\''two'");
+    e.hooks.pre_setup = Some("apt-get install -y git".into());
+    let r = Remote { env: &e, host: &h };
+    assert_eq!(r.pre_setup_script(&dir), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
