@@ -70,9 +70,12 @@ pub fn is_config_file(name: &str) -> bool {
 
 /// Parses the words after `deploy`. The error is one line saying what is wrong.
 pub fn parse_args(words: &[String]) -> Result<DeployArgs, String> {
-    let force = words.iter().any(|w| matches!(w.as_str(), "--force" | "-f" | "-F"));
+    // `--force` anywhere before `exec`/`run` (whose command keeps every word, as PM2).
+    let is_force = |w: &str| matches!(w, "--force" | "-f" | "-F");
+    let cmd_at = words.iter().position(|w| matches!(w.as_str(), "exec" | "run")).unwrap_or(words.len());
+    let force = words[..cmd_at].iter().any(|w| is_force(w));
     let mut w: Vec<&str> =
-        words.iter().map(String::as_str).filter(|w| !matches!(*w, "--force" | "-f" | "-F")).collect();
+        words.iter().enumerate().filter(|(i, w)| *i >= cmd_at || !is_force(w)).map(|(_, w)| w.as_str()).collect();
     let help = DeployArgs { file: None, env: None, action: Action::Update(None), force };
     if w.first().is_none_or(|f| *f == "help") {
         return Ok(help);

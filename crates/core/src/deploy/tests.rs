@@ -26,6 +26,9 @@ fn args_follow_pm2s_forms() {
     assert_eq!(parse_args(&words("p exec rpm2 reload all")).unwrap().action, Action::Exec("rpm2 reload all".into()));
     assert_eq!(parse_args(&words("p ref origin/v2")).unwrap().action, Action::Update(Some("origin/v2".into())));
     assert_eq!(parse_args(&words("p origin/v2")).unwrap().action, Action::Update(Some("origin/v2".into())));
+    let x = parse_args(&words("-f p exec rm -f x")).unwrap();
+    assert!(x.force);
+    assert_eq!(x.action, Action::Exec("rm -f x".into()));
     let f = parse_args(&words("p --force")).unwrap();
     assert!(f.force);
     assert_eq!(f.action, Action::Update(None));
