@@ -4,11 +4,11 @@
 //! a host deployed by PM2 can be updated by rpm2 and back.
 //!
 //! Client floor: uses only [`crate::config::ecosystem`] (loading the file) and [`crate::base`].
-//! [`config`] parses the section, [`plan`] writes the commands, `run` runs them on every host at once
+//! `config` parses the section, `plan` writes the commands, `run` runs them on every host at once
 //! and [`deploy`] is the one entry the CLI and `require('rpm2').deploy` call.
 
-pub mod config;
-pub mod plan;
+pub(crate) mod config;
+pub(crate) mod plan;
 mod run;
 
 pub use run::HostOutcome;
