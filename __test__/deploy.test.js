@@ -34,7 +34,37 @@ function missing() {
       return `sshd's /run/sshd cannot be created (${e.message})`;
     }
   }
+  // sshd's own check of a config like the tests' (host key, privilege separation, options).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rpm2-deploy-probe-'));
+  try {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'hostkey')], { stdio: 'ignore' });
+    const r = spawnSync(SSHD, ['-t', '-f', sshdConfig(dir, 'probe', 22)], { encoding: 'utf8' });
+    if (r.status !== 0) return `sshd refuses its config (${(r.stderr || '').trim().split('\n')[0] || `exit ${r.status}`})`;
+  } catch (e) {
+    return `cannot prepare sshd (${e.message})`;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
   return null;
+}
+
+/** Writes `<dir>/<name>.conf`: sshd on 127.0.0.1:port, keys and pid file in `dir`; returns its path. */
+function sshdConfig(dir, name, port) {
+  const conf = path.join(dir, `${name}.conf`);
+  fs.writeFileSync(conf, [
+    `Port ${port}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${path.join(dir, 'hostkey')}`,
+    `PidFile ${path.join(dir, `${name}.pid`)}`,
+    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+    'UsePAM no',
+    'StrictModes no',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PermitRootLogin prohibit-password',
+    '',
+  ].join('\n'));
+  return conf;
 }
 
 const SKIP = missing();
@@ -78,20 +108,7 @@ async function serves(port, body, what) {
 
 /** Starts sshd on `port` with the config in `dir`; resolves its ChildProcess once it listens. */
 async function startSshd(dir, name, port) {
-  const conf = path.join(dir, `${name}.conf`);
-  fs.writeFileSync(conf, [
-    `Port ${port}`,
-    'ListenAddress 127.0.0.1',
-    `HostKey ${path.join(dir, 'hostkey')}`,
-    `PidFile ${path.join(dir, `${name}.pid`)}`,
-    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-    'UsePAM no',
-    'StrictModes no',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'PermitRootLogin prohibit-password',
-    '',
-  ].join('\n'));
+  const conf = sshdConfig(dir, name, port);
   const log = fs.openSync(path.join(dir, `${name}.log`), 'a');
   const child = spawn(SSHD, ['-D', '-e', '-f', conf], { stdio: ['ignore', log, log] });
   fs.closeSync(log);
