@@ -366,6 +366,24 @@ declare namespace rpm2 {
     port: number;
   }
 
+  interface DeployHost {
+    /** `host`, or `host:port`. */
+    host: string;
+    /** The ref deployed, with the commit the host ended on when known. */
+    ref: string;
+    ok: boolean;
+    /** The one-line reason it failed (null when ok). */
+    error: string | null;
+    seconds: number;
+  }
+
+  interface DeployResult {
+    env?: string;
+    hosts?: DeployHost[];
+    /** Set when no environment was given and the help was printed. */
+    help?: true;
+  }
+
   interface API {
     /** The class behind the singleton: `new rpm2.custom({home})` talks to another RPM2_HOME. */
     custom: typeof RPM2;
@@ -520,6 +538,14 @@ declare class RPM2 {
   /** What a bug report needs: versions, daemon, system, apps with their last log lines. */
   report(): Promise<Record<string, unknown>>;
   report(cb: rpm2.Callback<Record<string, unknown>>): void;
+
+  /**
+   * PM2's deploy over ssh and git, as `rpm2 deploy`: `commands` is PM2's `{rawArgs}` or the words
+   * after `file` (`['production', 'setup']`). Rejects with code `deploy_failed` (hosts in `detail`)
+   * when a host fails.
+   */
+  deploy(file: string, commands?: { rawArgs: string[] } | string[] | string): Promise<rpm2.DeployResult>;
+  deploy(file: string, commands: { rawArgs: string[] } | string[] | string, cb: rpm2.Callback<rpm2.DeployResult>): void;
 
   /** PM2's module configuration store (RPM2_HOME/module_conf.json). */
   set(key: string, value: string | number): Promise<{ success: true }>;

@@ -196,28 +196,22 @@ class RPM2 {
     return settle(this._onTargets('signal', name, { signal: String(signal) }), cb);
   }
 
-  /**
-   * sendDataToProcessId(id, packet, [cb]) or sendDataToProcessId(packet, [cb]): sends `packet`
-   * (which needs `id`, a truthy `topic` and `data`) verbatim on the process's IPC channel.
-   * → {success: true, data: packet}
-   */
+  /** sendDataToProcessId(id, packet, [cb]) or (packet, [cb]): sends `packet` (which needs `id`, a truthy
+   * `topic` and `data`) verbatim on the process's IPC channel → {success: true, data: packet} */
   sendDataToProcessId(id, packet, cb) {
     if (id && typeof id === 'object' && (typeof packet === 'function' || packet === undefined)) {
       [packet, cb] = [id, packet];
     } else if (packet && typeof packet === 'object') {
       packet = Object.assign({}, packet, { id });
     }
-    return settle(this._local('sendData', { packet: packet === undefined ? null : packet }, { start: true }), cb);
+    return settle(this._local('sendData', { packet: packet ?? null }, { start: true }), cb);
   }
 
-  /**
-   * sendLineToStdin(pm_id, line, [separator], [cb]): writes `line` + separator ('\n') to the stdin of
-   * a fork-mode process → {pm_id, line}
-   */
+  /** sendLineToStdin(pm_id, line, [separator], [cb]): writes `line` + separator ('\n') to the stdin
+   * of a fork-mode process → {pm_id, line} */
   sendLineToStdin(pmId, line, separator, cb) {
     if (typeof separator === 'function') [separator, cb] = [undefined, separator];
-    const sep = separator === undefined || separator === null ? '\n' : String(separator);
-    return settle(this._call('sendLine', { id: pmId, line: String(line) + sep }), cb);
+    return settle(this._call('sendLine', { id: pmId, line: String(line) + String(separator ?? '\n') }), cb);
   }
 
   /**
@@ -263,6 +257,17 @@ class RPM2 {
   /** report([cb]): versions, daemon, system, apps with their last log lines, the daemon log's end. */
   report(cb) {
     return settle(this._local('report', {}), cb);
+  }
+
+  /**
+   * deploy(file, commands, [cb]): PM2's deploy over ssh and git, as `rpm2 deploy`. `commands` is
+   * PM2's commander object (`{rawArgs}`, the words after `deploy` are used) or an array of the words
+   * after `file` (`['production', 'setup']`). Progress goes to stdout → {env, hosts: [{host, ref, ok,
+   * error, seconds}]}; when a host fails the error (code `deploy_failed`) carries them as `detail`.
+   */
+  deploy(file, commands, cb) {
+    if (typeof commands === 'function') [commands, cb] = [undefined, commands];
+    return settle(this._local('deploy', { file, commands: commands ?? null, cwd: this.cwd }), cb);
   }
 
   /** set(key, value, [cb]): PM2's module configuration (RPM2_HOME/module_conf.json) → {success} */

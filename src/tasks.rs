@@ -179,6 +179,20 @@ impl LocalTask {
                 Ok(rpm2_core::client::shape::connect_shape(&home, started, &info))
             }
             "flush" | "signal" | "monitor" | "inspect" | "sendData" => self.on_targets(&home, &args),
+            "deploy" => {
+                let words = rpm2_core::deploy::api_words(&args["file"], &args["commands"]);
+                let cwd = match arg_str(&args, "cwd") {
+                    Some(c) => std::path::PathBuf::from(c),
+                    None => std::env::current_dir()
+                        .map_err(|e| plain_error("failed", format!("cannot read the current directory: {e}")))?,
+                };
+                let paint = rpm2_core::base::fmt::Paint { enabled: false };
+                let outcome = rpm2_core::deploy::deploy(&words, &cwd, paint).map_err(fail)?;
+                match outcome.failure() {
+                    Some(m) => Err(json!({"code": "deploy_failed", "message": m, "detail": outcome.to_json()})),
+                    None => Ok(outcome.to_json()),
+                }
+            }
             other => Err(plain_error("bad_request", format!("unknown local operation '{other}'"))),
         }
     }
@@ -236,7 +250,7 @@ impl Task for LocalTask {
 }
 
 /// Runs a client-side operation of the core (`conf.set`, `conf.unset`, `conf.multiset`, `conf.get`,
-/// `report`, `serve`) with JSON arguments, on libuv's thread pool. Resolves to the same envelope as
+/// `report`, `serve`, `deploy`) with JSON arguments, on libuv's thread pool. Resolves to the same envelope as
 /// [`call`].
 #[napi(ts_return_type = "Promise<string>")]
 pub fn local(op: String, args_json: String, home: Option<String>, daemon_exe: Option<String>) -> AsyncTask<LocalTask> {

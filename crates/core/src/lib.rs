@@ -11,7 +11,8 @@
 //! 4. [`supervisor`]: one actor per managed process, its restart policy and triggers (watch, cron,
 //!    memory).
 //! 5. [`daemon`]: the socket server, one handler per request, the registry and persistence.
-//! 6. [`client`]: connect to the daemon (starting it when needed) and the one start/operate flow.
+//! 6. [`client`]: connect to the daemon (starting it when needed) and the one start/operate flow;
+//!    [`deploy`]: `rpm2 deploy` over ssh and git.
 //! 7. [`web`], [`monit`]: the JSON web API and the terminal dashboard, over the client.
 //! 8. [`cli`]: the command line and its output; [`runtime`]: `rpm2-runtime` (containers);
 //!    [`fuzz`]: the fuzz targets' bodies (cargo-fuzz and a stable `cargo test` driver).
@@ -24,6 +25,7 @@ pub mod client;
 pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod daemon;
+pub mod deploy;
 pub mod fuzz;
 pub mod ipc;
 pub(crate) mod logs;

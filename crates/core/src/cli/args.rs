@@ -204,6 +204,12 @@ pub(crate) enum Cmd {
         /// Init system (only systemd is supported).
         platform: Option<String>,
     },
+    /// Deploy over ssh and git: deploy [file] <env> [setup|update|revert [n]|curr|prev|list|exec <cmd>|ref <ref>].
+    Deploy {
+        /// `[file] <env> [command...]` (`rpm2 deploy help` lists the commands).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Replace the running daemon with this version, restarting every app (restart counts start at 0).
     #[command(visible_alias = "updatePM2")]
     Update,

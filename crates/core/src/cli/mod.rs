@@ -8,6 +8,7 @@ mod actions;
 mod args;
 mod conf;
 mod daemon_cmds;
+mod deploy;
 mod extra;
 pub mod foreground;
 pub mod health_http;
@@ -210,6 +211,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
             ops::startup(&ui.home, platform.as_deref(), user, home_path, print)
         }
         Cmd::Unstartup { platform } => ops::unstartup(&ui.home, platform.as_deref()),
+        Cmd::Deploy { args } => deploy::deploy(ui, &args),
     }
 }
 

@@ -260,6 +260,12 @@ fn run_node(path: &Path, limit: Duration) -> Result<std::process::Output> {
 /// Loads an ecosystem file of any supported kind. Evaluating a JS file is bounded by
 /// [`config_timeout`].
 pub fn load(path: &Path) -> Result<Ecosystem> {
+    shape(load_value(path)?, path)
+}
+
+/// An ecosystem file's whole document (apps, `deploy`, ...), as [`load`] reads it, before it is
+/// split into apps. Errors name the file.
+pub fn load_value(path: &Path) -> Result<Value> {
     let name = path.to_string_lossy();
     let kind = kind_of(&name).unwrap_or(Kind::Json5);
     let v = match kind {
@@ -283,7 +289,7 @@ pub fn load(path: &Path) -> Result<Ecosystem> {
             parse_text(&text, k).map_err(|e| anyhow!("syntax error in {}:{e}", path.display()))?
         }
     };
-    shape(v, path)
+    Ok(v)
 }
 
 const NODE_EVAL: &str = r#"const t=require('fs').readFileSync(0,'utf8');

@@ -336,6 +336,7 @@ pub(crate) mod tests {
                 restart_reason: None,
                 watch_paused: None,
                 node_version: Some("22.1.0".into()),
+                readiness: None,
                 extra: Map::new(),
             },
         }
