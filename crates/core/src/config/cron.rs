@@ -35,6 +35,11 @@ impl Schedule {
                 ));
             }
         }
+        // An empty item (`,` alone, `1,,2`) makes croner's set of values empty, and its search for
+        // the next occurrence then never ends (found by fuzzing: `, * 2 * * *` hung the caller).
+        if let Some((i, f)) = p.split_whitespace().enumerate().find(|(_, f)| f.split(',').any(str::is_empty)) {
+            return Err(format!("field {} ('{f}') has an empty item: write values separated by single commas", i + 1));
+        }
         let cron = CronParser::builder().seconds(Seconds::Optional).build().parse(p).map_err(|e| e.to_string())?;
         // A pattern that can never happen (e.g. February 31st) is an error too, not a silent no-op.
         let now = Local::now();
@@ -77,6 +82,19 @@ pub async fn run(schedule: Schedule, mut fire: impl FnMut(DateTime<Local>)) {
 mod tests {
     use super::*;
     use chrono::{TimeZone, Timelike};
+
+    /// Found by fuzzing: these hung in croner's search for the next occurrence.
+    #[test]
+    fn empty_items_are_refused_at_once() {
+        for p in [", * 2 * * *", "1,,2 * * * *", "* * * * 1,", ",0 * * * *"] {
+            let e = Schedule::parse(p).unwrap_err();
+            assert!(e.contains("has an empty item"), "{p}: {e}");
+        }
+        assert_eq!(
+            Schedule::parse(", * 2 * * *").unwrap_err(),
+            "field 1 (',') has an empty item: write values separated by single commas"
+        );
+    }
 
     #[test]
     fn five_and_six_fields() {

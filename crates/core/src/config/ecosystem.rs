@@ -62,7 +62,7 @@ pub fn parse_text(text: &str, kind: Kind) -> std::result::Result<Value, String> 
 }
 
 /// Deepest nesting of `[...]` and `{...}` a JSON5 or YAML file may have (serde_json's own limit).
-/// Found by fuzzing: the json5 crate has no limit (it recurses once per level and overflowed the
+/// Found while fuzzing (a deep-nesting probe): the json5 crate has no limit (it recurses once per level and overflowed the
 /// stack at a few thousand levels, which would abort the CLI or the Node process that loaded the
 /// addon), and YAML's flow collections take time quadratic in their depth (40 kB: 1.8 s).
 pub(crate) const MAX_NESTING: usize = 128;
@@ -355,7 +355,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Found by fuzzing: the json5 crate recursed once per level and overflowed the stack; YAML's
+    /// Found while fuzzing (a deep-nesting probe): the json5 crate recursed once per level and overflowed the stack; YAML's
     /// flow collections took quadratic time.
     #[test]
     fn json5_nesting_is_bounded() {

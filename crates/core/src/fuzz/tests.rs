@@ -6,8 +6,9 @@
 //! mutations stack up over the run. The seed is `RPM2_FUZZ_SEED` (fixed by default, so a run is
 //! repeatable; the failure message gives the seed and the input).
 //!
-//! A panic fails the test; the input is written to `target/fuzz-failures/<target>-<hash>` and the
-//! message says how to keep it as a seed (a regression test from then on).
+//! A panic fails the test, and an input that runs longer than 30 s aborts it (a hang); either way the
+//! input is written to `target/fuzz-failures/<target>-<hash>` and the message says how to keep it as
+//! a seed (a regression test from then on).
 
 use super::{run, TARGETS};
 use std::path::PathBuf;
@@ -415,6 +416,41 @@ fn check(target: &str, input: &[u8], seed: u64, case: u64) {
     }
 }
 
+/// Longest one input may take: past it the run is ended as a hang (a loop that never ends would
+/// otherwise hang `cargo test`, and CI with it).
+const HANG: Duration = Duration::from_secs(30);
+
+/// The input being run and since when, for the hang watchdog.
+type Current = std::sync::Arc<std::sync::Mutex<(Instant, Vec<u8>, bool)>>;
+
+/// Starts the watchdog of one target's run: when an input runs longer than [`HANG`], it is saved and
+/// shown, and the test process aborts (a hang cannot be unwound). Set the flag to end the watchdog.
+fn watchdog(target: &'static str, seed: u64) -> Current {
+    let cur: Current = std::sync::Arc::new(std::sync::Mutex::new((Instant::now(), Vec::new(), false)));
+    let c = cur.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let Ok(g) = c.lock() else { return };
+        if g.2 {
+            return;
+        }
+        if g.0.elapsed() > HANG {
+            let file = repo_root().join("target/fuzz-failures").join(format!("{target}-hang-{:016x}", fnv(&g.1)));
+            let _ = std::fs::create_dir_all(repo_root().join("target/fuzz-failures"));
+            let _ = std::fs::write(&file, &g.1);
+            let shown: String = String::from_utf8_lossy(&g.1[..g.1.len().min(300)]).escape_debug().collect();
+            eprintln!(
+                "fuzz target '{target}' still runs after {HANG:?} on one input (RPM2_FUZZ_SEED={seed}), {} bytes: \
+                 \"{shown}\"; saved as {}: a hang, aborting",
+                g.1.len(),
+                file.display()
+            );
+            std::process::abort();
+        }
+    });
+    cur
+}
+
 /// Seconds per target: `RPM2_FUZZ_SECS`, else 3.
 fn budget() -> Duration {
     let secs = std::env::var("RPM2_FUZZ_SECS").ok().and_then(|s| s.trim().parse::<f64>().ok()).unwrap_or(3.0);
@@ -422,13 +458,20 @@ fn budget() -> Duration {
 }
 
 /// Replays the seeds of `target`, then fuzzes it for the budget. Returns (seeds, cases).
-fn fuzz(target: &str) -> (usize, u64) {
+fn fuzz(target: &'static str) -> (usize, u64) {
     let seed = std::env::var("RPM2_FUZZ_SEED").ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0x5eed);
     let seed = seed ^ fnv(target.as_bytes());
     let mut pool = seeds(target);
     assert!(!pool.is_empty(), "fuzz/corpus/{target}/ has no seed");
     let n_seeds = pool.len();
+    let current = watchdog(target, seed);
+    let watch = |input: &[u8]| {
+        if let Ok(mut g) = current.lock() {
+            *g = (Instant::now(), input.to_vec(), false);
+        }
+    };
     for (i, s) in pool.iter().enumerate() {
+        watch(s);
         check(target, s, seed, i as u64);
     }
     let dict = dictionary(target);
@@ -438,6 +481,7 @@ fn fuzz(target: &str) -> (usize, u64) {
     while Instant::now() < deadline {
         let parent = &pool[rng.below(pool.len())];
         let input = mutate(&mut rng, parent, &pool, dict, target);
+        watch(&input);
         check(target, &input, seed, case);
         case += 1;
         // Keep some children as parents, so that mutations stack up (small ones only).
@@ -449,6 +493,9 @@ fn fuzz(target: &str) -> (usize, u64) {
                 pool[i] = input;
             }
         }
+    }
+    if let Ok(mut g) = current.lock() {
+        g.2 = true;
     }
     eprintln!("fuzz {target}: {n_seeds} seeds, {case} mutated inputs in {:?}, no panic", budget());
     (n_seeds, case)
