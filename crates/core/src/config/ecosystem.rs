@@ -67,18 +67,38 @@ pub fn parse_text(text: &str, kind: Kind) -> std::result::Result<Value, String> 
 /// addon), and YAML's flow collections take time quadratic in their depth (40 kB: 1.8 s).
 pub(crate) const MAX_NESTING: usize = 128;
 
+/// Most `[` and `{` a YAML file may hold, counted anywhere (in strings and comments too). Found by
+/// the fuzzer: quotes in a plain scalar (`ap"...`) hid 177,000 levels from the depth check and
+/// YAML took 30 s; at this many brackets the worst case is under 0.1 s.
+pub(crate) const MAX_YAML_BRACKETS: usize = 10_000;
+
 /// Refuses text nested deeper than [`MAX_NESTING`], with `line:col: ...` of the bracket that goes
 /// too deep. Quoted strings (either quote, with escapes) and comments (JSON5's `//` and `/* */`,
 /// YAML's `#`) are skipped, so brackets inside them do not count.
 fn nesting_depth(text: &str, yaml: bool) -> std::result::Result<(), String> {
     let b = text.as_bytes();
+    if yaml {
+        // Whatever the quoting, nesting is never deeper than the number of brackets: bounding
+        // that bounds the quadratic time even when a quote hides brackets from the count below.
+        let opens = b.iter().filter(|&&c| c == b'[' || c == b'{').count();
+        if opens > MAX_YAML_BRACKETS {
+            return Err(format!(
+                " {opens} `[` and `{{` in one YAML file (at most {MAX_YAML_BRACKETS}): split the file or use JSON"
+            ));
+        }
+    }
     let (mut i, mut depth) = (0, 0usize);
     while i < b.len() {
         match b[i] {
-            q @ (b'"' | b'\'') => {
+            // In YAML a quote opens a quoted scalar only where a token starts (`ap"x` is a plain
+            // scalar), and a single-quoted one escapes its quote by doubling it, not with `\`.
+            q @ (b'"' | b'\'') if !yaml || i == 0 || b" \t\r\n[{,".contains(&b[i - 1]) => {
                 i += 1;
                 while i < b.len() && b[i] != q {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
+                    i += if b[i] == b'\\' && !(yaml && q == b'\'') { 2 } else { 1 };
+                    if yaml && q == b'\'' && b.get(i) == Some(&b'\'') && b.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                    }
                 }
             }
             b'#' if yaml && (i == 0 || b[i - 1].is_ascii_whitespace()) => {
@@ -370,6 +390,14 @@ mod tests {
         // Brackets in strings and comments do not count.
         let text = format!("{{a: '{0}', \"b\": \"\\\"{0}\", // {0}\n /* {0} */ c: [1]}}", "[".repeat(300));
         assert_eq!(parse_text(&text, Kind::Json5).unwrap()["c"], json!([1]));
+        // YAML: a quote inside a plain scalar opens nothing, so the brackets after it count; a
+        // single-quoted scalar doubles its quote; and the brackets of a file are bounded anyway.
+        let e = parse_text(&format!("ap\"x{}\"s: 1", "[".repeat(200)), Kind::Yaml).unwrap_err();
+        assert!(e.contains("nested deeper than 128 levels"), "{e}");
+        let v = parse_text(&format!("a: 'it''s {}'\nb: [1]", "[".repeat(300)), Kind::Yaml).unwrap();
+        assert_eq!(v["b"], json!([1]));
+        let e = parse_text(&format!("a: \"{}\"", "[".repeat(MAX_YAML_BRACKETS + 1)), Kind::Yaml).unwrap_err();
+        assert!(e.contains("at most 10000"), "{e}");
     }
 
     #[test]
