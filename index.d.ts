@@ -477,6 +477,19 @@ declare class RPM2 {
   getPID(name: rpm2.Target, cb: rpm2.Callback<number[]>): void;
   getPID(cb: rpm2.Callback<number[]>): void;
   getPID(name?: rpm2.Target): Promise<number[]>;
+  /** The pm_ids of an app's processes ([] when there are none). */
+  getProcessIdByName(name: string, cb: rpm2.Callback<number[]>): void;
+  getProcessIdByName(name: string): Promise<number[]>;
+  /** Saves the app list (`rpm2 save`); an empty list is refused (code `empty`) unless `force`. */
+  dump(force: boolean, cb: rpm2.Callback<{ success: true }>): void;
+  dump(cb: rpm2.Callback<{ success: true }>): void;
+  dump(force?: boolean): Promise<{ success: true }>;
+  /** Starts the saved apps that are not running (`rpm2 resurrect`) → the processes started. */
+  resurrect(cb: rpm2.Callback<rpm2.StartResult>): void;
+  resurrect(): Promise<rpm2.StartResult>;
+  /** Sets an app's number of instances (`3`), or changes it (`'+2'`, `'-1'`), as `rpm2 scale`. */
+  scale(name: string, number: number | string, cb: rpm2.Callback<{ success: true }>): void;
+  scale(name: string, number: number | string): Promise<{ success: true }>;
 
   ping(cb: rpm2.Callback<{ msg: 'pong' }>): void;
   ping(): Promise<{ msg: 'pong' }>;

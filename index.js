@@ -12,10 +12,8 @@
 
 const os = require('os');
 const path = require('path');
-const { EventEmitter } = require('events');
+const { Bus } = require('./bus.js');
 const { native, daemonExe: DAEMON_EXE } = require('./loader.js').load();
-
-const RESERVED_TOPICS = new Set(['error', 'newListener', 'removeListener']);
 
 function rpm2Error(message, code, extra) {
   const err = new Error(message);
@@ -46,51 +44,6 @@ function unwrap(raw) {
   for (const w of env.warnings || []) process.emitWarning(w, 'RPM2Warning');
   if (env.error) throw rpm2Error(env.error.message, env.error.code, env.error.detail && { detail: env.error.detail });
   return env;
-}
-
-/**
- * The event bus of launchBus(): an EventEmitter with PM2's wildcards. `bus.on('process:event', d)`,
- * `bus.on('log:*', (type, d))`, `bus.on('*', (topic, d))`; every `*` in a pattern matches one or
- * more characters and its match is passed before the payload.
- */
-class Bus extends EventEmitter {
-  constructor() {
-    super();
-    this.closed = false;
-    this._handle = null;
-    this._patterns = new Map();
-  }
-
-  _match(pattern) {
-    let re = this._patterns.get(pattern);
-    if (!re) {
-      const src = pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('(.+)');
-      re = new RegExp(`^${src}$`);
-      this._patterns.set(pattern, re);
-    }
-    return re;
-  }
-
-  _dispatch(topic, data) {
-    if (!RESERVED_TOPICS.has(topic) && !topic.includes('*')) super.emit(topic, data);
-    for (const name of this.eventNames()) {
-      if (typeof name !== 'string' || !name.includes('*')) continue;
-      const m = this._match(name).exec(topic);
-      if (m) super.emit(name, ...m.slice(1), data);
-    }
-  }
-
-  /** Stops receiving events and releases the connection (idempotent). */
-  close() {
-    if (this.closed) return;
-    this.closed = true;
-    if (this._handle) this._handle.close();
-  }
-
-  /** Alias of close(). */
-  disconnect() {
-    this.close();
-  }
 }
 
 class RPM2 {
@@ -377,6 +330,26 @@ for (const method of ['stop', 'restart', 'reload', 'delete', 'reset']) {
     return settle(this._operate(method, target, opts), cb);
   };
 }
+
+// dump([force], [cb]): saves the app list (`rpm2 save`) → {success: true}; resurrect([cb]): starts the
+// saved apps that are not running → the processes started; scale(name, number | '+N' | '-N', [cb]) →
+// {success: true}. The CLI's code, in the core.
+Object.assign(RPM2.prototype, {
+  dump(force, cb) {
+    if (typeof force === 'function') [force, cb] = [false, force];
+    return settle(this._local('dump', { force: !!force }, { start: true }), cb);
+  },
+  resurrect(cb) {
+    return settle(this._local('resurrect', {}, { start: true }), cb);
+  },
+  scale(name, number, cb) {
+    return settle(this._local('scale', { name: String(name), number: String(number) }, { start: true }), cb);
+  },
+  /** getProcessIdByName(name, [cb]) → the pm_ids of the app's processes ([] when none). */
+  getProcessIdByName(name, cb) {
+    return settle(this.describe(name).then((l) => l.map((p) => p.pm_id)), cb);
+  },
+});
 
 // PM2's aliases: close = disconnect, startOrGracefulReload = startOrReload, gracefulReload = reload
 // (older PM2), kill = killDaemon.

@@ -225,6 +225,34 @@ test('stop, restart, delete and reset return PM2 operate shapes', async (t) => {
   await until(() => !fs.existsSync(`/proc/${d1.pid}`) || isZombie(d1.pid), 5000, 'the deleted app to exit');
 });
 
+test('dump, resurrect, scale and getProcessIdByName work as the CLI commands do', async (t) => {
+  const { api, home } = setup(t);
+  await api.start(TICK, { name: 'saved', killTimeout: 500 });
+  assert.deepEqual(await api.getProcessIdByName('saved'), [0]);
+  assert.deepEqual(await api.getProcessIdByName('nobody'), []);
+
+  assert.deepEqual(await api.dump(), { success: true });
+  const dump = JSON.parse(fs.readFileSync(path.join(home, 'dump.rpm2'), 'utf8'));
+  assert.ok(Array.isArray(dump) || Array.isArray(dump.apps), 'dump.rpm2 holds the app list');
+  assert.ok(JSON.stringify(dump).includes('"saved"'));
+
+  const scaled = await new Promise((resolve, reject) =>
+    api.scale('saved', 2, (err, r) => (err ? reject(err) : resolve(r))),
+  );
+  assert.deepEqual(scaled, { success: true });
+  await until(async () => (await api.getProcessIdByName('saved')).length === 2, 8000, 'two instances');
+  await assert.rejects(api.scale('saved', 'lots'), /number/i);
+  await assert.rejects(api.scale('ghost', 2), /ghost/);
+
+  await api.delete('all');
+  assert.deepEqual(await api.list(), []);
+  const back = await api.resurrect();
+  assert.ok(Array.isArray(back));
+  const names = (await api.list()).map((p) => p.name);
+  assert.deepEqual(names, ['saved']);
+  assert.equal((await api.describe('saved'))[0].pm2_env.status, 'online');
+});
+
 function isZombie(pid) {
   try {
     const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');

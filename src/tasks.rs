@@ -179,6 +179,7 @@ impl LocalTask {
                 Ok(rpm2_core::client::shape::connect_shape(&home, started, &info))
             }
             "flush" | "signal" | "monitor" | "inspect" | "sendData" => self.on_targets(&home, &args),
+            "dump" | "resurrect" | "scale" => self.saved_list(&home, &args),
             "deploy" => {
                 let words = rpm2_core::deploy::api_words(&args["file"], &args["commands"]);
                 let cwd = match arg_str(&args, "cwd") {
@@ -199,6 +200,30 @@ impl LocalTask {
 }
 
 impl LocalTask {
+    /// `dump` (`rpm2 save`), `resurrect` and `scale`, as the CLI runs them, in PM2's result shapes:
+    /// `{success: true}` for dump and scale, the processes started for resurrect.
+    fn saved_list(&self, home: &Home, args: &Value) -> std::result::Result<Value, Value> {
+        use rpm2_core::client::{actions, dump, start::error_parts, start::Conn};
+        let fail = |e: anyhow::Error| crate::flow::flow_error(error_parts(&e, "failed"));
+        let exe = self.daemon_exe.clone();
+        let open = || match exe.as_deref().filter(|e| !e.is_empty()) {
+            Some(exe) => Client::connect_or_start(home, Path::new(exe)),
+            None => Client::connect(home),
+        };
+        let mut conn = Conn::new(&open);
+        let out = match self.op.as_str() {
+            "dump" => conn.get().and_then(|c| dump::save(c, truthy(&args["force"]))).map(|_| json!({"success": true})),
+            "resurrect" => conn.get().and_then(|c| dump::resurrect(home, c, &mut |_| {})).map(Value::Array),
+            _ => {
+                let number = arg_str(args, "number").unwrap_or_default();
+                actions::scale(&mut conn, &arg_str(args, "name").unwrap_or_default(), &number)
+                    .map(|_| json!({"success": true}))
+            }
+        };
+        conn.close();
+        out.map_err(fail)
+    }
+
     /// The requests on targets of `rpm2_core::client::actions` (`flush`, `signal`, `monitor`,
     /// `inspect`, `sendData`): the CLI's code, with PM2's API wording of errors. `flush` and `signal`
     /// resolve to the process list, as PM2's do.

@@ -2,7 +2,6 @@
 
 use super::list::print_list;
 use super::Ui;
-use crate::client::env::node_info;
 use crate::client::Client;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -69,7 +68,7 @@ pub(super) fn update(ui: &Ui) -> Result<i32> {
 pub(super) fn save(ui: &Ui, force: bool) -> Result<i32> {
     let mut c = ui.client()?;
     ui.info("Saving current process list...");
-    let r = c.call("dump", json!({"force": force, "node": node_info()}))?;
+    let r = crate::client::dump::save(&mut c, force)?;
     ui.info(&format!("Successfully saved {} app(s) in {}", r["count"], r["path"].as_str().unwrap_or("")));
     Ok(0)
 }

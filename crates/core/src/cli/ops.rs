@@ -3,94 +3,23 @@
 
 use crate::base::fmt::Paint;
 use crate::base::paths::Home;
-use crate::client::Client;
+use crate::client::{dump, Client};
 use crate::config::{self, ResolveCtx};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 
-/// The newest dump format this version reads.
-pub const DUMP_FORMAT: u64 = 1;
-
-/// Reads a dump, falling back to the `.bak` copy when the dump is missing or unreadable. Never
-/// deletes or rewrites either file.
-pub fn read_dump(home: &Home) -> Result<(PathBuf, Value)> {
-    let main = home.root().join("dump.rpm2");
-    let bak = home.root().join("dump.rpm2.bak");
-    let mut why = Vec::new();
-    for p in [&main, &bak] {
-        match std::fs::read(p) {
-            Ok(b) => match serde_json::from_slice::<Value>(&b) {
-                Ok(v) if v.get("apps").map(|a| a.is_array()).unwrap_or(false) => {
-                    let fmt = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
-                    if fmt > DUMP_FORMAT {
-                        bail!(
-                            "{} was written by a newer rpm2 (format {fmt}, this one reads {DUMP_FORMAT}): upgrade rpm2",
-                            p.display()
-                        );
-                    }
-                    for w in &why {
-                        eprintln!("[rpm2][WARN] {w}; using {}", p.display());
-                    }
-                    return Ok((p.clone(), v));
-                }
-                Ok(_) => why.push(format!("{} has no app list", p.display())),
-                Err(e) => why.push(format!("{} is unreadable ({e})", p.display())),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => why.push(format!("cannot read {}: {e}", p.display())),
-        }
-    }
-    if why.is_empty() {
-        bail!("no saved app list in {}: run `rpm2 save` first", home.root().display());
-    }
-    bail!("{}; both files are left as they are", why.join("; "))
-}
-
-/// `rpm2 resurrect`: starts the saved apps whose names are not running (each once, even when two
-/// resurrects race: the daemon skips names it already has).
+/// `rpm2 resurrect`: starts the saved apps whose names are not running ([`dump::resurrect`]),
+/// printing its warnings as they come.
 pub fn resurrect(home: &Home, paint: &Paint, silent: bool, client: &dyn Fn() -> Result<Client>) -> Result<i32> {
-    let (path, doc) = read_dump(home)?;
+    let mut warn = |w: String| eprintln!("{} {w}", paint.yellow("[rpm2][WARN]"));
+    let path = dump::read_dump(home, &mut warn)?.0;
     if !silent {
         println!("{} Restoring processes located in {}", paint.cyan("[rpm2]"), path.display());
     }
-    if let (Some(saved), Value::Object(now)) = (doc["node"]["version"].as_str(), crate::client::env::node_info()) {
-        let cur = now.get("version").and_then(|v| v.as_str()).unwrap_or("");
-        if !saved.is_empty() && saved != cur {
-            eprintln!(
-                "{} the apps were saved with Node {saved} but `node` is now {cur}: check your apps still run",
-                paint.yellow("[rpm2][WARN]")
-            );
-        }
-    }
-    let mut apps = Vec::new();
-    for a in doc["apps"].as_array().into_iter().flatten() {
-        let mut spec: crate::config::spec::AppSpec = match serde_json::from_value(a["spec"].clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("{} skipping an unreadable entry of {}: {e}", paint.yellow("[rpm2][WARN]"), path.display());
-                continue;
-            }
-        };
-        if !spec.script.exists() {
-            eprintln!(
-                "{} app '{}': script {} no longer exists, not restored",
-                paint.yellow("[rpm2][WARN]"),
-                spec.name,
-                spec.script.display()
-            );
-            continue;
-        }
-        if a["status"] == "stopped" {
-            spec.autostart = false;
-        }
-        apps.push(spec);
-    }
-    let mut c = client()?;
-    let r = c.call("start", json!({"apps": apps, "skip_existing": true}))?;
-    let started = r.as_array().map(|a| a.len()).unwrap_or(0);
+    let started = dump::resurrect(home, &mut client()?, &mut warn)?;
     if !silent {
-        println!("{} {} process(es) restored", paint.cyan("[rpm2]"), started);
+        println!("{} {} process(es) restored", paint.cyan("[rpm2]"), started.len());
     }
     Ok(0)
 }
@@ -361,22 +290,5 @@ mod tests {
         assert_eq!(a["env"], json!({"A": "1"}));
         assert!(a.get("interpreter").is_none());
         assert!(pm2_env_to_app(&json!({"name": "x"})).is_none());
-    }
-
-    #[test]
-    fn dump_fallback_and_errors() {
-        let d = std::env::temp_dir().join(format!("rpm2-ops-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        let h = Home::at(&d);
-        assert!(format!("{:#}", read_dump(&h).unwrap_err()).contains("rpm2 save"));
-        std::fs::write(d.join("dump.rpm2"), "{truncated").unwrap();
-        std::fs::write(d.join("dump.rpm2.bak"), r#"{"format":1,"apps":[]}"#).unwrap();
-        let (p, _) = read_dump(&h).unwrap();
-        assert!(p.ends_with("dump.rpm2.bak"));
-        assert!(d.join("dump.rpm2").exists(), "an unreadable dump is never deleted");
-        std::fs::write(d.join("dump.rpm2"), r#"{"format":99,"apps":[]}"#).unwrap();
-        assert!(format!("{:#}", read_dump(&h).unwrap_err()).contains("newer rpm2"));
-        std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -4,7 +4,6 @@
 use super::list::print_list;
 use super::Ui;
 use anyhow::{anyhow, Result};
-use serde_json::json;
 
 /// `rpm2 sendSignal <signal> <target>`.
 pub(super) fn send_signal(ui: &Ui, signal: &str, target: &str) -> Result<i32> {
@@ -53,13 +52,13 @@ pub(super) fn env(ui: &Ui, id: String) -> Result<i32> {
 
 /// `rpm2 scale <name> <N|+N|-N>`.
 pub(super) fn scale(ui: &Ui, name: String, number: String) -> Result<i32> {
-    crate::config::names::parse_scale(&number).map_err(|e| anyhow!(e))?;
-    let mut c = ui.client()?;
+    let open = || ui.client();
+    let mut conn = crate::client::start::Conn::new(&open);
     let up = number.starts_with('+') || number.parse::<i64>().map(|_| true).unwrap_or(false);
-    c.call("scale", json!({"name": name, "number": number}))?;
+    crate::client::actions::scale(&mut conn, &name, &number)?;
     ui.info(if up && !number.starts_with('-') { "Scaling application" } else { "Scaling down application" });
     if !ui.silent {
-        print_list(ui, &mut c)?;
+        print_list(ui, conn.get()?)?;
     }
     Ok(0)
 }

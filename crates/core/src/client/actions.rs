@@ -4,7 +4,7 @@
 //! and `index.js` resolves to it.
 
 use super::operate::target_string;
-use super::start::{pm2_not_found, FlowError};
+use super::start::{pm2_not_found, Conn, FlowError};
 use super::Client;
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -93,6 +93,16 @@ pub fn send_data(c: &mut Client, packet: Value) -> Result<Value> {
         return Err(FlowError::new("bad_request", "ID, DATA or TOPIC field is missing").into());
     }
     c.call("send", json!({"id": packet["id"].clone(), "packet": packet}))
+}
+
+/// `scale`: sets the number of instances of app `name` to `number` (`3`), or changes it by `+N` /
+/// `-N`; returns the daemon's reply. A count that is not one of those forms is a `bad_request` and
+/// nothing changes (the daemon is not even reached); an unknown app is `not_found`.
+pub fn scale(conn: &mut Conn, name: &str, number: &str) -> Result<Value> {
+    crate::config::names::parse_scale(number).map_err(|e| FlowError::new("bad_request", e))?;
+    conn.get()?
+        .call("scale", json!({"name": name, "number": number}))
+        .map_err(|e| pm2_not_found(e, &[name.to_string()]))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod conf;
 pub mod deadline;
+pub mod dump;
 pub mod env;
 pub mod operate;
 mod processes;
