@@ -46,13 +46,14 @@ impl Steps {
 pub(crate) struct Progress {
     stop: Option<UnixStream>,
     thread: Option<std::thread::JoinHandle<()>>,
+    since: Instant,
 }
 
 impl Progress {
     /// Starts reporting `steps` of the command `what` (none with `--silent`, or when no daemon runs:
     /// `rpm2 start` begins it once it has connected, which may have started the daemon).
     pub(crate) fn begin(ui: &Ui, what: &'static str, steps: Steps) -> Progress {
-        let none = Progress { stop: None, thread: None };
+        let none = Progress { stop: None, thread: None, since: Instant::now() };
         if ui.silent {
             return none;
         }
@@ -65,15 +66,18 @@ impl Progress {
         let cyan = ui.paint.cyan("[rpm2]");
         let since = Instant::now();
         let thread = std::thread::spawn(move || report(sub, Reporter { what, steps, tty, tag: cyan, since }));
-        Progress { stop, thread: Some(thread) }
+        Progress { stop, thread: Some(thread), since }
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
-            // The last events may still be on their way: give them a moment once progress shows.
-            std::thread::sleep(Duration::from_millis(30));
+            // The last events may still be on their way: give them a moment once progress shows
+            // (a command quicker than QUIET_FOR shows none, so it does not wait).
+            if self.since.elapsed() >= QUIET_FOR {
+                std::thread::sleep(Duration::from_millis(30));
+            }
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
         if let Some(t) = self.thread.take() {

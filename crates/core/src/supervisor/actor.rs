@@ -54,12 +54,6 @@ impl Actor {
         self.ctx.changed.notify_one();
     }
 
-    /// Publishes the state without asking for the app table to be saved (for figures that change
-    /// every second, such as metrics).
-    pub(super) fn publish_unsaved(&mut self) {
-        self.state_tx.send_replace(self.st.clone());
-    }
-
     /// Sets the status and publishes the state.
     pub(super) fn set_status(&mut self, s: Status) {
         self.st.status = s;

@@ -102,6 +102,29 @@ impl Actor {
                 return self.on_cluster(wid, tx, o);
             }
         }
+        // The preload's metrics, every second from every Node app: merged by moving the parsed
+        // values (no copy of the message), and a bus event only when someone listens.
+        let v = match v {
+            Value::Object(mut o) if current && o.get("type").and_then(Value::as_str) == Some("axm:monitor") => {
+                match o.remove("data") {
+                    Some(Value::Object(data)) => {
+                        let event = (self.ctx.bus.receiver_count() > 0).then(|| Value::Object(data.clone()));
+                        self.merge_metrics(data);
+                        if let Some(data) = event {
+                            let process = self.process_json();
+                            self.emit("axm:monitor", json!({"at": now_ms(), "data": data, "process": process}));
+                        }
+                        return Sig::None;
+                    }
+                    Some(other) => {
+                        o.insert("data".into(), other);
+                        Value::Object(o)
+                    }
+                    None => Value::Object(o),
+                }
+            }
+            v => v,
+        };
         let at = now_ms();
         let process = self.process_json();
         if v.as_str() == Some("ready") {
@@ -111,11 +134,6 @@ impl Actor {
         if let Some(o) = v.as_object() {
             let truthy = |x: Option<&Value>| !matches!(x, None | Some(Value::Null) | Some(Value::Bool(false)));
             if let (Some(Value::String(t)), true) = (o.get("type"), truthy(o.get("data"))) {
-                if t == "axm:monitor" && current {
-                    if let Some(Value::Object(data)) = o.get("data") {
-                        self.merge_metrics(data);
-                    }
-                }
                 if t == "axm:action" {
                     self.declare_action(o.get("data"));
                 }
@@ -133,9 +151,11 @@ impl Actor {
     /// Merges metrics into `axm_monitor` by name (PM2's `Object.assign`: the preload's built-in
     /// metrics and the app's own sit side by side) and publishes them. Not saved to the app table:
     /// metrics arrive every second from every Node app.
-    fn merge_metrics(&mut self, data: &serde_json::Map<String, Value>) {
+    fn merge_metrics(&mut self, data: serde_json::Map<String, Value>) {
         merge_into(&mut self.st.axm_monitor, data);
-        self.publish_unsaved();
+        // Only the metrics change: the published copy gets them alone, not a copy of all the state.
+        let metrics = &self.st.axm_monitor;
+        self.state_tx.send_modify(|s| s.axm_monitor.clone_from(metrics));
     }
 
     /// Records an action declared with `axm:action` (once per name, as PM2).
@@ -151,14 +171,14 @@ impl Actor {
 
 /// `Object.assign(target, data)`: each metric of `data` replaces the one of the same name or is added
 /// after the others; metrics `data` does not name are kept. A missing target starts as `data`.
-fn merge_into(target: &mut Option<Value>, data: &serde_json::Map<String, Value>) {
+fn merge_into(target: &mut Option<Value>, data: serde_json::Map<String, Value>) {
     match target {
         Some(Value::Object(m)) => {
             for (k, v) in data {
-                m.insert(k.clone(), v.clone());
+                m.insert(k, v);
             }
         }
-        other => *other = Some(Value::Object(data.clone())),
+        other => *other = Some(Value::Object(data)),
     }
 }
 
@@ -170,9 +190,9 @@ mod tests {
     fn metrics_merge_by_name_as_object_assign() {
         let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
         let mut m = None;
-        merge_into(&mut m, &obj(json!({"Heap Size": {"value": "1.00"}, "Active handles": {"value": 1}})));
-        merge_into(&mut m, &obj(json!({"Requests": {"value": 42, "unit": "req/min"}})));
-        merge_into(&mut m, &obj(json!({"Heap Size": {"value": "2.00"}})));
+        merge_into(&mut m, obj(json!({"Heap Size": {"value": "1.00"}, "Active handles": {"value": 1}})));
+        merge_into(&mut m, obj(json!({"Requests": {"value": 42, "unit": "req/min"}})));
+        merge_into(&mut m, obj(json!({"Heap Size": {"value": "2.00"}})));
         let m = m.unwrap_or_default();
         assert_eq!(
             m.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
