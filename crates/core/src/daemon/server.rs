@@ -230,6 +230,9 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
     closed.notify_waiters();
     drop(tx);
     let _ = writer.await;
+    // A client's requests and replies (a `jlist` of many apps is hundreds of small allocations)
+    // are freed now: give their pages back rather than keep them in the daemon's RSS.
+    crate::base::platform::trim_heap();
 }
 
 /// The reply to `hello`, and whether the connection may go on (the protocol versions match).

@@ -82,7 +82,10 @@ pub(crate) struct Daemon {
 impl Daemon {
     /// A daemon with an empty registry for `home`, and the receiver of its triggers' fires.
     pub(crate) fn new(home: Home) -> (Arc<Daemon>, mpsc::UnboundedReceiver<Fire>) {
-        let (bus, _) = broadcast::channel(4096);
+        // Slots are allocated up front (about 120 bytes each). A log pump sends one event per read
+        // (whole lines), not one per line, and tokio's budget yields to the subscribers every 128
+        // reads, so 1024 slots are ample; 4096 held 480 kB for nothing.
+        let (bus, _) = broadcast::channel(1024);
         let (triggers, fires) = Triggers::new(home.root().to_path_buf());
         let d = Arc::new(Daemon {
             home,
