@@ -35,6 +35,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 CLK_TCK = os.sysconf('SC_CLK_TCK')
@@ -69,16 +70,26 @@ def cmd_time(argv):
             print('NA 127', flush=True)
             print('time: cannot run %s: %s' % (cmd[0], e), file=sys.stderr)
             return
-        try:
-            rc = p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        # A blocking wait, so the end is seen when the process exits. (Popen.wait(timeout=...)
+        # polls with sleeps that double from 0.5 ms up to 50 ms: it rounds a run up to 3.5, 7.5,
+        # 15.5, ... 163.5 ms, which hid a 3.6 ms command in the 7.5 ms step.) A timer thread kills
+        # the process group when it runs over the timeout.
+        timed_out = threading.Event()
+
+        def kill(pid=p.pid):
+            timed_out.set()
             try:
-                os.killpg(p.pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
-            p.wait()
-            rc = 124
+        timer = threading.Timer(timeout, kill)
+        timer.daemon = True
+        timer.start()
+        rc = p.wait()
         t1 = time.monotonic_ns()
+        timer.cancel()
+        if timed_out.is_set():
+            rc = 124
         if i >= warmup:
             print('%.3f %d' % ((t1 - t0) / 1e6, rc), flush=True)
 
