@@ -230,11 +230,15 @@ test('dump, resurrect, scale and getProcessIdByName work as the CLI commands do'
   await api.start(TICK, { name: 'saved', killTimeout: 500 });
   assert.deepEqual(await api.getProcessIdByName('saved'), [0]);
   assert.deepEqual(await api.getProcessIdByName('nobody'), []);
+  // A second app whose script is removed after the save: resurrect skips it with a warning.
+  const gone = path.join(home, 'gone-later.js');
+  fs.copyFileSync(TICK, gone);
+  await api.start(gone, { name: 'vanishing', killTimeout: 500 });
 
   assert.deepEqual(await api.dump(), { success: true });
   const dump = JSON.parse(fs.readFileSync(path.join(home, 'dump.rpm2'), 'utf8'));
-  assert.ok(Array.isArray(dump) || Array.isArray(dump.apps), 'dump.rpm2 holds the app list');
-  assert.ok(JSON.stringify(dump).includes('"saved"'));
+  assert.equal(dump.format, 1, 'dump.rpm2 carries its format');
+  assert.deepEqual(dump.apps.map((a) => a.spec.name).sort(), ['saved', 'vanishing']);
 
   const scaled = await new Promise((resolve, reject) =>
     api.scale('saved', 2, (err, r) => (err ? reject(err) : resolve(r))),
@@ -246,10 +250,20 @@ test('dump, resurrect, scale and getProcessIdByName work as the CLI commands do'
 
   await api.delete('all');
   assert.deepEqual(await api.list(), []);
+  fs.rmSync(gone);
+  const warned = [];
+  const onWarning = (w) => w.name === 'RPM2Warning' && warned.push(w.message);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
   const back = await api.resurrect();
-  assert.ok(Array.isArray(back));
+  assert.deepEqual(back.map((p) => p.name), ['saved'], 'resurrect resolves to the processes started');
   const names = (await api.list()).map((p) => p.name);
   assert.deepEqual(names, ['saved']);
+  await until(() => warned.length > 0, 2000, 'the warning event');
+  assert.ok(
+    warned.some((m) => m.includes("'vanishing'") && m.includes('no longer exists')),
+    `a warning names the app whose script is gone: ${JSON.stringify(warned)}`,
+  );
   assert.equal((await api.describe('saved'))[0].pm2_env.status, 'online');
 });
 

@@ -102,7 +102,9 @@ fn arg_str(args: &Value, key: &str) -> Option<String> {
 }
 
 impl LocalTask {
-    fn run(&self) -> std::result::Result<Value, Value> {
+    /// Runs the operation; warnings it meets (a dump read from its `.bak`, a saved script that is
+    /// gone) go to `warnings`, which the envelope carries to `process.emitWarning`.
+    fn run(&self, warnings: &mut Vec<String>) -> std::result::Result<Value, Value> {
         use rpm2_core::client::conf;
         let args: Value = serde_json::from_str(&self.args)
             .map_err(|e| plain_error("bad_request", format!("arguments are not JSON: {e}")))?;
@@ -179,7 +181,7 @@ impl LocalTask {
                 Ok(rpm2_core::client::shape::connect_shape(&home, started, &info))
             }
             "flush" | "signal" | "monitor" | "inspect" | "sendData" => self.on_targets(&home, &args),
-            "dump" | "resurrect" | "scale" => self.saved_list(&home, &args),
+            "dump" | "resurrect" | "scale" => self.saved_list(&home, &args, warnings),
             "deploy" => {
                 let words = rpm2_core::deploy::api_words(&args["file"], &args["commands"]);
                 let cwd = match arg_str(&args, "cwd") {
@@ -201,8 +203,9 @@ impl LocalTask {
 
 impl LocalTask {
     /// `dump` (`rpm2 save`), `resurrect` and `scale`, as the CLI runs them, in PM2's result shapes:
-    /// `{success: true}` for dump and scale, the processes started for resurrect.
-    fn saved_list(&self, home: &Home, args: &Value) -> std::result::Result<Value, Value> {
+    /// `{success: true}` for dump and scale, the processes started for resurrect. Resurrect's
+    /// warnings (as `rpm2 resurrect` prints them) are pushed to `warnings`.
+    fn saved_list(&self, home: &Home, args: &Value, warnings: &mut Vec<String>) -> std::result::Result<Value, Value> {
         use rpm2_core::client::{actions, dump, start::error_parts, start::Conn};
         let fail = |e: anyhow::Error| crate::flow::flow_error(error_parts(&e, "failed"));
         let exe = self.daemon_exe.clone();
@@ -213,7 +216,9 @@ impl LocalTask {
         let mut conn = Conn::new(&open);
         let out = match self.op.as_str() {
             "dump" => conn.get().and_then(|c| dump::save(c, truthy(&args["force"]))).map(|_| json!({"success": true})),
-            "resurrect" => conn.get().and_then(|c| dump::resurrect(home, c, &mut |_| {})).map(Value::Array),
+            "resurrect" => {
+                conn.get().and_then(|c| dump::resurrect(home, c, &mut |w| warnings.push(w))).map(Value::Array)
+            }
             _ => {
                 let number = arg_str(args, "number").unwrap_or_default();
                 actions::scale(&mut conn, &arg_str(args, "name").unwrap_or_default(), &number)
@@ -262,9 +267,10 @@ impl Task for LocalTask {
     type JsValue = String;
 
     fn compute(&mut self) -> Result<String> {
-        Ok(match self.run() {
-            Ok(result) => json!({"result": result}),
-            Err(body) => json!({"error": body}),
+        let mut warnings = Vec::new();
+        Ok(match self.run(&mut warnings) {
+            Ok(result) => json!({"result": result, "warnings": warnings}),
+            Err(body) => json!({"error": body, "warnings": warnings}),
         }
         .to_string())
     }
