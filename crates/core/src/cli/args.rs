@@ -49,7 +49,10 @@ pub(crate) struct Cli {
     pub(crate) cmd: Option<Cmd>,
 }
 
+/// The commands. Each one's arguments are defined only when that command is parsed (or its help
+/// shown): `defer` keeps a `rpm2 list` from building the ~300 options of the start-like commands.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub(crate) enum Cmd {
     /// Start an app (a script, a command, or an ecosystem file), or restart one by name or id.
     Start(Box<StartArgs>),

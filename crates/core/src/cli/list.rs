@@ -19,8 +19,9 @@ pub(super) fn list(ui: &Ui) -> Result<i32> {
 /// `rpm2 jlist [--env]`: the list as one line of JSON.
 pub(super) fn jlist(ui: &Ui, env: bool) -> Result<i32> {
     let mut c = ui.client()?;
-    let list = c.call("list", json!({"env": env}))?;
-    println!("{}", serde_json::to_string(&list)?);
+    // The daemon's JSON text as it came: the same line a parse and re-serialization would print.
+    let list = c.call_raw("list", json!({"env": env}))?;
+    println!("{}", list.get());
     Ok(0)
 }
 

@@ -16,6 +16,8 @@ pub mod start;
 use crate::base::paths::Home;
 use crate::protocol::{Request, Response, PROTOCOL_VERSION};
 use anyhow::{anyhow, Context, Result};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -122,17 +124,16 @@ impl Client {
 
     /// Reads one reply or event line. A read timeout (set on the socket) is an `io::Error` of kind
     /// `WouldBlock`/`TimedOut`; the partial line is kept for the next read.
-    fn read_line(&mut self) -> std::io::Result<Option<Response>> {
+    fn read_line<R: DeserializeOwned>(&mut self) -> std::io::Result<Option<Response<R>>> {
         let n = self.reader.read_until(b'\n', &mut self.pending)?;
         let line = std::mem::take(&mut self.pending);
         if n == 0 && line.is_empty() {
             return Ok(None);
         }
-        let text = String::from_utf8_lossy(&line);
-        serde_json::from_str(&text).map(Some).map_err(|_| {
+        serde_json::from_slice(&line).map(Some).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("the daemon sent an unreadable reply: {}", text.trim()),
+                format!("the daemon sent an unreadable reply: {}", String::from_utf8_lossy(&line).trim()),
             )
         })
     }
@@ -149,7 +150,7 @@ impl Client {
     /// Waits for the reply `id` to `method` within its deadline: the caller's timeout when set, else
     /// [`deadline::query_timeout`] for a query, else as long as the daemon answers liveness checks
     /// (up to [`deadline::operation_timeout`]).
-    fn read_reply(&mut self, id: u64, method: &str) -> Result<Response> {
+    fn read_reply<R: DeserializeOwned>(&mut self, id: u64, method: &str) -> Result<Response<R>> {
         let slice = deadline::query_timeout();
         let (slice, cap, probe) = match self.timeout.get() {
             Some(t) => (t, t, false),
@@ -185,6 +186,17 @@ impl Client {
             return Err(RpcError { code: e.code, message: e.message }.into());
         }
         Ok(r.result.unwrap_or(Value::Null))
+    }
+
+    /// [`Client::call`], with the result as the JSON text the daemon wrote (checked to be JSON,
+    /// not parsed into a tree): for printing it (`rpm2 jlist`) or reading it into a typed value.
+    pub fn call_raw(&mut self, method: &str, params: Value) -> Result<Box<RawValue>> {
+        let id = self.send(method, params)?;
+        let r: Response<Box<RawValue>> = self.read_reply(id, method)?;
+        if let Some(e) = r.error {
+            return Err(RpcError { code: e.code, message: e.message }.into());
+        }
+        Ok(r.result.unwrap_or_default())
     }
 
     /// Subscribes to bus events (`topics`, empty for all; `targets` limits to some processes).

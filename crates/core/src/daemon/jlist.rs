@@ -4,28 +4,61 @@
 use super::sampler::{mark_look, sample, usage_of};
 use super::state::{handle_of, Daemon};
 use crate::protocol::{Monit, Pm2Env, Pm2Process};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-/// The PM2 `jlist` object of process `id` (None when it is not registered). Env values read
-/// `[hidden]` unless `show_env`.
-pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Process> {
+/// How a `jlist` object carries the app's environment (`pm2_env.env`, and each key again at the top
+/// level of `pm2_env`, as PM2 does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EnvView {
+    /// The keys, their values reading `[hidden]` (PM2's shape, with the values kept private).
+    Hidden,
+    /// The keys and their values.
+    Shown,
+    /// No env key anywhere (`env` is `{}`): for readers that show none.
+    Omitted,
+}
+
+impl EnvView {
+    /// `Shown` when `show`, else `Hidden`.
+    pub(crate) fn shown_if(show: bool) -> EnvView {
+        if show {
+            EnvView::Shown
+        } else {
+            EnvView::Hidden
+        }
+    }
+}
+
+/// The PM2 `jlist` object of process `id` (None when it is not registered), its environment as
+/// `view` says.
+pub(crate) fn pm2_process(d: &Daemon, id: u32, view: EnvView) -> Option<Pm2Process> {
     let (instance, unique_id, h) = {
         let r = d.registry.lock().ok()?;
         let e = r.procs.get(&id)?;
         (e.instance, e.unique_id.clone(), e.handle.clone())
     };
-    let st = h.state.borrow().clone();
-    let (spec, paths) = h.spec.borrow().clone();
+    // Borrowed, not cloned: this function never awaits, so the borrows end before anything else
+    // runs on this thread.
+    let st_ref = h.state.borrow();
+    let st = &*st_ref;
+    let spec_ref = h.spec.borrow();
+    let (spec, paths) = &*spec_ref;
     let usage = usage_of(d, st.pid);
-    let env: Map<String, Value> = spec
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(if show_env { v.clone() } else { "[hidden]".into() })))
-        .collect();
+    let env: Map<String, Value> = match view {
+        EnvView::Omitted => Map::new(),
+        _ => spec
+            .env
+            .iter()
+            .map(|(k, v)| {
+                (k.clone(), Value::String(if view == EnvView::Shown { v.clone() } else { "[hidden]".into() }))
+            })
+            .collect(),
+    };
     let top_env = env.clone();
     let log_path =
         |x: &Option<PathBuf>| x.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "/dev/null".into());
@@ -64,7 +97,7 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         node_app_instance: instance,
         unique_id,
         username: username(),
-        version: package_version(&spec.script),
+        version: RECENT_VERSIONS.get_or(&spec.script, || package_version(&spec.script)),
         env,
         filter_env: spec.extra.get("filter_env").cloned().unwrap_or_else(|| json!([])),
         vizion: spec.extra.get("vizion").and_then(Value::as_bool).unwrap_or(true),
@@ -88,7 +121,10 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         exit_code: st.exit_code,
         restart_reason: st.restart_reason.clone(),
         watch_paused: d.triggers.paused(&spec.name),
-        node_version: spec.interpreter.as_deref().and_then(|i| node_version(i, spec.env.get("PATH"))),
+        node_version: spec.interpreter.as_deref().and_then(|i| {
+            let key = (i.to_string(), spec.env.get("PATH").cloned());
+            RECENT_NODES.get_or(&key, || node_version(i, spec.env.get("PATH")))
+        }),
         // The readiness probe's verdict, for apps that declare one.
         readiness: spec.probes.readiness.is_some().then(|| {
             let ready = st.ready == Some(true) && st.pid.is_some();
@@ -112,6 +148,47 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, show_env: bool) -> Option<Pm2Proc
         pm2_env,
     })
 }
+
+/// How long a value read from the filesystem for the jlist ([`RECENT_VERSIONS`], [`RECENT_NODES`])
+/// is used again before it is read afresh: a burst of `list` calls (a script, monit, the
+/// dashboard) then costs no file lookups, and a change shows within this time.
+const RECENT_FOR: Duration = Duration::from_secs(5);
+
+/// Values computed from the filesystem, each kept for [`RECENT_FOR`] after it was computed.
+struct Recent<K, V> {
+    map: OnceLock<Mutex<HashMap<K, (Instant, V)>>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Recent<K, V> {
+    const fn new() -> Self {
+        Recent { map: OnceLock::new() }
+    }
+
+    /// The value of `key` computed less than [`RECENT_FOR`] ago, else `compute()` (kept). Entries
+    /// older than that are dropped as new ones come, so the map holds only what was recently asked.
+    fn get_or(&self, key: &K, compute: impl FnOnce() -> V) -> V {
+        let map = self.map.get_or_init(|| Mutex::new(HashMap::new()));
+        let now = Instant::now();
+        if let Ok(m) = map.lock() {
+            if let Some((at, v)) = m.get(key) {
+                if now.duration_since(*at) < RECENT_FOR {
+                    return v.clone();
+                }
+            }
+        }
+        let v = compute();
+        if let Ok(mut m) = map.lock() {
+            m.retain(|_, (at, _)| now.duration_since(*at) < RECENT_FOR);
+            m.insert(key.clone(), (now, v.clone()));
+        }
+        v
+    }
+}
+
+/// `version` of the nearest package.json, by script path.
+static RECENT_VERSIONS: Recent<PathBuf, String> = Recent::new();
+/// The Node.js version, by interpreter and the app's `PATH`.
+static RECENT_NODES: Recent<(String, Option<String>), Option<String>> = Recent::new();
 
 /// The version (`22.1.0`) of the Node.js interpreter `interp` as the app's `PATH` finds it; None
 /// when it is not Node or does not answer. Asked once per executable (and again after it changes);
@@ -184,17 +261,20 @@ fn package_version(script: &Path) -> String {
     "N/A".into()
 }
 
-/// The `jlist` array of `ids` (those still registered), with a fresh enough CPU/memory sample. Marks
-/// that a client is looking, so the sampler speeds up.
-pub(crate) fn list_json(d: &Daemon, ids: &[u32], show_env: bool) -> Value {
+/// The `jlist` array of `ids` (those still registered), with a fresh enough CPU/memory sample, as
+/// JSON text written straight from the typed objects. Marks that a client is looking, so the
+/// sampler speeds up.
+pub(crate) fn list_json(d: &Daemon, ids: &[u32], view: EnvView) -> Box<RawValue> {
     mark_look(d);
     sample(d, Duration::from_millis(1000));
-    Value::Array(
-        ids.iter()
-            .filter_map(|id| pm2_process(d, *id, show_env))
-            .filter_map(|p| serde_json::to_value(p).ok())
-            .collect(),
-    )
+    let list: Vec<Pm2Process> = ids.iter().filter_map(|id| pm2_process(d, *id, view)).collect();
+    // A Pm2Process always serializes (string keys, finite numbers); `[]` is the fallback anyway.
+    serde_json::to_string(&list).ok().and_then(|t| RawValue::from_string(t).ok()).unwrap_or_else(empty_list)
+}
+
+/// `[]` as JSON text.
+fn empty_list() -> Box<RawValue> {
+    RawValue::from_string("[]".into()).unwrap_or_default()
 }
 
 /// `[{name, namespace, pm_id, status, restart_time, pid}]` of `ids`: the answer of control methods.
@@ -209,4 +289,39 @@ pub(crate) fn summary(d: &Daemon, ids: &[u32]) -> Value {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recent_value_is_computed_once_within_its_time() {
+        static R: Recent<u32, u32> = Recent::new();
+        let mut runs = 0;
+        assert_eq!(
+            R.get_or(&1, || {
+                runs += 1;
+                10
+            }),
+            10
+        );
+        assert_eq!(
+            R.get_or(&1, || {
+                runs += 1;
+                11
+            }),
+            10,
+            "kept"
+        );
+        assert_eq!(
+            R.get_or(&2, || {
+                runs += 1;
+                20
+            }),
+            20,
+            "another key is its own"
+        );
+        assert_eq!(runs, 2);
+    }
 }

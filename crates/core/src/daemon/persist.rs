@@ -4,7 +4,7 @@
 
 use super::state::{handles, register, Daemon};
 use crate::base::dlog;
-use crate::base::paths::{write_atomic, Home};
+use crate::base::paths::{write_replace, Home};
 use crate::base::procinfo;
 use crate::config::spec::AppSpec;
 use crate::supervisor::{Op, ProcState, Status};
@@ -76,7 +76,8 @@ pub(crate) fn persist(d: &Daemon) -> Result<()> {
         }
     };
     let data = serde_json::to_vec_pretty(&table)?;
-    write_atomic(&d.home.state_file(), &data, 0o600)
+    // No fsync: the table has to survive the daemon's death, not the machine's (see write_replace).
+    write_replace(&d.home.state_file(), &data, 0o600)
 }
 
 /// Brings back the apps of the persisted table: apps that were running are started again (a
@@ -166,7 +167,7 @@ pub fn kill_orphans(home: &Home) -> usize {
     if data.is_some() {
         let empty = SavedTable { version: 1, next_id: 0, apps: vec![] };
         if let Ok(bytes) = serde_json::to_vec_pretty(&empty) {
-            let _ = write_atomic(&home.state_file(), &bytes, 0o600);
+            let _ = write_replace(&home.state_file(), &bytes, 0o600);
         }
     }
     n

@@ -1,7 +1,7 @@
 //! The control socket: binding, the accept loop with the daemon's signals, one task per connection
 //! (the hello, then each request on its own task), and event subscriptions.
 
-use super::error::HandlerError;
+use super::error::{Answer, HandlerError};
 use super::handlers;
 use super::persist::{persister, restore, stop_all_keep};
 use super::sampler::sampler_task;
@@ -220,19 +220,34 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
                     Err(HandlerError { code, message })
                 }
             };
-            let resp = match resp {
-                Ok(v) => Response::ok(id, v),
-                Err(e) => Response::err(id, e.code, e.message),
+            let line = match resp {
+                Ok(Answer::Value(v)) => Response::ok(id, v).to_line(),
+                Ok(Answer::Json(raw)) => Response::ok_line_raw(id, &raw),
+                Err(e) => Response::err(id, e.code, e.message).to_line(),
             };
-            let _ = tx.send(resp.to_line());
+            let _ = tx.send(line);
         });
     }
     closed.notify_waiters();
     drop(tx);
     let _ = writer.await;
-    // A client's requests and replies (a `jlist` of many apps is hundreds of small allocations)
-    // are freed now: give their pages back rather than keep them in the daemon's RSS.
-    crate::base::platform::trim_heap();
+    trim_heap_soon();
+}
+
+/// A client's requests and replies (a `jlist` of many apps is hundreds of small allocations) are
+/// freed when it disconnects: give their pages back rather than keep them in the daemon's RSS. Once
+/// a second at most, a second after a client left, so a burst of commands (a deploy script, the
+/// bench) pays for one trim, not one per command.
+fn trim_heap_soon() {
+    static PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if PENDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        PENDING.store(false, Ordering::Release);
+        crate::base::platform::trim_heap();
+    });
 }
 
 /// The reply to `hello`, and whether the connection may go on (the protocol versions match).

@@ -1,6 +1,6 @@
 //! Handlers run for real against a [`Daemon`] with an empty registry in a temporary home.
 
-use super::handlers::{handle, HResult};
+use super::handlers::{handle, Answer, HResult};
 use super::state::Daemon;
 use crate::base::paths::Home;
 use crate::protocol::{ErrorCode, Method};
@@ -28,7 +28,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// [`call`] on a given runtime (supervisors live as long as the runtime they were started on).
 fn call_on(rt: &tokio::runtime::Runtime, d: &Arc<Daemon>, method: &str, params: Value) -> HResult {
     let m = Method::parse(method, params).unwrap();
-    rt.block_on(handle(d, m))
+    rt.block_on(handle(d, m)).map(Answer::into_value)
 }
 
 fn code(r: HResult) -> ErrorCode {
@@ -118,6 +118,23 @@ fn start_list_and_delete_an_app_that_does_not_autostart() {
     assert_eq!(p["pid"], json!(0));
     assert_eq!(p["pm2_env"]["status"], json!("stopped"));
     assert_eq!(p["pm2_env"]["env"], json!({"A": "[hidden]"}));
+    assert_eq!(p["pm2_env"]["A"], json!("[hidden]"), "each env key also at the top level, as PM2");
+    // `no_env` (the process table, monit): no env key anywhere, the rest unchanged.
+    let bare = call_on(&rt, &d, "list", json!({"no_env": true})).unwrap();
+    assert_eq!(bare[0]["pm2_env"]["env"], json!({}));
+    assert!(bare[0]["pm2_env"].get("A").is_none(), "{}", bare[0]["pm2_env"]);
+    let mut full = list.clone();
+    for q in full.as_array_mut().unwrap() {
+        let e = q["pm2_env"].as_object_mut().unwrap();
+        e.remove("A");
+        e.insert("env".into(), json!({}));
+        q["monit"] = json!(null);
+    }
+    let mut bare_cmp = bare.clone();
+    for q in bare_cmp.as_array_mut().unwrap() {
+        q["monit"] = json!(null);
+    }
+    assert_eq!(bare_cmp, full, "no_env leaves out the env keys and nothing else");
     assert_eq!(p["pm2_env"]["vizion"], json!(false));
     assert_eq!(p["pm2_env"]["exec_interpreter"], json!("none"));
     assert_eq!(p["pm2_env"]["pm_exec_path"], json!("/bin/sleep"));

@@ -56,20 +56,26 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// One reply line from the daemon.
+/// One reply line from the daemon. `R` is how a reader takes the result: a [`Value`] (the
+/// default), or `Box<RawValue>` to keep its JSON text as it came.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Response {
+pub struct Response<R = Value> {
     /// The id of the request this answers.
     pub id: u64,
     /// The result, on success.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default = "none")]
+    pub result: Option<R>,
     /// The error, on failure.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<ErrorBody>,
     /// A subscription event.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub event: Option<Value>,
+}
+
+/// `None`, the default of an absent `result` whatever its type.
+fn none<R>() -> Option<R> {
+    None
 }
 
 impl Response {
@@ -86,6 +92,18 @@ impl Response {
     pub fn event(id: u64, event: Value) -> Response {
         Response { id, event: Some(event), ..Default::default() }
     }
+    /// A success reply whose result is JSON text already written, as one JSON line (newline
+    /// included): the same line [`Response::ok`] gives for the parsed value.
+    pub fn ok_line_raw(id: u64, result: &serde_json::value::RawValue) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct RawReply<'a> {
+            id: u64,
+            result: &'a serde_json::value::RawValue,
+        }
+        let mut v = serde_json::to_vec(&RawReply { id, result }).unwrap_or_else(|_| b"{}".to_vec());
+        v.push(b'\n');
+        v
+    }
     /// The reply as one JSON line, newline included.
     pub fn to_line(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
@@ -97,6 +115,17 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_result_is_the_same_line_as_its_value() {
+        let v = serde_json::json!([{"pid": 1, "name": "ünï \"q\"", "monit": {"cpu": 0.5, "memory": 7}}]);
+        let raw = serde_json::value::RawValue::from_string(serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(Response::ok_line_raw(9, &raw), Response::ok(9, v.clone()).to_line());
+        // And a reader taking the result as raw text gets that text back.
+        let back: Response<Box<serde_json::value::RawValue>> =
+            serde_json::from_slice(&Response::ok(9, v.clone()).to_line()).unwrap();
+        assert_eq!(back.result.unwrap().get(), serde_json::to_string(&v).unwrap());
+    }
 
     #[test]
     fn response_round_trip() {

@@ -185,13 +185,18 @@ pub struct SubscribeParams {
     pub targets: Vec<String>,
 }
 
-/// `list {env}`.
+/// `list {env, no_env}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ListParams {
     /// Show env values (otherwise `[hidden]`); false unless `true`.
     #[serde(deserialize_with = "lenient::bool_or_false")]
     pub env: bool,
+    /// Leave the environment out: `pm2_env.env` is `{}` and no env key is copied to the top level
+    /// of `pm2_env` (for readers that show none: the process table, monit, report). False unless
+    /// `true`; PM2's shape (`jlist`) has it off.
+    #[serde(deserialize_with = "lenient::bool_or_false")]
+    pub no_env: bool,
 }
 
 /// `describe {targets, env}`.
@@ -477,7 +482,8 @@ mod tests {
             parse("subscribe", json!({"topics": ["log:*"], "targets": ["api"]})),
             Method::Subscribe(SubscribeParams { topics: vec!["log:*".into()], targets: vec!["api".into()] })
         );
-        assert_eq!(parse("list", json!({"env": true})), Method::List(ListParams { env: true }));
+        assert_eq!(parse("list", json!({"env": true})), Method::List(ListParams { env: true, no_env: false }));
+        assert_eq!(parse("list", json!({"no_env": true})), Method::List(ListParams { env: false, no_env: true }));
         assert_eq!(
             parse("describe", json!({"targets": "api", "env": false})),
             Method::Describe(DescribeParams { targets: vec!["api".into()], env: false })
@@ -538,8 +544,8 @@ mod tests {
 
     #[test]
     fn wrong_types_fall_back_to_defaults_as_before() {
-        assert_eq!(parse("list", json!({"env": "yes"})), Method::List(ListParams { env: false }));
-        assert_eq!(parse("list", json!([1, 2])), Method::List(ListParams { env: false }));
+        assert_eq!(parse("list", json!({"env": "yes"})), Method::List(ListParams::default()));
+        assert_eq!(parse("list", json!([1, 2])), Method::List(ListParams::default()));
         assert_eq!(parse("hello", json!({"protocol": "1"})), Method::Hello(HelloParams::default()));
         let Method::Stop(c) = parse("stop", json!({"targets": {"a": 1}, "env": [1], "watch": 3})) else { panic!() };
         assert_eq!(c, ControlParams::default());

@@ -21,17 +21,30 @@ use crate::supervisor;
 use control::Op;
 use std::sync::Arc;
 
-pub(crate) use super::error::{herr, HResult, HandlerError};
+pub(crate) use super::error::{herr, AResult, Answer, HResult, HandlerError};
 
-/// Answers one request.
-pub(crate) async fn handle(d: &Arc<Daemon>, method: Method) -> HResult {
+/// Answers one request. The process lists (`list`, `describe`, and what `start` and `scale`
+/// answer) come as [`Answer::Json`], everything else as [`Answer::Value`].
+pub(crate) async fn handle(d: &Arc<Daemon>, method: Method) -> AResult {
+    match method {
+        Method::List(p) => Ok(Answer::Json(query::list(d, p))),
+        Method::Describe(p) => query::describe(d, p).map(Answer::Json),
+        Method::Start(p) => start::handle(d, p).await.map(Answer::Json),
+        Method::Scale(p) => scale::handle(d, p).await.map(Answer::Json),
+        m => handle_value(d, m).await.map(Answer::Value),
+    }
+}
+
+/// Answers the requests whose result is a [`serde_json::Value`].
+async fn handle_value(d: &Arc<Daemon>, method: Method) -> HResult {
     match method {
         Method::Ping(_) => Ok(query::ping()),
         Method::Version(_) => Ok(query::version()),
         Method::Info(_) => Ok(query::info(d)),
-        Method::List(p) => Ok(query::list(d, p)),
-        Method::Describe(p) => query::describe(d, p),
-        Method::Start(p) => start::handle(d, p).await,
+        // Answered by `handle`.
+        m @ (Method::List(_) | Method::Describe(_) | Method::Start(_) | Method::Scale(_)) => {
+            Err(herr(ErrorCode::Internal, format!("'{}' is answered as a process list", m.name())))
+        }
         Method::Stop(p) => control::handle(d, Op::Stop, p).await,
         Method::Restart(p) => control::handle(d, Op::Restart, p).await,
         Method::Reload(p) => control::handle(d, Op::Reload, p).await,
@@ -42,7 +55,6 @@ pub(crate) async fn handle(d: &Arc<Daemon>, method: Method) -> HResult {
         Method::Flush(p) => logs::flush(d, p),
         Method::ReloadLogs(_) => Ok(logs::reload_logs(d)),
         Method::Kill(_) => Ok(lifecycle::kill(d).await),
-        Method::Scale(p) => scale::handle(d, p).await,
         Method::Dump(p) => dump::handle(d, p),
         Method::Shutdown(_) => lifecycle::shutdown(d).await,
         Method::SendLine(p) => stdin::send_line(d, p).await,

@@ -1,11 +1,12 @@
 //! `scale`: changes the number of instances of an app.
 
-use super::{herr, on_each, HResult, HandlerError};
-use crate::daemon::jlist::list_json;
+use super::{herr, on_each, HandlerError};
+use crate::daemon::jlist::{list_json, EnvView};
 use crate::daemon::state::{all_ids, handle_of, handles, new_unique_id, register, Daemon};
 use crate::protocol::request::ScaleParams;
 use crate::protocol::ErrorCode;
 use crate::supervisor::{Op, ProcState};
+use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// The instance count `number` asks for, given `cur` instances now: `N`, `+N` or `-N`.
@@ -22,7 +23,7 @@ pub(crate) fn target_count(cur: i64, number: &str) -> Result<i64, HandlerError> 
 
 /// `scale {name, number}`: `N` sets the instance count, `+N`/`-N` changes it. New instances clone the
 /// first one's declaration (and fill NODE_APP_INSTANCE gaps first); removal deletes the oldest ids, as PM2.
-pub(super) async fn handle(d: &Arc<Daemon>, p: ScaleParams) -> HResult {
+pub(super) async fn handle(d: &Arc<Daemon>, p: ScaleParams) -> Result<Box<RawValue>, HandlerError> {
     let name = p.name.ok_or_else(|| herr(ErrorCode::BadRequest, "scale needs an app name"))?;
     let number = p.number.ok_or_else(|| herr(ErrorCode::BadRequest, "scale needs a number: N, +N or -N"))?;
     let ids: Vec<u32> =
@@ -50,7 +51,7 @@ pub(super) async fn handle(d: &Arc<Daemon>, p: ScaleParams) -> HResult {
             }
         }
         d.changed.notify_one();
-        return Ok(list_json(d, &all_ids(d), false));
+        return Ok(list_json(d, &all_ids(d), EnvView::Hidden));
     }
     let Some(first) = handle_of(d, ids[0]) else { return Err(herr(ErrorCode::Internal, "app vanished")) };
     let spec = first.spec.borrow().0.clone();
@@ -67,7 +68,7 @@ pub(super) async fn handle(d: &Arc<Daemon>, p: ScaleParams) -> HResult {
         set.spawn(h.start());
     }
     while set.join_next().await.is_some() {}
-    Ok(list_json(d, &all_ids(d), false))
+    Ok(list_json(d, &all_ids(d), EnvView::Hidden))
 }
 
 #[cfg(test)]

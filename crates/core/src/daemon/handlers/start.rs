@@ -1,12 +1,13 @@
 //! `start`: starts apps from their declarations.
 
-use super::{herr, HResult, HandlerError};
+use super::{herr, HandlerError};
 use crate::config::spec::AppSpec;
-use crate::daemon::jlist::list_json;
+use crate::daemon::jlist::{list_json, EnvView};
 use crate::daemon::state::{handle_of, handles, new_unique_id, register, Daemon};
 use crate::protocol::request::StartParams;
 use crate::protocol::ErrorCode;
 use crate::supervisor::{ProcState, Status};
+use serde_json::value::RawValue;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
@@ -17,7 +18,7 @@ type Started = JoinSet<Result<(), String>>;
 /// (or skipped with `skip_existing`); one whose processes are all stopped is restarted with the new
 /// declaration. Everything is checked before anything starts. Answers the `jlist` objects of the
 /// processes started; fails with `start_failed` only when every one of them failed.
-pub(super) async fn handle(d: &Arc<Daemon>, p: StartParams) -> HResult {
+pub(super) async fn handle(d: &Arc<Daemon>, p: StartParams) -> Result<Box<RawValue>, HandlerError> {
     let specs: Vec<AppSpec> =
         serde_json::from_value(p.apps).map_err(|e| herr(ErrorCode::BadRequest, format!("malformed app list: {e}")))?;
     let plan = plan(d, specs, p.force, p.skip_existing)?;
@@ -47,7 +48,7 @@ pub(super) async fn handle(d: &Arc<Daemon>, p: StartParams) -> HResult {
     if !errors.is_empty() && errors.len() == started.len() {
         return Err(herr(ErrorCode::StartFailed, errors.join("; ")));
     }
-    Ok(list_json(d, &started, false))
+    Ok(list_json(d, &started, EnvView::Hidden))
 }
 
 /// Checks every app and pairs it with the ids of its existing (all stopped) processes, empty for a
