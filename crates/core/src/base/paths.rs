@@ -104,21 +104,8 @@ impl Home {
 }
 
 /// Writes `data` to `path` atomically: a temporary file in the same folder, fsync, rename.
-/// Readers see either the old or the new content, never a torn file, even after a power loss.
+/// Readers see either the old or the new content, never a torn file.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    replace_file(path, data, mode, true)
-}
-
-/// [`write_atomic`] without the fsync, for state that only has to outlive a process, not the
-/// machine (the daemon's live app table: the apps die with the machine, and boot restores them
-/// from the `rpm2 save` dump): readers never see a torn file, a killed writer leaves the old or
-/// the new content, and the write costs no disk flush. After a power loss the file may be empty;
-/// its reader must treat that as unreadable.
-pub fn write_replace(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    replace_file(path, data, mode, false)
-}
-
-fn replace_file(path: &Path, data: &[u8], mode: u32, durable: bool) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().context("atomic write target has no parent folder")?;
@@ -134,7 +121,7 @@ fn replace_file(path: &Path, data: &[u8], mode: u32, durable: bool) -> Result<()
         .mode(mode)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    let res = f.write_all(data).and_then(|_| if durable { f.sync_all() } else { Ok(()) });
+    let res = f.write_all(data).and_then(|_| f.sync_all());
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
@@ -164,9 +151,6 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let p = dir.join("x.json");
         write_atomic(&p, b"one", 0o600).unwrap();
-        write_atomic(&p, b"two", 0o600).unwrap();
-        write_replace(&p, b"three", 0o600).unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"three");
         write_atomic(&p, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);

@@ -4,7 +4,7 @@
 
 use super::state::{handles, register, Daemon};
 use crate::base::dlog;
-use crate::base::paths::{write_replace, Home};
+use crate::base::paths::Home;
 use crate::base::procinfo;
 use crate::config::spec::AppSpec;
 use crate::supervisor::{Op, ProcState, Status};
@@ -76,8 +76,54 @@ pub(crate) fn persist(d: &Daemon) -> Result<()> {
         }
     };
     let data = serde_json::to_vec_pretty(&table)?;
-    // No fsync: the table has to survive the daemon's death, not the machine's (see write_replace).
-    write_replace(&d.home.state_file(), &data, 0o600)
+    save_table(&d.home, &data)
+}
+
+/// The previous table, kept while a new one is put in place (see [`save_table`]).
+fn prev_file(home: &Home) -> std::path::PathBuf {
+    home.state_file().with_extension("json.prev")
+}
+
+/// Puts `data` in place as the table, with no fsync: the table has to survive the daemon's death,
+/// not the machine's (the apps die with the machine; boot restores them from the `rpm2 save`
+/// dump), and a flush would cost every `start` a disk write. Nor a rename over an existing file:
+/// on ext4 that starts the new file's writeback at once (auto_da_alloc), about 0.4 ms of each
+/// `start`. The current table moves aside to `apps.json.prev` (a name freed just before), then the
+/// new one takes its name. A daemon killed between the two renames leaves no `apps.json`, and
+/// [`read_table`] reads the `.prev` one: the table before this change, whose request had no reply.
+fn save_table(home: &Home, data: &[u8]) -> Result<()> {
+    let path = home.state_file();
+    let tmp = path.with_extension("json.next");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| anyhow::Error::new(e).context(format!("cannot write {}", tmp.display())))?;
+        f.write_all(data).map_err(|e| anyhow::Error::new(e).context(format!("cannot write {}", tmp.display())))?;
+    }
+    let prev = prev_file(home);
+    let _ = std::fs::remove_file(&prev);
+    match std::fs::rename(&path, &prev) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot move {} aside", path.display()))),
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| anyhow::Error::new(e).context(format!("cannot write {}", path.display())))
+}
+
+/// The saved table's bytes: `apps.json`, or `apps.json.prev` when a daemon died while saving (no
+/// `apps.json`); None when neither exists or can be read.
+fn read_table(home: &Home) -> Option<Vec<u8>> {
+    match std::fs::read(home.state_file()) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::read(prev_file(home)).ok(),
+        Err(_) => None,
+    }
 }
 
 /// Brings back the apps of the persisted table: apps that were running are started again (a
@@ -86,7 +132,7 @@ pub(crate) fn persist(d: &Daemon) -> Result<()> {
 pub(crate) async fn restore(d: &Arc<Daemon>) {
     stop_untracked(d).await;
     let path = d.home.state_file();
-    let Ok(data) = std::fs::read(&path) else {
+    let Some(data) = read_table(&d.home) else {
         return;
     };
     let table: SavedTable = match serde_json::from_slice(&data) {
@@ -142,7 +188,7 @@ pub(crate) async fn restore(d: &Arc<Daemon>) {
 /// same process: pid and start time match) and every app process of the home it had not saved yet,
 /// then empties the table. Returns how many were stopped.
 pub fn kill_orphans(home: &Home) -> usize {
-    let data = std::fs::read(home.state_file()).ok();
+    let data = read_table(home);
     let table = data.as_deref().and_then(|d| serde_json::from_slice::<SavedTable>(d).ok());
     let apps = table.map(|t| t.apps).unwrap_or_default();
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return 0 };
@@ -167,7 +213,7 @@ pub fn kill_orphans(home: &Home) -> usize {
     if data.is_some() {
         let empty = SavedTable { version: 1, next_id: 0, apps: vec![] };
         if let Ok(bytes) = serde_json::to_vec_pretty(&empty) {
-            let _ = write_replace(&home.state_file(), &bytes, 0o600);
+            let _ = save_table(home, &bytes);
         }
     }
     n
@@ -177,8 +223,7 @@ pub fn kill_orphans(home: &Home) -> usize {
 /// before saving them, or before saving at all), so that restoring starts nothing twice. Those the
 /// table lists are stopped by [`restore`] with their own `kill_timeout`.
 async fn stop_untracked(d: &Arc<Daemon>) {
-    let listed: Vec<u32> = std::fs::read(d.home.state_file())
-        .ok()
+    let listed: Vec<u32> = read_table(&d.home)
         .and_then(|b| serde_json::from_slice::<SavedTable>(&b).ok())
         .map(|t| t.apps.iter().filter_map(|p| p.state.pid).collect())
         .unwrap_or_default();
@@ -246,4 +291,31 @@ pub(crate) async fn stop_all_keep(d: &Arc<Daemon>) {
         set.spawn(h.stop());
     }
     while set.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_table_is_replaced_and_the_previous_one_read_when_the_new_is_missing() {
+        let dir = std::env::temp_dir().join(format!("rpm2-persist-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let home = Home::at(&dir);
+        home.ensure().unwrap();
+        assert_eq!(read_table(&home), None);
+        save_table(&home, b"one").unwrap();
+        save_table(&home, b"two").unwrap();
+        assert_eq!(read_table(&home).as_deref(), Some(&b"two"[..]));
+        assert_eq!(std::fs::read(prev_file(&home)).unwrap(), b"one");
+        assert!(!home.state_file().with_extension("json.next").exists());
+        assert_eq!(std::fs::metadata(home.state_file()).unwrap().permissions().mode() & 0o777, 0o600);
+        // A daemon killed between the two renames: no apps.json, the previous table is read.
+        std::fs::rename(home.state_file(), prev_file(&home)).unwrap();
+        assert_eq!(read_table(&home).as_deref(), Some(&b"two"[..]));
+        save_table(&home, b"three").unwrap();
+        assert_eq!(read_table(&home).as_deref(), Some(&b"three"[..]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
