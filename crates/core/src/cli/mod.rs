@@ -203,8 +203,12 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Save { force } => daemon_cmds::save(ui, force),
         Cmd::Cleardump => daemon_cmds::cleardump(ui),
         Cmd::Resurrect => {
-            let _progress = progress::Progress::begin(ui, "resurrect", progress::Steps::Up);
-            ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| ui.client())
+            let progress = progress::Progress::begin(ui, "resurrect", progress::Steps::Up);
+            ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| {
+                let c = ui.client()?;
+                progress.connected();
+                Ok(c)
+            })
         }
         Cmd::ImportPm2 { path } => ops::import_pm2(path.as_deref(), &ui.paint, &|| ui.client()),
         Cmd::Startup { platform, user, home_path, print } => {

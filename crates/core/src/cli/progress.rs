@@ -8,8 +8,10 @@
 use super::Ui;
 use crate::client::{Client, Subscription};
 use serde_json::Value;
+use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 /// How long a command runs before its progress shows.
@@ -42,37 +44,86 @@ impl Steps {
     }
 }
 
-/// Shows a command's progress until dropped.
+/// Shows a command's progress until dropped. The subscription is set up on the reporting thread
+/// while the command connects; [`Progress::connected`] waits until it is in place, so no step of a
+/// request sent after it is missed.
 pub(crate) struct Progress {
-    stop: Option<UnixStream>,
+    /// Told once the command's own connection is up (a first connect that failed because the
+    /// command had to start the daemon is tried again then). Dropped to end a thread still waiting.
+    go: RefCell<Option<SyncSender<()>>>,
+    /// Answers once: the subscription's shutdown handle, or None when there is no subscription.
+    ready: RefCell<Option<Receiver<Option<UnixStream>>>>,
+    stop: RefCell<Option<UnixStream>>,
     thread: Option<std::thread::JoinHandle<()>>,
     since: Instant,
 }
 
 impl Progress {
-    /// Starts reporting `steps` of the command `what` (none with `--silent`, or when no daemon runs:
-    /// `rpm2 start` begins it once it has connected, which may have started the daemon).
+    /// Starts reporting `steps` of the command `what` (none with `--silent`, or when no daemon runs
+    /// once the command has connected: a command that fails its checks starts no daemon for this).
     pub(crate) fn begin(ui: &Ui, what: &'static str, steps: Steps) -> Progress {
-        let none = Progress { stop: None, thread: None, since: Instant::now() };
-        if ui.silent {
-            return none;
-        }
-        // Only a running daemon: a command that fails its checks must not start one for this.
-        let Ok(sub) = Client::connect(&ui.home).and_then(|c| c.subscribe(&["process:event"], &[])) else {
-            return none;
-        };
-        let stop = sub.shutdown_handle().ok();
-        let tty = std::io::stderr().is_terminal();
-        let cyan = ui.paint.cyan("[rpm2]");
         let since = Instant::now();
-        let thread = std::thread::spawn(move || report(sub, Reporter { what, steps, tty, tag: cyan, since }));
-        Progress { stop, thread: Some(thread), since }
+        let none = || Progress {
+            go: RefCell::new(None),
+            ready: RefCell::new(None),
+            stop: RefCell::new(None),
+            thread: None,
+            since,
+        };
+        if ui.silent {
+            return none();
+        }
+        let (go_tx, go_rx) = sync_channel::<()>(1);
+        let (ready_tx, ready_rx) = sync_channel::<Option<UnixStream>>(1);
+        let home = ui.home.clone();
+        let tty = std::io::stderr().is_terminal();
+        let tag = ui.paint.cyan("[rpm2]");
+        let thread = std::thread::spawn(move || {
+            // Only a running daemon: the command starts it when it has to.
+            let subscribe = || Client::connect(&home).and_then(|c| c.subscribe(&["process:event"], &[]));
+            let sub = subscribe().or_else(|e| match go_rx.recv() {
+                Ok(()) => subscribe(),
+                Err(_) => Err(e),
+            });
+            match sub {
+                Ok(sub) => {
+                    let _ = ready_tx.send(sub.shutdown_handle().ok());
+                    report(sub, Reporter { what, steps, tty, tag, since });
+                }
+                Err(_) => {
+                    let _ = ready_tx.send(None);
+                }
+            }
+        });
+        Progress {
+            go: RefCell::new(Some(go_tx)),
+            ready: RefCell::new(Some(ready_rx)),
+            stop: RefCell::new(None),
+            thread: Some(thread),
+            since,
+        }
+    }
+
+    /// Call once the command's connection is up, before it sends its request: waits (5 s at most)
+    /// until the subscription is in place or has failed. Later calls return at once.
+    pub(crate) fn connected(&self) {
+        if let Some(go) = self.go.borrow_mut().take() {
+            let _ = go.try_send(());
+        }
+        if let Some(rx) = self.ready.borrow_mut().take() {
+            *self.stop.borrow_mut() = rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
+        }
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
+        // A thread still waiting to connect gives up; one that connected hands its handle over.
+        self.go.borrow_mut().take();
+        if let Some(rx) = self.ready.borrow_mut().take() {
+            *self.stop.borrow_mut() = rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
+        }
+        if let Some(s) = self.stop.borrow_mut().take() {
             // The last events may still be on their way: give them a moment once progress shows
             // (a command quicker than QUIET_FOR shows none, so it does not wait).
             if self.since.elapsed() >= QUIET_FOR {

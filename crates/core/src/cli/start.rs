@@ -66,8 +66,13 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
     // daemon) reports too; a command that fails its checks before connecting starts nothing.
     let progress = std::cell::RefCell::new(None);
     let open = || {
-        let c = ui.client()?;
+        // Progress subscribes on its own thread while this connects (and starts the daemon if
+        // it has to), and is in place before the first request goes out.
         progress.borrow_mut().get_or_insert_with(|| Progress::begin(ui, "start", Steps::Up));
+        let c = ui.client()?;
+        if let Some(p) = progress.borrow().as_ref() {
+            p.connected();
+        }
         Ok(c)
     };
     let mut conn = Conn::new(&open);
@@ -156,21 +161,30 @@ pub(super) fn operate(
         }
     }
     let targets = list;
-    let open = || ui.client();
+    let steps = match method {
+        Method::Stop => Steps::Stopped,
+        Method::Delete => Steps::Deleted,
+        _ => Steps::Up,
+    };
+    // Progress subscribes on its own thread while this connects, and is in place before the
+    // request goes out.
+    let progress =
+        std::cell::RefCell::new((method != Method::Reset).then(|| Progress::begin(ui, method.as_str(), steps)));
+    let open = || {
+        let c = ui.client()?;
+        if let Some(p) = progress.borrow().as_ref() {
+            p.connected();
+        }
+        Ok(c)
+    };
     let mut conn = Conn::new(&open);
     let declaration = matches!(method, Method::Restart | Method::Reload)
         && targets.first().is_some_and(|t| match t {
             Target::Name(n) => flow::is_ecosystem(n),
             Target::App(_) => true,
         });
-    let steps = match method {
-        Method::Stop => Steps::Stopped,
-        Method::Delete => Steps::Deleted,
-        _ => Steps::Up,
-    };
-    let progress = (method != Method::Reset).then(|| Progress::begin(ui, method.as_str(), steps));
     let res = operate::operate(&mut conn, method, &targets, &o, &mut |n| show_note(ui, n));
-    drop(progress);
+    drop(progress.take());
     let res = res?;
     if !declaration {
         for p in &res {
