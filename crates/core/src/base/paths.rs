@@ -106,28 +106,58 @@ impl Home {
 /// Writes `data` to `path` atomically: a temporary file in the same folder, fsync, rename.
 /// Readers see either the old or the new content, never a torn file.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().context("atomic write target has no parent folder")?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
         std::process::id()
     ));
-    let mut f = fs::OpenOptions::new()
+    let res = write_file(&tmp, data, mode)
+        .and_then(|f| f.sync_all().with_context(|| format!("cannot write {}", tmp.display())));
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// Creates (or truncates) `path` with permissions `mode` and writes `data` to it, with no fsync.
+/// Returns the open file, for a caller that wants to sync it. The error names the file.
+pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<fs::File> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    let res = f.write_all(data).and_then(|_| f.sync_all());
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+        .open(path)
+        .and_then(|mut f| f.write_all(data).map(|_| f))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A temporary home for a unit test, removed when dropped (also when the test fails).
+#[cfg(test)]
+pub(crate) struct TempHome(pub(crate) Home);
+
+#[cfg(test)]
+impl TempHome {
+    /// An empty home under the system's temp folder, unique to `tag` and this process.
+    pub(crate) fn new(tag: &str) -> TempHome {
+        let dir = std::env::temp_dir().join(format!("rpm2-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let home = Home::at(&dir);
+        home.ensure().expect("a temporary home");
+        TempHome(home)
     }
-    fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
+}
+
+#[cfg(test)]
+impl Drop for TempHome {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(self.0.root());
+    }
 }
 
 /// Replaces every character PM2 would not keep in a log file name (`[^a-zA-Z0-9.-]`) by `-`.

@@ -204,11 +204,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Cleardump => daemon_cmds::cleardump(ui),
         Cmd::Resurrect => {
             let progress = progress::Progress::begin(ui, "resurrect", progress::Steps::Up);
-            ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| {
-                let c = ui.client()?;
-                progress.connected();
-                Ok(c)
-            })
+            ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| progress::client_with(ui, Some(&progress)))
         }
         Cmd::ImportPm2 { path } => ops::import_pm2(path.as_deref(), &ui.paint, &|| ui.client()),
         Cmd::Startup { platform, user, home_path, print } => {

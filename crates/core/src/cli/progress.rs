@@ -106,23 +106,36 @@ impl Progress {
 
     /// Call once the command's connection is up, before it sends its request: waits (5 s at most)
     /// until the subscription is in place or has failed. Later calls return at once.
-    pub(crate) fn connected(&self) {
+    fn connected(&self) {
         if let Some(go) = self.go.borrow_mut().take() {
             let _ = go.try_send(());
         }
+        self.settle();
+    }
+
+    /// Takes the thread's answer once: the subscription's handle, or none. A thread still waiting
+    /// to connect (no `go` any more) gives up and answers none.
+    fn settle(&self) {
         if let Some(rx) = self.ready.borrow_mut().take() {
             *self.stop.borrow_mut() = rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
         }
     }
 }
 
+/// The command's connection ([`Ui::client`], which starts the daemon when none runs), with
+/// `progress` (when the command shows any) in place before the caller sends its request.
+pub(crate) fn client_with(ui: &Ui, progress: Option<&Progress>) -> anyhow::Result<Client> {
+    let c = ui.client()?;
+    if let Some(p) = progress {
+        p.connected();
+    }
+    Ok(c)
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
-        // A thread still waiting to connect gives up; one that connected hands its handle over.
         self.go.borrow_mut().take();
-        if let Some(rx) = self.ready.borrow_mut().take() {
-            *self.stop.borrow_mut() = rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
-        }
+        self.settle();
         if let Some(s) = self.stop.borrow_mut().take() {
             // The last events may still be on their way: give them a moment once progress shows
             // (a command quicker than QUIET_FOR shows none, so it does not wait).

@@ -4,7 +4,7 @@
 use super::args::{LogsArgs, RestartArgs, StartArgs, StartFlags};
 use super::foreground::{self, Foreground};
 use super::list::print_list;
-use super::progress::{Progress, Steps};
+use super::progress::{client_with, Progress, Steps};
 use super::Ui;
 use crate::client::env::client_env;
 use crate::client::operate::{self, Method, OperateOptions, Target};
@@ -69,11 +69,7 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
         // Progress subscribes on its own thread while this connects (and starts the daemon if
         // it has to), and is in place before the first request goes out.
         progress.borrow_mut().get_or_insert_with(|| Progress::begin(ui, "start", Steps::Up));
-        let c = ui.client()?;
-        if let Some(p) = progress.borrow().as_ref() {
-            p.connected();
-        }
-        Ok(c)
+        client_with(ui, progress.borrow().as_ref())
     };
     let mut conn = Conn::new(&open);
     let mut restarted = false;
@@ -170,13 +166,7 @@ pub(super) fn operate(
     // request goes out.
     let progress =
         std::cell::RefCell::new((method != Method::Reset).then(|| Progress::begin(ui, method.as_str(), steps)));
-    let open = || {
-        let c = ui.client()?;
-        if let Some(p) = progress.borrow().as_ref() {
-            p.connected();
-        }
-        Ok(c)
-    };
+    let open = || client_with(ui, progress.borrow().as_ref());
     let mut conn = Conn::new(&open);
     let declaration = matches!(method, Method::Restart | Method::Reload)
         && targets.first().is_some_and(|t| match t {

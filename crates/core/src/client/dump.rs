@@ -95,21 +95,18 @@ mod tests {
 
     #[test]
     fn dump_fallback_and_errors() {
-        let d = std::env::temp_dir().join(format!("rpm2-dump-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        let h = Home::at(&d);
+        let t = crate::base::paths::TempHome::new("dump");
+        let (h, d) = (&t.0, t.0.root());
         let mut warnings = Vec::new();
         let mut warn = |w: String| warnings.push(w);
-        assert!(format!("{:#}", read_dump(&h, &mut warn).unwrap_err()).contains("rpm2 save"));
+        assert!(format!("{:#}", read_dump(h, &mut warn).unwrap_err()).contains("rpm2 save"));
         std::fs::write(d.join("dump.rpm2"), "{truncated").unwrap();
         std::fs::write(d.join("dump.rpm2.bak"), r#"{"format":1,"apps":[]}"#).unwrap();
-        let (p, _) = read_dump(&h, &mut warn).unwrap();
+        let (p, _) = read_dump(h, &mut warn).unwrap();
         assert!(p.ends_with("dump.rpm2.bak"));
         assert!(d.join("dump.rpm2").exists(), "an unreadable dump is never deleted");
         std::fs::write(d.join("dump.rpm2"), r#"{"format":99,"apps":[]}"#).unwrap();
-        assert!(format!("{:#}", read_dump(&h, &mut warn).unwrap_err()).contains("newer rpm2"));
+        assert!(format!("{:#}", read_dump(h, &mut warn).unwrap_err()).contains("newer rpm2"));
         assert_eq!(warnings.len(), 1, "the fallback said why: {warnings:?}");
-        std::fs::remove_dir_all(d).unwrap();
     }
 }

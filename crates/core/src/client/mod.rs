@@ -180,19 +180,19 @@ impl Client {
     /// Calls `method` and waits for its result, within its deadline (see [`deadline`]). A daemon
     /// error becomes an [`RpcError`]; no answer in time a [`deadline::NotAnswering`].
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value> {
-        let id = self.send(method, params)?;
-        let r = self.read_reply(id, method)?;
-        if let Some(e) = r.error {
-            return Err(RpcError { code: e.code, message: e.message }.into());
-        }
-        Ok(r.result.unwrap_or(Value::Null))
+        self.call_as(method, params)
     }
 
     /// [`Client::call`], with the result as the JSON text the daemon wrote (checked to be JSON,
     /// not parsed into a tree): for printing it (`rpm2 jlist`) or reading it into a typed value.
     pub fn call_raw(&mut self, method: &str, params: Value) -> Result<Box<RawValue>> {
+        self.call_as(method, params)
+    }
+
+    /// [`Client::call`] with the result read as `R` (`null` when the reply has none).
+    fn call_as<R: DeserializeOwned + Default>(&mut self, method: &str, params: Value) -> Result<R> {
         let id = self.send(method, params)?;
-        let r: Response<Box<RawValue>> = self.read_reply(id, method)?;
+        let r: Response<R> = self.read_reply(id, method)?;
         if let Some(e) = r.error {
             return Err(RpcError { code: e.code, message: e.message }.into());
         }

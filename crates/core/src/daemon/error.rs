@@ -30,12 +30,6 @@ pub(crate) enum Answer {
     Json(Box<RawValue>),
 }
 
-impl From<Value> for Answer {
-    fn from(v: Value) -> Answer {
-        Answer::Value(v)
-    }
-}
-
 impl Answer {
     /// The answer as a [`Value`] (parses [`Answer::Json`]; for tests and in-process callers).
     #[cfg(test)]

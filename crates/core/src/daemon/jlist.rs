@@ -97,7 +97,7 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, view: EnvView) -> Option<Pm2Proce
         node_app_instance: instance,
         unique_id,
         username: username(),
-        version: RECENT_VERSIONS.get_or(&spec.script, || package_version(&spec.script)),
+        version: package_version(&spec.script),
         env,
         filter_env: spec.extra.get("filter_env").cloned().unwrap_or_else(|| json!([])),
         vizion: spec.extra.get("vizion").and_then(Value::as_bool).unwrap_or(true),
@@ -121,10 +121,7 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, view: EnvView) -> Option<Pm2Proce
         exit_code: st.exit_code,
         restart_reason: st.restart_reason.clone(),
         watch_paused: d.triggers.paused(&spec.name),
-        node_version: spec.interpreter.as_deref().and_then(|i| {
-            let key = (i.to_string(), spec.env.get("PATH").cloned());
-            RECENT_NODES.get_or(&key, || node_version(i, spec.env.get("PATH")))
-        }),
+        node_version: spec.interpreter.as_deref().and_then(|i| node_version(i, spec.env.get("PATH"))),
         // The readiness probe's verdict, for apps that declare one.
         readiness: spec.probes.readiness.is_some().then(|| {
             let ready = st.ready == Some(true) && st.pid.is_some();
@@ -154,31 +151,32 @@ pub(crate) fn pm2_process(d: &Daemon, id: u32, view: EnvView) -> Option<Pm2Proce
 /// dashboard) then costs no file lookups, and a change shows within this time.
 const RECENT_FOR: Duration = Duration::from_secs(5);
 
-/// Values computed from the filesystem, each kept for [`RECENT_FOR`] after it was computed.
+/// Values computed from the filesystem, each kept for `keep` after it was computed.
 struct Recent<K, V> {
+    keep: Duration,
     map: OnceLock<Mutex<HashMap<K, (Instant, V)>>>,
 }
 
 impl<K: std::hash::Hash + Eq + Clone, V: Clone> Recent<K, V> {
-    const fn new() -> Self {
-        Recent { map: OnceLock::new() }
+    const fn new(keep: Duration) -> Self {
+        Recent { keep, map: OnceLock::new() }
     }
 
-    /// The value of `key` computed less than [`RECENT_FOR`] ago, else `compute()` (kept). Entries
-    /// older than that are dropped as new ones come, so the map holds only what was recently asked.
+    /// The value of `key` computed less than `keep` ago, else `compute()` (kept). Entries older
+    /// than that are dropped as new ones come, so the map holds only what was recently asked.
     fn get_or(&self, key: &K, compute: impl FnOnce() -> V) -> V {
         let map = self.map.get_or_init(|| Mutex::new(HashMap::new()));
         let now = Instant::now();
         if let Ok(m) = map.lock() {
             if let Some((at, v)) = m.get(key) {
-                if now.duration_since(*at) < RECENT_FOR {
+                if now.duration_since(*at) < self.keep {
                     return v.clone();
                 }
             }
         }
         let v = compute();
         if let Ok(mut m) = map.lock() {
-            m.retain(|_, (at, _)| now.duration_since(*at) < RECENT_FOR);
+            m.retain(|_, (at, _)| now.duration_since(*at) < self.keep);
             m.insert(key.clone(), (now, v.clone()));
         }
         v
@@ -186,14 +184,20 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Recent<K, V> {
 }
 
 /// `version` of the nearest package.json, by script path.
-static RECENT_VERSIONS: Recent<PathBuf, String> = Recent::new();
+static RECENT_VERSIONS: Recent<PathBuf, String> = Recent::new(RECENT_FOR);
 /// The Node.js version, by interpreter and the app's `PATH`.
-static RECENT_NODES: Recent<(String, Option<String>), Option<String>> = Recent::new();
+static RECENT_NODES: Recent<(String, Option<String>), Option<String>> = Recent::new(RECENT_FOR);
 
 /// The version (`22.1.0`) of the Node.js interpreter `interp` as the app's `PATH` finds it; None
-/// when it is not Node or does not answer. Asked once per executable (and again after it changes);
-/// the answer is cached, and a hung interpreter holds the daemon for 2 s at most.
+/// when it is not Node or does not answer. Looked up again at most every [`RECENT_FOR`].
 fn node_version(interp: &str, path_env: Option<&String>) -> Option<String> {
+    RECENT_NODES.get_or(&(interp.to_string(), path_env.cloned()), || probe_node_version(interp, path_env))
+}
+
+/// [`node_version`] without the short-term memory: finds the executable on `PATH` (one `stat` per
+/// folder), then asks it once per executable (and again after it changes); the answer is cached,
+/// and a hung interpreter holds the daemon for 2 s at most.
+fn probe_node_version(interp: &str, path_env: Option<&String>) -> Option<String> {
     type Cache = Mutex<HashMap<(PathBuf, Option<SystemTime>), Option<String>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let exe = find_executable(interp, path_env)?;
@@ -246,8 +250,14 @@ fn username() -> String {
     })
 }
 
-/// `version` of the nearest package.json above the script, or `N/A`.
+/// `version` of the nearest package.json above the script, or `N/A`. Read again at most every
+/// [`RECENT_FOR`].
 fn package_version(script: &Path) -> String {
+    RECENT_VERSIONS.get_or(&script.to_path_buf(), || read_package_version(script))
+}
+
+/// [`package_version`] read from the files (one open per folder up from the script).
+fn read_package_version(script: &Path) -> String {
     let mut dir = script.parent();
     while let Some(d) = dir {
         if let Ok(t) = std::fs::read_to_string(d.join("package.json")) {
@@ -268,13 +278,8 @@ pub(crate) fn list_json(d: &Daemon, ids: &[u32], view: EnvView) -> Box<RawValue>
     mark_look(d);
     sample(d, Duration::from_millis(1000));
     let list: Vec<Pm2Process> = ids.iter().filter_map(|id| pm2_process(d, *id, view)).collect();
-    // A Pm2Process always serializes (string keys, finite numbers); `[]` is the fallback anyway.
-    serde_json::to_string(&list).ok().and_then(|t| RawValue::from_string(t).ok()).unwrap_or_else(empty_list)
-}
-
-/// `[]` as JSON text.
-fn empty_list() -> Box<RawValue> {
-    RawValue::from_string("[]".into()).unwrap_or_default()
+    // A Pm2Process always serializes (string keys, finite numbers).
+    serde_json::value::to_raw_value(&list).unwrap_or_default()
 }
 
 /// `[{name, namespace, pm_id, status, restart_time, pid}]` of `ids`: the answer of control methods.
@@ -297,7 +302,8 @@ mod tests {
 
     #[test]
     fn a_recent_value_is_computed_once_within_its_time() {
-        static R: Recent<u32, u32> = Recent::new();
+        // Kept for an hour: the test does not depend on how fast the machine runs it.
+        static R: Recent<u32, u32> = Recent::new(Duration::from_secs(3600));
         let mut runs = 0;
         assert_eq!(
             R.get_or(&1, || {

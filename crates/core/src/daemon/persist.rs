@@ -8,7 +8,7 @@ use crate::base::paths::Home;
 use crate::base::procinfo;
 use crate::config::spec::AppSpec;
 use crate::supervisor::{Op, ProcState, Status};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -94,26 +94,19 @@ fn prev_file(home: &Home) -> std::path::PathBuf {
 fn save_table(home: &Home, data: &[u8]) -> Result<()> {
     let path = home.state_file();
     let tmp = path.with_extension("json.next");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| anyhow::Error::new(e).context(format!("cannot write {}", tmp.display())))?;
-        f.write_all(data).map_err(|e| anyhow::Error::new(e).context(format!("cannot write {}", tmp.display())))?;
-    }
+    crate::base::paths::write_file(&tmp, data, 0o600)?;
     let prev = prev_file(home);
     let _ = std::fs::remove_file(&prev);
+    let writable = || format!("check that {} is writable and its disk not full", home.root().display());
     match std::fs::rename(&path, &prev) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot move {} aside", path.display()))),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e)
+                .with_context(|| format!("cannot move {} to {}: {}", path.display(), prev.display(), writable()));
+        }
+        _ => {}
     }
-    std::fs::rename(&tmp, &path).map_err(|e| anyhow::Error::new(e).context(format!("cannot write {}", path.display())))
+    std::fs::rename(&tmp, &path)
+        .with_context(|| format!("cannot rename {} to {}: {}", tmp.display(), path.display(), writable()))
 }
 
 /// The saved table's bytes: `apps.json`, or `apps.json.prev` when a daemon died while saving (no
@@ -300,22 +293,19 @@ mod tests {
 
     #[test]
     fn the_table_is_replaced_and_the_previous_one_read_when_the_new_is_missing() {
-        let dir = std::env::temp_dir().join(format!("rpm2-persist-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let home = Home::at(&dir);
-        home.ensure().unwrap();
-        assert_eq!(read_table(&home), None);
-        save_table(&home, b"one").unwrap();
-        save_table(&home, b"two").unwrap();
-        assert_eq!(read_table(&home).as_deref(), Some(&b"two"[..]));
-        assert_eq!(std::fs::read(prev_file(&home)).unwrap(), b"one");
+        let t = crate::base::paths::TempHome::new("persist");
+        let home = &t.0;
+        assert_eq!(read_table(home), None);
+        save_table(home, b"one").unwrap();
+        save_table(home, b"two").unwrap();
+        assert_eq!(read_table(home).as_deref(), Some(&b"two"[..]));
+        assert_eq!(std::fs::read(prev_file(home)).unwrap(), b"one");
         assert!(!home.state_file().with_extension("json.next").exists());
         assert_eq!(std::fs::metadata(home.state_file()).unwrap().permissions().mode() & 0o777, 0o600);
         // A daemon killed between the two renames: no apps.json, the previous table is read.
-        std::fs::rename(home.state_file(), prev_file(&home)).unwrap();
-        assert_eq!(read_table(&home).as_deref(), Some(&b"two"[..]));
-        save_table(&home, b"three").unwrap();
-        assert_eq!(read_table(&home).as_deref(), Some(&b"three"[..]));
-        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(home.state_file(), prev_file(home)).unwrap();
+        assert_eq!(read_table(home).as_deref(), Some(&b"two"[..]));
+        save_table(home, b"three").unwrap();
+        assert_eq!(read_table(home).as_deref(), Some(&b"three"[..]));
     }
 }

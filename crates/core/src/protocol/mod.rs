@@ -95,15 +95,11 @@ impl Response {
     /// A success reply whose result is JSON text already written, as one JSON line (newline
     /// included): the same line [`Response::ok`] gives for the parsed value.
     pub fn ok_line_raw(id: u64, result: &serde_json::value::RawValue) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct RawReply<'a> {
-            id: u64,
-            result: &'a serde_json::value::RawValue,
-        }
-        let mut v = serde_json::to_vec(&RawReply { id, result }).unwrap_or_else(|_| b"{}".to_vec());
-        v.push(b'\n');
-        v
+        Response { id, result: Some(result), error: None, event: None }.to_line()
     }
+}
+
+impl<R: Serialize> Response<R> {
     /// The reply as one JSON line, newline included.
     pub fn to_line(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
@@ -119,7 +115,7 @@ mod tests {
     #[test]
     fn a_raw_result_is_the_same_line_as_its_value() {
         let v = serde_json::json!([{"pid": 1, "name": "ünï \"q\"", "monit": {"cpu": 0.5, "memory": 7}}]);
-        let raw = serde_json::value::RawValue::from_string(serde_json::to_string(&v).unwrap()).unwrap();
+        let raw = serde_json::value::to_raw_value(&v).unwrap();
         assert_eq!(Response::ok_line_raw(9, &raw), Response::ok(9, v.clone()).to_line());
         // And a reader taking the result as raw text gets that text back.
         let back: Response<Box<serde_json::value::RawValue>> =
