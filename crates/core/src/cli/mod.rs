@@ -202,10 +202,7 @@ fn dispatch(ui: &Ui, cmd: Cmd) -> Result<i32> {
         Cmd::Init { mode, force } => daemon_cmds::init(mode, force),
         Cmd::Save { force } => daemon_cmds::save(ui, force),
         Cmd::Cleardump => daemon_cmds::cleardump(ui),
-        Cmd::Resurrect => {
-            let progress = progress::Progress::begin(ui, "resurrect", progress::Steps::Up);
-            ops::resurrect(&ui.home, &ui.paint, ui.silent, &|| progress::client_with(ui, Some(&progress)))
-        }
+        Cmd::Resurrect => ops::resurrect(ui),
         Cmd::ImportPm2 { path } => ops::import_pm2(path.as_deref(), &ui.paint, &|| ui.client()),
         Cmd::Startup { platform, user, home_path, print } => {
             ops::startup(&ui.home, platform.as_deref(), user, home_path, print)

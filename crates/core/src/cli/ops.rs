@@ -1,6 +1,8 @@
 //! Operations around the daemon's lifetime: `resurrect` from a saved list, importing a PM2 dump, and
 //! the systemd unit of `startup`.
 
+use super::progress::{client_with, Progress, Steps};
+use super::Ui;
 use crate::base::fmt::Paint;
 use crate::base::paths::Home;
 use crate::client::{dump, Client};
@@ -11,13 +13,19 @@ use std::path::{Path, PathBuf};
 
 /// `rpm2 resurrect`: starts the saved apps whose names are not running ([`dump::resurrect`]),
 /// printing its warnings as they come.
-pub fn resurrect(home: &Home, paint: &Paint, silent: bool, client: &dyn Fn() -> Result<Client>) -> Result<i32> {
+/// Shows its progress (see [`Progress`]).
+pub(super) fn resurrect(ui: &Ui) -> Result<i32> {
+    let (home, paint, silent) = (&ui.home, &ui.paint, ui.silent);
     let mut warn = |w: String| eprintln!("{} {w}", paint.yellow("[rpm2][WARN]"));
     let path = dump::read_dump(home, &mut warn)?.0;
     if !silent {
         println!("{} Restoring processes located in {}", paint.cyan("[rpm2]"), path.display());
     }
-    let started = dump::resurrect(home, &mut client()?, &mut warn)?;
+    let progress = Progress::begin(ui, "resurrect", Steps::Up);
+    let mut c = client_with(ui, Some(&progress))?;
+    let started = dump::resurrect(home, &mut c, &mut warn);
+    progress.finish(Some(&mut c));
+    let started = started?;
     if !silent {
         println!("{} {} process(es) restored", paint.cyan("[rpm2]"), started.len());
     }

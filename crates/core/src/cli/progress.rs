@@ -1,17 +1,15 @@
 //! Progress of slow commands (start, restart, reload, stop, delete of several instances; resurrect).
-//! While the command runs, a subscription to the daemon's `process:event`s reports each instance that
+//! While the command runs, the `process:event`s on its own connection report each instance that
 //! comes online, fails, stops or is deleted. Nothing shows for the first second (a quick command
 //! prints exactly what it always did); after that, on a terminal one line on stderr updates in place
 //! with each step and is erased at the end; off a terminal (CI logs, pipes) each step is one plain
 //! line, nothing redraws. `--silent` shows none.
 
 use super::Ui;
-use crate::client::{Client, Subscription};
+use crate::client::Client;
 use serde_json::Value;
-use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
-use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a command runs before its progress shows.
@@ -44,108 +42,74 @@ impl Steps {
     }
 }
 
-/// Shows a command's progress until dropped. The subscription is set up on the reporting thread
-/// while the command connects; [`Progress::connected`] waits until it is in place, so no step of a
-/// request sent after it is missed.
+/// Shows a command's progress until finished (or dropped). It watches the bus on the command's own
+/// connection ([`Client::watch_events`]: one more line sent with the command's first request, no
+/// extra connection or round trip), and reports the events that arrive while the command waits
+/// for its replies.
 pub(crate) struct Progress {
-    /// Told once the command's own connection is up (a first connect that failed because the
-    /// command had to start the daemon is tried again then). Dropped to end a thread still waiting.
-    go: RefCell<Option<SyncSender<()>>>,
-    /// Answers once: the subscription's shutdown handle, or None when there is no subscription.
-    ready: RefCell<Option<Receiver<Option<UnixStream>>>>,
-    stop: RefCell<Option<UnixStream>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    since: Instant,
+    /// None with `--silent`.
+    reporter: Option<Arc<Mutex<Reporter>>>,
 }
 
 impl Progress {
-    /// Starts reporting `steps` of the command `what` (none with `--silent`, or when no daemon runs
-    /// once the command has connected: a command that fails its checks starts no daemon for this).
+    /// Starts reporting `steps` of the command `what` (none with `--silent`). Nothing is watched
+    /// until [`client_with`] connects.
     pub(crate) fn begin(ui: &Ui, what: &'static str, steps: Steps) -> Progress {
-        let since = Instant::now();
-        let none = || Progress {
-            go: RefCell::new(None),
-            ready: RefCell::new(None),
-            stop: RefCell::new(None),
-            thread: None,
-            since,
-        };
         if ui.silent {
-            return none();
+            return Progress { reporter: None };
         }
-        let (go_tx, go_rx) = sync_channel::<()>(1);
-        let (ready_tx, ready_rx) = sync_channel::<Option<UnixStream>>(1);
-        let home = ui.home.clone();
-        let tty = std::io::stderr().is_terminal();
-        let tag = ui.paint.cyan("[rpm2]");
-        let thread = std::thread::spawn(move || {
-            // Only a running daemon: the command starts it when it has to.
-            let subscribe = || Client::connect(&home).and_then(|c| c.subscribe(&["process:event"], &[]));
-            let sub = subscribe().or_else(|e| match go_rx.recv() {
-                Ok(()) => subscribe(),
-                Err(_) => Err(e),
+        let r = Reporter {
+            what,
+            steps,
+            tty: std::io::stderr().is_terminal(),
+            tag: ui.paint.cyan("[rpm2]"),
+            since: Instant::now(),
+            pending: Vec::new(),
+            count: 0,
+            drawn: false,
+            done: false,
+        };
+        Progress { reporter: Some(Arc::new(Mutex::new(r))) }
+    }
+
+    /// Watches `client`'s events for this progress (a failure only means no progress shows).
+    fn attach(&self, client: &mut Client) {
+        if let Some(r) = &self.reporter {
+            let r = r.clone();
+            let sink = Box::new(move |topic: &str, data: &Value| {
+                if let Ok(mut r) = r.lock() {
+                    r.step(topic, data);
+                }
             });
-            match sub {
-                Ok(sub) => {
-                    let _ = ready_tx.send(sub.shutdown_handle().ok());
-                    report(sub, Reporter { what, steps, tty, tag, since });
-                }
-                Err(_) => {
-                    let _ = ready_tx.send(None);
-                }
-            }
-        });
-        Progress {
-            go: RefCell::new(Some(go_tx)),
-            ready: RefCell::new(Some(ready_rx)),
-            stop: RefCell::new(None),
-            thread: Some(thread),
-            since,
+            let _ = client.watch_events(&["process:event"], sink);
         }
     }
 
-    /// Call once the command's connection is up, before it sends its request: waits (5 s at most)
-    /// until the subscription is in place or has failed. Later calls return at once.
-    fn connected(&self) {
-        if let Some(go) = self.go.borrow_mut().take() {
-            let _ = go.try_send(());
-        }
-        self.settle();
-    }
-
-    /// Takes the thread's answer once: the subscription's handle, or none. A thread still waiting
-    /// to connect (no `go` any more) gives up and answers none.
-    fn settle(&self) {
-        if let Some(rx) = self.ready.borrow_mut().take() {
-            *self.stop.borrow_mut() = rx.recv_timeout(Duration::from_secs(5)).ok().flatten();
+    /// Ends the progress: once it shows (the command ran past [`QUIET_FOR`]), the last steps may
+    /// still be on their way, so `client` is read for a moment more; then the line is erased.
+    pub(crate) fn finish(self, client: Option<&mut Client>) {
+        let shown = self.reporter.as_ref().and_then(|r| r.lock().ok().map(|r| r.since.elapsed() >= QUIET_FOR));
+        if let (Some(true), Some(c)) = (shown, client) {
+            c.pump_events(Duration::from_millis(30));
+            c.unwatch_events();
         }
     }
 }
 
 /// The command's connection ([`Ui::client`], which starts the daemon when none runs), with
-/// `progress` (when the command shows any) in place before the caller sends its request.
+/// `progress` (when the command shows any) watching it before the caller sends its request.
 pub(crate) fn client_with(ui: &Ui, progress: Option<&Progress>) -> anyhow::Result<Client> {
-    let c = ui.client()?;
+    let mut c = ui.client()?;
     if let Some(p) = progress {
-        p.connected();
+        p.attach(&mut c);
     }
     Ok(c)
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        self.go.borrow_mut().take();
-        self.settle();
-        if let Some(s) = self.stop.borrow_mut().take() {
-            // The last events may still be on their way: give them a moment once progress shows
-            // (a command quicker than QUIET_FOR shows none, so it does not wait).
-            if self.since.elapsed() >= QUIET_FOR {
-                std::thread::sleep(Duration::from_millis(30));
-            }
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(Ok(mut r)) = self.reporter.as_ref().map(|r| r.lock()) {
+            r.end();
         }
     }
 }
@@ -156,6 +120,13 @@ struct Reporter {
     tty: bool,
     tag: String,
     since: Instant,
+    /// Steps seen in the first [`QUIET_FOR`], shown with the first step after it.
+    pending: Vec<String>,
+    count: usize,
+    /// Whether the terminal line is on screen.
+    drawn: bool,
+    /// Ended: later events are ignored.
+    done: bool,
 }
 
 /// One step as people read it: `api:2 online`.
@@ -164,35 +135,40 @@ fn step_line(data: &Value, word: &str) -> String {
     format!("{}:{} {word}", p["name"].as_str().unwrap_or("?"), p["pm_id"].as_u64().unwrap_or(0))
 }
 
-fn report(sub: Subscription, r: Reporter) {
-    let mut pending: Vec<String> = Vec::new();
-    let mut count = 0usize;
-    let mut drawn = false;
-    let mut err = std::io::stderr();
-    for (topic, data) in sub {
-        if topic != "process:event" {
-            continue;
+impl Reporter {
+    /// Shows one event when it is a step of this command.
+    fn step(&mut self, topic: &str, data: &Value) {
+        if self.done || topic != "process:event" {
+            return;
         }
-        let Some(word) = r.steps.word(&data) else { continue };
-        count += 1;
-        let line = step_line(&data, word);
-        if r.since.elapsed() < QUIET_FOR {
-            pending.push(line);
-            continue;
+        let Some(word) = self.steps.word(data) else { return };
+        self.count += 1;
+        let line = step_line(data, word);
+        if self.since.elapsed() < QUIET_FOR {
+            self.pending.push(line);
+            return;
         }
-        if r.tty {
-            let _ = write!(err, "\r\x1b[2K{} {} {count} done, last {line}", r.tag, r.what);
-            drawn = true;
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{} {} {} done, last {line}", self.tag, self.what, self.count);
+            self.drawn = true;
         } else {
-            for l in pending.drain(..).chain(std::iter::once(line)) {
-                let _ = writeln!(err, "{} {l}", r.tag);
+            for l in self.pending.drain(..).chain(std::iter::once(line)) {
+                let _ = writeln!(err, "{} {l}", self.tag);
             }
         }
         let _ = err.flush();
     }
-    if drawn {
-        let _ = write!(err, "\r\x1b[2K");
-        let _ = err.flush();
+
+    /// Erases the terminal line; later events are ignored.
+    fn end(&mut self) {
+        self.done = true;
+        if self.drawn {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+            self.drawn = false;
+        }
     }
 }
 

@@ -66,8 +66,8 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
     // daemon) reports too; a command that fails its checks before connecting starts nothing.
     let progress = std::cell::RefCell::new(None);
     let open = || {
-        // Progress subscribes on its own thread while this connects (and starts the daemon if
-        // it has to), and is in place before the first request goes out.
+        // Progress watches this connection (once it is up: the daemon may have had to start)
+        // from before the first request on.
         progress.borrow_mut().get_or_insert_with(|| Progress::begin(ui, "start", Steps::Up));
         client_with(ui, progress.borrow().as_ref())
     };
@@ -88,7 +88,9 @@ pub(super) fn start(ui: &Ui, a: StartArgs, existing: Option<Method>) -> Result<i
             first_name = out.processes.first().and_then(|p| p["name"].as_str()).map(String::from);
         }
     }
-    drop(progress.take());
+    if let Some(p) = progress.take() {
+        p.finish(conn.opened());
+    }
     if restarted || !ui.silent {
         print_list(ui, conn.get()?)?;
     }
@@ -162,8 +164,7 @@ pub(super) fn operate(
         Method::Delete => Steps::Deleted,
         _ => Steps::Up,
     };
-    // Progress subscribes on its own thread while this connects, and is in place before the
-    // request goes out.
+    // Progress watches the connection from before the request on.
     let progress =
         std::cell::RefCell::new((method != Method::Reset).then(|| Progress::begin(ui, method.as_str(), steps)));
     let open = || client_with(ui, progress.borrow().as_ref());
@@ -174,7 +175,9 @@ pub(super) fn operate(
             Target::App(_) => true,
         });
     let res = operate::operate(&mut conn, method, &targets, &o, &mut |n| show_note(ui, n));
-    drop(progress.take());
+    if let Some(p) = progress.take() {
+        p.finish(conn.opened());
+    }
     let res = res?;
     if !declaration {
         for p in &res {

@@ -40,6 +40,9 @@ impl std::fmt::Display for RpcError {
 }
 impl std::error::Error for RpcError {}
 
+/// Where [`Client::watch_events`] sends each event: its topic and data.
+pub type EventSink = Box<dyn FnMut(&str, &Value) + Send>;
+
 /// A connection to the daemon that has completed the hello. Every [`Client::call`] has a deadline
 /// (see [`deadline`]): a daemon that does not answer is an error, never a hang.
 pub struct Client {
@@ -53,6 +56,8 @@ pub struct Client {
     pending: Vec<u8>,
     /// The caller's timeout ([`Client::set_timeout`]), which replaces the per-method deadlines.
     timeout: std::cell::Cell<Option<Option<Duration>>>,
+    /// Receives the events of [`Client::watch_events`] while a call waits for its reply.
+    events: Option<EventSink>,
     /// The daemon's version (from the hello).
     pub daemon_version: String,
     /// Whether this connection started the daemon.
@@ -100,6 +105,7 @@ impl Client {
             socket: home.socket(),
             pending: Vec::new(),
             timeout: std::cell::Cell::new(None),
+            events: None,
             daemon_version: String::new(),
             started_daemon: started,
         };
@@ -162,7 +168,7 @@ impl Client {
         loop {
             match self.read_line() {
                 Ok(Some(r)) if r.id == id || r.id == 0 && r.event.is_none() => return Ok(r),
-                Ok(Some(_)) => continue,
+                Ok(Some(r)) => self.pass_event(r.event),
                 Ok(None) => return Err(anyhow!("the rpm2 daemon closed the connection (see its log for why)")),
                 Err(e) if is_timeout(&e) => {
                     let waited = began.elapsed();
@@ -206,6 +212,49 @@ impl Client {
         self.call("subscribe", json!({"topics": topics, "targets": targets}))?;
         let _ = self.writer.set_read_timeout(self.timeout.get().flatten());
         Ok(Subscription { client: self })
+    }
+
+    /// Passes the bus events of `topics` that arrive on this connection to `sink`, from now on and
+    /// while a later call waits for its reply (nothing reads the connection between calls: see
+    /// [`Client::pump_events`]). The request is sent without waiting for its answer; the daemon
+    /// subscribes before it reads the next request, so no event of a request sent after this is
+    /// missed. Replaces an earlier sink.
+    pub fn watch_events(&mut self, topics: &[&str], sink: EventSink) -> Result<()> {
+        self.send("subscribe", json!({"topics": topics, "targets": []}))?;
+        self.events = Some(sink);
+        Ok(())
+    }
+
+    /// Reads the events that arrive within `time` and passes them to the sink of
+    /// [`Client::watch_events`] (for the last steps of a command, sent just after its reply).
+    /// Returns at once when there is no sink; an error ends it early.
+    pub fn pump_events(&mut self, time: Duration) {
+        if self.events.is_none() {
+            return;
+        }
+        let end = Instant::now() + time;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.reader.get_ref().set_read_timeout(Some(left)).is_err() {
+                return;
+            }
+            match self.read_line::<serde::de::IgnoredAny>() {
+                Ok(Some(r)) => self.pass_event(r.event),
+                _ => return,
+            }
+        }
+    }
+
+    /// Stops passing events to the sink of [`Client::watch_events`] (the daemon keeps sending
+    /// them on this connection; they are skipped).
+    pub fn unwatch_events(&mut self) {
+        self.events = None;
+    }
+
+    fn pass_event(&mut self, event: Option<Value>) {
+        if let (Some(ev), Some(sink)) = (event, self.events.as_mut()) {
+            sink(ev.get("topic").and_then(|v| v.as_str()).unwrap_or(""), ev.get("data").unwrap_or(&Value::Null));
+        }
     }
 
     /// Sets the read timeout (None for none) of every later call and of a subscription, in place of

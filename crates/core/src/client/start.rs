@@ -85,6 +85,11 @@ impl<'a> Conn<'a> {
         self.client.as_mut().ok_or_else(|| anyhow!("no connection to the rpm2 daemon"))
     }
 
+    /// The client when one was opened (it connects nothing).
+    pub fn opened(&mut self) -> Option<&mut Client> {
+        self.client.as_mut()
+    }
+
     /// Closes the connection if one was opened.
     pub fn close(self) {
         if let Some(c) = self.client {

@@ -11,6 +11,7 @@ use crate::base::dlog;
 use crate::base::paths::Home;
 use crate::protocol::request::{HelloParams, SubscribeParams};
 use crate::protocol::{ErrorCode, Method, Request, Response, MAX_LINE, PROTOCOL_VERSION};
+use crate::supervisor::BusEvent;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -204,9 +205,15 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
             break;
         }
         let (d, tx, ev_out, closed) = (d.clone(), tx.clone(), ev_out.clone(), closed.clone());
+        if let Ok(Method::Subscribe(p)) = method {
+            // On the bus before the next request is read: a client may send `subscribe` and its
+            // command together and still see every event of the command.
+            let bus = d.bus.subscribe();
+            tokio::spawn(subscribe(d, id, p, bus, tx, ev_out, closed));
+            continue;
+        }
         tokio::spawn(async move {
             let resp = match method {
-                Ok(Method::Subscribe(p)) => return subscribe(d, id, p, tx, ev_out, closed).await,
                 Ok(m) => {
                     let read_only = m.is_read_only();
                     let r = handlers::handle(&d, m).await;
@@ -274,6 +281,7 @@ async fn subscribe(
     d: Arc<Daemon>,
     req_id: u64,
     p: SubscribeParams,
+    mut rx: broadcast::Receiver<BusEvent>,
     tx: mpsc::UnboundedSender<Vec<u8>>,
     ev_tx: EventOut,
     closed: Arc<Notify>,
@@ -289,7 +297,6 @@ async fn subscribe(
             }
         }
     };
-    let mut rx = d.bus.subscribe();
     let _ = tx.send(Response::ok(req_id, json!({"subscribed": true})).to_line());
     let mut dropped: u64 = 0;
     loop {
@@ -322,6 +329,45 @@ async fn subscribe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One connection carries a subscription and later requests at once: `subscribe` sent with the
+    /// next request (no wait for its answer) is on the bus once that request is answered, and its
+    /// events come on the same connection beside the replies (what `rpm2 start`'s progress uses).
+    #[test]
+    fn a_subscription_and_requests_share_a_connection() {
+        let t = crate::base::paths::TempHome::new("server-sub");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let d = Daemon::new(t.0.clone()).0;
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            tokio::spawn(connection(d.clone(), theirs));
+            let (rd, mut wr) = ours.into_split();
+            let hello = json!({"id": 1, "method": "hello", "params": {"protocol": PROTOCOL_VERSION}});
+            let sub = json!({"id": 2, "method": "subscribe", "params": {"topics": ["process:event"]}});
+            let ping = json!({"id": 3, "method": "ping"});
+            wr.write_all(format!("{hello}\n{sub}\n{ping}\n").as_bytes()).await.unwrap();
+            let mut lines = BufReader::new(rd).lines();
+            let mut next = async || -> serde_json::Value {
+                let l = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await;
+                serde_json::from_str(&l.unwrap().unwrap().unwrap()).unwrap()
+            };
+            let mut ids = Vec::new();
+            while !ids.contains(&3) {
+                ids.push(next().await["id"].as_u64().unwrap());
+            }
+            assert!(ids.contains(&1), "{ids:?}");
+            // Answered after the subscribe line was read: the subscription is on the bus now.
+            let data = json!({"event": "online", "process": {"name": "api", "pm_id": 0}});
+            d.bus.send(BusEvent { topic: "log:out".into(), data: json!({}) }).unwrap();
+            d.bus.send(BusEvent { topic: "process:event".into(), data: data.clone() }).unwrap();
+            let mut ev = next().await;
+            if ev["id"] == 2 && ev.get("event").is_none() {
+                ev = next().await;
+            }
+            assert_eq!(ev["id"], 2);
+            assert_eq!(ev["event"], json!({"topic": "process:event", "data": data}));
+        });
+    }
 
     #[test]
     fn topics_match_exact_prefix_and_all() {
