@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 /// Binds the socket, restores the app table, starts the background tasks, says `ok` on `ready`,
@@ -208,8 +209,10 @@ async fn connection(d: Arc<Daemon>, stream: UnixStream) {
         if let Ok(Method::Subscribe(p)) = method {
             // On the bus before the next request is read: a client may send `subscribe` and its
             // command together and still see every event of the command.
+            // Both made here, so that neither an event nor the connection's end can be missed.
             let bus = d.bus.subscribe();
-            tokio::spawn(subscribe(d, id, p, bus, tx, ev_out, closed));
+            let ended = closed.notified_owned();
+            tokio::spawn(subscribe(d, id, p, bus, tx, ev_out, ended));
             continue;
         }
         tokio::spawn(async move {
@@ -284,7 +287,7 @@ async fn subscribe(
     mut rx: broadcast::Receiver<BusEvent>,
     tx: mpsc::UnboundedSender<Vec<u8>>,
     ev_tx: EventOut,
-    closed: Arc<Notify>,
+    ended: OwnedNotified,
 ) {
     let ids: Option<Vec<u32>> = if p.targets.is_empty() {
         None
@@ -298,10 +301,11 @@ async fn subscribe(
         }
     };
     let _ = tx.send(Response::ok(req_id, json!({"subscribed": true})).to_line());
+    let mut ended = std::pin::pin!(ended);
     let mut dropped: u64 = 0;
     loop {
         tokio::select! {
-            _ = closed.notified() => break,
+            _ = &mut ended => break,
             ev = rx.recv() => match ev {
                 Ok(ev) => {
                     if !topic_matches(&p.topics, &ev.topic) { continue; }
@@ -339,6 +343,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let d = Daemon::new(t.0.clone()).0;
+            let before = d.bus.receiver_count();
             let (ours, theirs) = UnixStream::pair().unwrap();
             tokio::spawn(connection(d.clone(), theirs));
             let (rd, mut wr) = ours.into_split();
@@ -366,6 +371,17 @@ mod tests {
             }
             assert_eq!(ev["id"], 2);
             assert_eq!(ev["event"], json!({"topic": "process:event", "data": data}));
+            // The subscription ends with its connection, with no event needed to notice it.
+            drop((lines, wr));
+            let gone = async {
+                while d.bus.receiver_count() > before {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            assert!(
+                tokio::time::timeout(Duration::from_secs(5), gone).await.is_ok(),
+                "the subscription outlived its connection"
+            );
         });
     }
 
