@@ -80,7 +80,12 @@ function trace(bin) {
     if (a4 && a4.pid) process.kill(a4.pid, 'SIGKILL');
     sleep(8000);
     cli(['list'], true);
-    const daemonPid = fs.readFileSync(path.join(home, 'rpm2d.pid'), 'utf8').trim();
+    const pidFile = path.join(home, 'rpm2d.pid');
+    if (!fs.existsSync(pidFile)) {
+      const logs = fs.readdirSync(out).filter((f) => f.startsWith('valgrind.')).map((f) => fs.readFileSync(path.join(out, f), 'utf8')).join('');
+      throw new Error(`rpm2d's daemon did not start under callgrind (no rpm2d.pid in its home); valgrind said: ${logs.trim() || 'nothing'}`);
+    }
+    const daemonPid = fs.readFileSync(pidFile, 'utf8').trim();
     cli(['kill'], true);
     sleep(2000);
     const defined = new Set(execFileSync('nm', ['--defined-only', bin], { encoding: 'utf8', maxBuffer: 1 << 28 })
@@ -96,7 +101,18 @@ function trace(bin) {
   }
 }
 
+/** Stops with one line saying what to install when a tool the script needs is missing. */
+function need(cmd, args, install) {
+  const r = spawnSync(cmd, args, { stdio: 'ignore' });
+  if (r.error || r.status !== 0) {
+    console.error(`hot-order: \`${[cmd, ...args].join(' ')}\` failed (${r.error ? r.error.code : `exit ${r.status}`}): ${install}`);
+    process.exit(1);
+  }
+}
+
 function main() {
+  need('valgrind', ['--version'], 'install valgrind (Debian: apt-get install valgrind)');
+  need('cargo', ['zigbuild', '--help'], 'pip install ziglang cargo-zigbuild');
   const sets = [false, true].map((zig) => trace(build(zig)));
   const daemon = new Set(sets.flatMap(([d]) => d));
   const names = [...new Set([...daemon, ...sets.flatMap(([, c]) => c)])]

@@ -253,7 +253,8 @@ impl Client {
 
     fn pass_event(&mut self, event: Option<Value>) {
         if let (Some(ev), Some(sink)) = (event, self.events.as_mut()) {
-            sink(ev.get("topic").and_then(|v| v.as_str()).unwrap_or(""), ev.get("data").unwrap_or(&Value::Null));
+            let (topic, data) = event_parts(&ev);
+            sink(topic, data);
         }
     }
 
@@ -293,12 +294,16 @@ impl Iterator for Subscription {
         loop {
             let r = self.client.read().ok()?;
             if let Some(ev) = r.event {
-                let topic = ev.get("topic").and_then(|v| v.as_str()).unwrap_or("").to_string();
-                let data = ev.get("data").cloned().unwrap_or(Value::Null);
-                return Some((topic, data));
+                let (topic, data) = event_parts(&ev);
+                return Some((topic.to_string(), data.clone()));
             }
         }
     }
+}
+
+/// An event line's `{topic, data}` (`""` and `null` where missing).
+fn event_parts(ev: &Value) -> (&str, &Value) {
+    (ev.get("topic").and_then(|v| v.as_str()).unwrap_or(""), ev.get("data").unwrap_or(&Value::Null))
 }
 
 /// Runs `daemon_exe --daemon` and waits until it says the daemon is ready (or why it is not).
